@@ -1,0 +1,152 @@
+//! Settings read from the environment through a lookup function.
+//!
+//! Each function's `Config::from_lookup` takes any `Fn(&str) -> Option<String>`; `from_env` passes
+//! the process environment. Tests pass a map, so they never mutate the process environment (which
+//! is shared by every test thread).
+
+use std::str::FromStr;
+
+use serde::de::DeserializeOwned;
+
+use crate::error::ConfigError;
+
+/// Typed access to named settings, each failure naming its variable.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<F> {
+    lookup: F,
+}
+
+impl<F> Settings<F>
+where
+    F: Fn(&str) -> Option<String>,
+{
+    /// Settings answered by `lookup`.
+    pub fn new(lookup: F) -> Self {
+        Self { lookup }
+    }
+
+    /// The value of `name`, or `None` when it is unset or blank (CloudFormation cannot unset a
+    /// variable once a parameter fills it, so blank means unset).
+    pub fn optional(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|value| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+    }
+
+    /// The value of `name`; a missing or blank value is an error naming it.
+    pub fn required(&self, name: &str) -> Result<String, ConfigError> {
+        self.optional(name)
+            .ok_or_else(|| ConfigError::new(name, "is not set"))
+    }
+
+    /// `name` parsed with [`FromStr`], or `default` when unset.
+    pub fn parsed_or<T>(&self, name: &str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match self.optional(name) {
+            None => Ok(default),
+            Some(raw) => raw
+                .parse()
+                .map_err(|error| ConfigError::new(name, format!("cannot parse {raw:?}: {error}"))),
+        }
+    }
+
+    /// `name` holding JSON, deserialized into `T`; the error gives the JSON path at fault.
+    pub fn json<T: DeserializeOwned>(&self, name: &str) -> Result<T, ConfigError> {
+        let raw = self.required(name)?;
+        let deserializer = &mut serde_json::Deserializer::from_str(&raw);
+        serde_path_to_error::deserialize(deserializer).map_err(|error| {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            if path == "." {
+                ConfigError::new(name, format!("invalid JSON: {inner}"))
+            } else {
+                ConfigError::new(name, format!("invalid JSON at {path}: {inner}"))
+            }
+        })
+    }
+}
+
+/// Looks settings up in the process environment.
+pub fn env_lookup(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// A lookup over fixed pairs, for tests and tools.
+pub fn map_lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+    move |name| {
+        pairs
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| (*value).to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Route {
+        pipeline: String,
+    }
+
+    #[test]
+    fn a_missing_setting_names_its_variable() {
+        let settings = Settings::new(map_lookup(&[]));
+        let error = settings.required("PIPELINE_ROUTES").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "configuration PIPELINE_ROUTES: is not set"
+        );
+    }
+
+    #[test]
+    fn a_blank_setting_counts_as_unset() {
+        let settings = Settings::new(map_lookup(&[("TOPIC_ARN", "  ")]));
+        assert_eq!(settings.optional("TOPIC_ARN"), None);
+        assert!(settings.required("TOPIC_ARN").is_err());
+    }
+
+    #[test]
+    fn values_are_trimmed() {
+        let settings = Settings::new(map_lookup(&[("TOPIC_ARN", " arn:aws:sns:x \n")]));
+        assert_eq!(settings.required("TOPIC_ARN").unwrap(), "arn:aws:sns:x");
+    }
+
+    #[test]
+    fn parsed_settings_fall_back_to_their_default_and_reject_garbage() {
+        let settings = Settings::new(map_lookup(&[("MAX_ATTEMPTS", "five")]));
+        assert_eq!(settings.parsed_or("TIMEOUT_SECONDS", 30_u32).unwrap(), 30);
+        let error = settings.parsed_or("MAX_ATTEMPTS", 3_u32).unwrap_err();
+        assert_eq!(error.variable(), "MAX_ATTEMPTS");
+        assert!(error.reason().contains("\"five\""), "{error}");
+    }
+
+    #[test]
+    fn json_errors_point_at_the_path() {
+        let settings = Settings::new(map_lookup(&[(
+            "ROUTES",
+            r#"[{"pipeline":"a"},{"pipe":"b"}]"#,
+        )]));
+        let error = settings.json::<Vec<Route>>("ROUTES").unwrap_err();
+        assert_eq!(error.variable(), "ROUTES");
+        assert!(error.reason().starts_with("invalid JSON at [1]"), "{error}");
+        assert!(error.reason().contains("unknown field `pipe`"), "{error}");
+    }
+
+    #[test]
+    fn json_settings_deserialize() {
+        let settings = Settings::new(map_lookup(&[("ROUTES", r#"[{"pipeline":"a"}]"#)]));
+        let routes: Vec<Route> = settings.json("ROUTES").unwrap();
+        assert_eq!(
+            routes,
+            vec![Route {
+                pipeline: "a".into()
+            }]
+        );
+    }
+}

@@ -1,0 +1,23 @@
+//! Capability traits the handlers are written against: one per capability, not one per SDK call.
+//!
+//! Each has an AWS adapter in [`crate::aws`] and, with the `mocks` feature, a `mockall` mock whose
+//! expectations fail a test on any missing or unexpected call.
+
+mod pipeline;
+mod repository;
+
+#[cfg(any(test, feature = "mocks"))]
+pub use pipeline::MockPipelineApi;
+pub use pipeline::{PipelineApi, SourceAction, StartExecution, StartedExecution};
+#[cfg(any(test, feature = "mocks"))]
+pub use repository::MockRepositoryApi;
+pub use repository::{Commit, RepositoryApi};
+
+/// A mock's answer as the boxed future its method returns:
+/// `mock.expect_commit().returning(|_, _| reply(Ok(commit)))`.
+#[cfg(any(test, feature = "mocks"))]
+pub fn reply<T: Send + 'static>(
+    value: T,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>> {
+    Box::pin(std::future::ready(value))
+}
