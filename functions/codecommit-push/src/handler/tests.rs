@@ -19,13 +19,13 @@ fn event(name: &str) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// The routes the sample events are written for: `events/env.json`, the variables file
+/// `sam local invoke --env-vars` reads.
 fn routes() -> Routes {
-    let path = format!(
-        "{}/../../events/codecommit-push/routes.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let routes = std::fs::read_to_string(path).unwrap();
-    Config::from_lookup(|name| (name == ROUTES_VARIABLE).then(|| routes.clone()))
+    let path = format!("{}/../../events/env.json", env!("CARGO_MANIFEST_DIR"));
+    let env: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let variables = env["CodeCommitPushFunction"].clone();
+    Config::from_lookup(|name| variables[name].as_str().map(str::to_owned))
         .unwrap()
         .routes
 }

@@ -1,0 +1,141 @@
+//! A real function binary running under the Runtime API emulator.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::runtime_api::{InitError, InvocationResult, RuntimeApi};
+
+/// How long an invocation may take in tests before it counts as hung.
+pub const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A function process and the Runtime API it polls.
+pub struct Function {
+    name: String,
+    runtime: RuntimeApi,
+    child: Child,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl std::fmt::Debug for Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Function")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// The built binary of function `name` (`target/debug/<name>`, next to the test executable).
+pub fn binary(name: &str) -> PathBuf {
+    if let Ok(dir) = std::env::var("FUNCTION_BIN_DIR") {
+        return PathBuf::from(dir).join(name);
+    }
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test-exe> → target/<profile>/<name>
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let path = profile_dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace --bins` first (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+impl Function {
+    /// Starts function `name` with exactly `env` (plus what Lambda itself sets), logging JSON.
+    pub async fn start(name: &str, env: &[(String, String)]) -> Self {
+        let runtime = RuntimeApi::start().await;
+        let mut command = Command::new(binary(name));
+        command
+            .env_clear()
+            .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/23/[$LATEST]test")
+            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+            .env("AWS_LAMBDA_LOG_LEVEL", "DEBUG")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let logs = logs.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    logs.lock().unwrap().push(line);
+                }
+            });
+        }
+        Self {
+            name: name.to_owned(),
+            runtime,
+            child,
+            logs,
+        }
+    }
+
+    /// Invokes the function with `payload` and waits for its result.
+    pub async fn invoke(&self, payload: &Value) -> InvocationResult {
+        self.runtime.invoke(payload, INVOKE_TIMEOUT).await
+    }
+
+    /// Waits for the process to exit (it should, after an init error) and returns the error it
+    /// reported to `/init/error`.
+    pub async fn init_failure(mut self) -> (InitError, std::process::ExitStatus) {
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{} did not exit after its init error", self.name))
+            .unwrap();
+        let error = self.runtime.init_error().unwrap_or_else(|| {
+            panic!(
+                "{} exited ({status}) without reporting an init error",
+                self.name
+            )
+        });
+        (error, status)
+    }
+
+    /// Everything the function logged so far, one line per entry.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// The JSON log records (lines that are not JSON are skipped).
+    pub fn log_records(&self) -> Vec<Value> {
+        self.logs()
+            .iter()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    /// The Runtime API emulator the function polls.
+    pub fn runtime(&self) -> &RuntimeApi {
+        &self.runtime
+    }
+}

@@ -1,0 +1,265 @@
+//! codecommit-push, the real binary under the Runtime API emulator, against the emulated
+//! CodeCommit and CodePipeline.
+
+use aws_config::SdkConfig;
+use integration_tests::aws::sdk_config;
+use integration_tests::{Emulators, Function, event_id, fixtures, sample_event, unique};
+use serde_json::{Value, json};
+
+struct Scenario {
+    emulators: Emulators,
+    sdk: SdkConfig,
+    repository: String,
+    pipeline: String,
+}
+
+impl Scenario {
+    /// A repository with one commit on `main` and a pipeline following it.
+    async fn new() -> (Self, String) {
+        let emulators = Emulators::load();
+        let sdk = sdk_config(&emulators).await;
+        let repository = unique("shop");
+        let pipeline = unique("shop-main");
+        fixtures::repository(&sdk, &repository).await;
+        let first =
+            fixtures::commit(&sdk, &repository, "main", None, "chore: initial import").await;
+        fixtures::pipeline(&sdk, &pipeline, &repository, "main").await;
+        (
+            Self {
+                emulators,
+                sdk,
+                repository,
+                pipeline,
+            },
+            first,
+        )
+    }
+
+    fn routes(&self) -> String {
+        json!([{"repository": self.repository, "branch": "main", "pipeline": self.pipeline}])
+            .to_string()
+    }
+
+    async fn function(&self, routes: &str) -> Function {
+        let mut env = self.emulators.function_env();
+        env.push(("PIPELINE_ROUTES".into(), routes.into()));
+        Function::start("codecommit-push", &env).await
+    }
+
+    /// The sample push event, for this scenario's repository and `commit`, with a fresh id.
+    fn push(&self, sample: &str, commit: &str) -> Value {
+        let mut event = sample_event("codecommit-push", sample);
+        event["id"] = json!(event_id());
+        event["detail"]["repositoryName"] = json!(self.repository);
+        event["detail"]["commitId"] = json!(commit);
+        event
+    }
+
+    async fn executions(&self) -> Vec<aws_sdk_codepipeline::types::PipelineExecutionSummary> {
+        aws_sdk_codepipeline::Client::new(&self.sdk)
+            .list_pipeline_executions()
+            .pipeline_name(&self.pipeline)
+            .send()
+            .await
+            .unwrap()
+            .pipeline_execution_summaries()
+            .to_vec()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_push_starts_the_routed_pipeline_on_exactly_that_commit_and_a_redelivery_starts_nothing_more()
+ {
+    let (scenario, first) = Scenario::new().await;
+    let pushed = fixtures::commit(
+        &scenario.sdk,
+        &scenario.repository,
+        "main",
+        Some(&first),
+        "feat: one-click checkout",
+    )
+    .await;
+    // A later commit exists on the branch: the execution must still build the pushed one.
+    fixtures::commit(
+        &scenario.sdk,
+        &scenario.repository,
+        "main",
+        Some(&pushed),
+        "feat: later work",
+    )
+    .await;
+    let function = scenario.function(&scenario.routes()).await;
+    let event = scenario.push("push-main.json", &pushed);
+
+    let response = function.invoke(&event).await.response();
+
+    assert_eq!(response["outcome"], "started");
+    assert_eq!(response["commitId"], pushed);
+    let execution_id = response["executions"][0]["executionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(response["executions"][0]["pipeline"], scenario.pipeline);
+
+    let executions = scenario.executions().await;
+    assert_eq!(executions.len(), 1);
+    assert_eq!(
+        executions[0].pipeline_execution_id(),
+        Some(execution_id.as_str())
+    );
+    let revision = &executions[0].source_revisions()[0];
+    assert_eq!(revision.action_name(), "Source");
+    assert_eq!(revision.revision_id(), Some(pushed.as_str()));
+
+    let execution = aws_sdk_codepipeline::Client::new(&scenario.sdk)
+        .get_pipeline_execution()
+        .pipeline_name(&scenario.pipeline)
+        .pipeline_execution_id(&execution_id)
+        .send()
+        .await
+        .unwrap();
+    let artifact = &execution.pipeline_execution().unwrap().artifact_revisions()[0];
+    assert_eq!(artifact.revision_id(), Some(pushed.as_str()));
+    assert_eq!(
+        artifact.revision_summary(),
+        Some("feat: one-click checkout")
+    );
+
+    // EventBridge delivers the same event again (same id): the same execution, nothing new.
+    let again = function.invoke(&event).await.response();
+    assert_eq!(again["executions"][0]["executionId"], execution_id.as_str());
+    assert_eq!(scenario.executions().await.len(), 1);
+
+    let logs = function.log_records();
+    let started = logs
+        .iter()
+        .filter(|r| r["fields"]["message"] == "pipeline started")
+        .count();
+    assert_eq!(started, 2, "one log line per invocation: {logs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_asking_to_skip_ci_starts_nothing() {
+    let (scenario, first) = Scenario::new().await;
+    let docs = fixtures::commit(
+        &scenario.sdk,
+        &scenario.repository,
+        "main",
+        Some(&first),
+        "docs: fix a typo\n\n[skip ci]",
+    )
+    .await;
+    let function = scenario.function(&scenario.routes()).await;
+
+    let response = function
+        .invoke(&scenario.push("push-skip-ci.json", &docs))
+        .await
+        .response();
+
+    assert_eq!(response["outcome"], "ignored");
+    assert_eq!(response["reason"]["kind"], "skipCi");
+    assert!(scenario.executions().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unrouted_branches_tags_and_deletions_start_nothing() {
+    let (scenario, first) = Scenario::new().await;
+    let function = scenario.function(&scenario.routes()).await;
+
+    for (sample, kind) in [
+        ("push-unrouted-branch.json", "unrouted"),
+        ("tag-created.json", "tag"),
+        ("branch-deleted.json", "referenceDeleted"),
+    ] {
+        let response = function
+            .invoke(&scenario.push(sample, &first))
+            .await
+            .response();
+        assert_eq!(response["outcome"], "ignored", "{sample}");
+        assert_eq!(response["reason"]["kind"], kind, "{sample}");
+    }
+    assert!(scenario.executions().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_event_is_an_invalid_event_error_with_a_log_line() {
+    let (scenario, _) = Scenario::new().await;
+    let function = scenario.function(&scenario.routes()).await;
+
+    let result = function
+        .invoke(&sample_event(
+            "codecommit-push",
+            "invalid-missing-commit-id.json",
+        ))
+        .await;
+
+    assert_eq!(result.error_type(), "InvalidEvent");
+    let logs = function.log_records();
+    assert!(
+        logs.iter().any(|r| r["level"] == "ERROR"
+            && r["fields"]["error_type"] == "InvalidEvent"
+            && r["fields"]["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("detail.commitId")),
+        "{logs:?}"
+    );
+    // The function survives the bad event and takes the next one.
+    let result = function.invoke(&json!({"not": "an event"})).await;
+    assert_eq!(result.error_type(), "InvalidEvent");
+    assert!(scenario.executions().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_route_to_a_missing_pipeline_fails_the_invocation_so_lambda_retries_it() {
+    let (scenario, first) = Scenario::new().await;
+    let routes = json!([{"repository": scenario.repository, "branch": "main", "pipeline": unique("gone"), "sourceAction": "Source"}]);
+    let function = scenario.function(&routes.to_string()).await;
+
+    let result = function
+        .invoke(&scenario.push("push-main.json", &first))
+        .await;
+
+    assert_eq!(result.error_type(), "Upstream");
+    let InvocationError { message } = InvocationError::of(&result);
+    assert!(
+        message.contains("PipelineNotFound") || message.contains("does not exist"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_routes_stop_the_function_at_cold_start_with_a_config_error() {
+    let emulators = Emulators::load();
+    let mut env = emulators.function_env();
+    env.push((
+        "PIPELINE_ROUTES".into(),
+        r#"[{"repository":"shop","branch":"main"}]"#.into(),
+    ));
+    let function = Function::start("codecommit-push", &env).await;
+
+    let (error, status) = function.init_failure().await;
+
+    assert_eq!(error.error_type, "Config");
+    assert!(error.error_message.contains("PIPELINE_ROUTES"), "{error:?}");
+    assert!(
+        error.error_message.contains("missing field `pipeline`"),
+        "{error:?}"
+    );
+    assert!(!status.success());
+}
+
+struct InvocationError {
+    message: String,
+}
+
+impl InvocationError {
+    fn of(result: &integration_tests::runtime_api::InvocationResult) -> Self {
+        match result {
+            integration_tests::runtime_api::InvocationResult::Error { error_message, .. } => Self {
+                message: error_message.clone(),
+            },
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! `template.yaml` checked against the code: what SAM builds and deploys must be what the
+//! workspace holds, and every sample event must be one its function takes.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use integration_tests::workspace_root;
+use serde_json::Value as Json;
+use serde_yaml_ng::Value;
+
+/// The functions DESIGN.md fixes, by binary name.
+const FUNCTIONS: &[&str] = &["codecommit-push"];
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    serde_yaml_ng::from_str(&text).unwrap()
+}
+
+fn functions(template: &Value) -> Vec<(String, Value)> {
+    template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, resource)| resource["Type"] == "AWS::Serverless::Function")
+        .map(|(id, resource)| (id.as_str().unwrap().to_owned(), resource.clone()))
+        .collect()
+}
+
+fn package_name(manifest: &Path) -> String {
+    let text = std::fs::read_to_string(manifest).unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("name = \""))
+        .and_then(|rest| rest.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("{}: no package name", manifest.display()))
+        .to_owned()
+}
+
+#[test]
+fn every_function_is_built_by_cargo_lambda_from_its_own_binary() {
+    let template = template();
+    let globals = &template["Globals"]["Function"];
+    let mut binaries = BTreeSet::new();
+    for (id, function) in functions(&template) {
+        let metadata = &function["Metadata"];
+        assert_eq!(metadata["BuildMethod"], "rust-cargolambda", "{id}");
+        let binary = metadata["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id}: no BuildProperties.Binary"));
+        let manifest = workspace_root()
+            .join("functions")
+            .join(binary)
+            .join("Cargo.toml");
+        assert!(
+            manifest.exists(),
+            "{id}: {} does not exist",
+            manifest.display()
+        );
+        assert_eq!(
+            package_name(&manifest),
+            binary,
+            "{id}: package and binary names differ"
+        );
+        assert!(
+            binaries.insert(binary.to_owned()),
+            "{id}: binary {binary} is built twice"
+        );
+
+        let setting = |key: &str| {
+            let own = &function["Properties"][key];
+            if own.is_null() {
+                globals[key].clone()
+            } else {
+                own.clone()
+            }
+        };
+        assert_eq!(setting("Runtime"), "provided.al2023", "{id}");
+        assert_eq!(
+            setting("Architectures"),
+            serde_yaml_ng::from_str::<Value>("[arm64]").unwrap(),
+            "{id}"
+        );
+        assert_eq!(setting("CodeUri"), "./", "{id}");
+        assert_eq!(setting("Handler"), "bootstrap", "{id}");
+    }
+    let expected: BTreeSet<String> = FUNCTIONS.iter().map(|s| (*s).to_owned()).collect();
+    assert_eq!(
+        binaries, expected,
+        "the template deploys exactly the workspace's functions"
+    );
+}
+
+#[test]
+fn every_workspace_function_is_a_workspace_member() {
+    let manifest = std::fs::read_to_string(workspace_root().join("Cargo.toml")).unwrap();
+    for function in FUNCTIONS {
+        assert!(
+            manifest.contains(&format!("\"functions/{function}\"")),
+            "functions/{function} is not a workspace member"
+        );
+    }
+}
+
+/// The variables `events/env.json` gives function `id` (the file `sam local invoke --env-vars`
+/// reads), as a settings lookup.
+fn local_settings(id: &str) -> impl Fn(&str) -> Option<String> {
+    let env: Json = serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join("events/env.json")).unwrap(),
+    )
+    .unwrap();
+    let variables = env[id].clone();
+    move |name| variables[name].as_str().map(str::to_owned)
+}
+
+/// Takes `event` the way function `function` does before any I/O: parsed, then decided.
+fn take(function: &str, event: Json) -> Result<(), shared::InvalidEvent> {
+    match function {
+        "codecommit-push" => {
+            let config = codecommit_push::config::Config::from_lookup(local_settings(
+                "CodeCommitPushFunction",
+            ))
+            .unwrap();
+            let event = codecommit_push::handler::parse(event)?;
+            codecommit_push::handler::decide(&event, &config.routes).map(drop)
+        }
+        other => panic!("no parser known for events/{other}/: add it to this test"),
+    }
+}
+
+#[test]
+fn every_sample_event_is_taken_by_its_function_and_every_invalid_one_refused() {
+    let events = workspace_root().join("events");
+    let mut checked = 0;
+    for function in FUNCTIONS {
+        let folder = events.join(function);
+        let mut entries: Vec<_> = std::fs::read_dir(&folder)
+            .unwrap_or_else(|e| panic!("{}: {e}", folder.display()))
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "json"))
+            .collect();
+        entries.sort();
+        assert!(!entries.is_empty(), "no sample events for {function}");
+        for path in entries {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let event: Json = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let result = take(function, event);
+            if name.starts_with("invalid-") {
+                assert!(result.is_err(), "{function}/{name} should be refused");
+            } else {
+                result.unwrap_or_else(|e| panic!("{function}/{name}: {e}"));
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= FUNCTIONS.len());
+}
+
+#[test]
+fn the_local_variables_file_names_only_template_functions() {
+    let template = template();
+    let ids: BTreeSet<String> = functions(&template).into_iter().map(|(id, _)| id).collect();
+    let env: Json = serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join("events/env.json")).unwrap(),
+    )
+    .unwrap();
+    for (id, variables) in env.as_object().unwrap() {
+        assert!(
+            ids.contains(id),
+            "events/env.json names {id}, which the template does not define"
+        );
+        let declared = &functions(&template)
+            .into_iter()
+            .find(|(i, _)| i == id)
+            .unwrap()
+            .1["Properties"]["Environment"]["Variables"];
+        for name in variables.as_object().unwrap().keys() {
+            assert!(
+                !declared[name.as_str()].is_null(),
+                "{id}: {name} is not set by the template"
+            );
+        }
+    }
+}
