@@ -1,6 +1,8 @@
 //! codecommit-push, the real binary under the Runtime API emulator, against the emulated
 //! CodeCommit and CodePipeline.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failed test
+
 use aws_config::SdkConfig;
 use integration_tests::aws::sdk_config;
 use integration_tests::{Emulators, Function, event_id, fixtures, sample_event, unique};
