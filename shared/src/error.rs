@@ -99,7 +99,7 @@ impl ConfigError {
 
 /// A failed call to an AWS or Kubernetes API.
 #[derive(Debug, thiserror::Error)]
-#[error("{service} {operation} failed: {message}")]
+#[error("{service} {operation} failed: {}{message}", code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default())]
 pub struct UpstreamError {
     service: &'static str,
     operation: &'static str,
@@ -204,6 +204,20 @@ mod tests {
         assert_eq!(
             diagnostic.error_message,
             "invalid event: missing field `detail.commitId`"
+        );
+    }
+
+    #[test]
+    fn an_upstream_error_shows_the_service_code() {
+        let error = UpstreamError::new(
+            "CodePipeline",
+            "StartPipelineExecution",
+            Some("PipelineNotFoundException".into()),
+            "no pipeline x",
+        );
+        assert_eq!(
+            error.to_string(),
+            "CodePipeline StartPipelineExecution failed: PipelineNotFoundException: no pipeline x"
         );
     }
 

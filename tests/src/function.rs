@@ -36,8 +36,11 @@ pub fn binary(name: &str) -> PathBuf {
         return PathBuf::from(dir).join(name);
     }
     let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/<test-exe> → target/<profile>/<name>
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    // A test runs from target/<profile>/deps/, a binary (the local flow) from target/<profile>/.
+    let mut profile_dir = exe.parent().unwrap();
+    if profile_dir.ends_with("deps") {
+        profile_dir = profile_dir.parent().unwrap();
+    }
     let path = profile_dir.join(name);
     assert!(
         path.exists(),

@@ -362,7 +362,9 @@ def _apply_changes(
         return parent[path]
 
     for entry in deletes:
-        files.pop(existing(claim(entry["filePath"])))
+        path = claim(entry["filePath"])
+        existing(path)
+        del files[path]
 
     for entry in puts:
         path = claim(entry["filePath"])
@@ -394,10 +396,11 @@ def _apply_changes(
         files[path] = FileEntry(existing(path).content, entry["fileMode"])
 
     if params.get("keepEmptyFolders"):
-        for path in parent:
-            for folder in reversed(_folders(path)):  # deepest first: one .gitkeep per emptied chain
-                if not any(p.startswith(folder + "/") for p in files):
-                    files[posixpath.join(folder, ".gitkeep")] = FileEntry(b"", "NORMAL")
+        emptied = {f for path in parent for f in _folders(path) if not any(p.startswith(f + "/") for p in files)}
+        # git has no empty folders: a .gitkeep in each innermost emptied folder keeps the whole chain
+        for folder in emptied:
+            if not any(other.startswith(folder + "/") for other in emptied):
+                files[posixpath.join(folder, ".gitkeep")] = FileEntry(b"", "NORMAL")
 
     added = sorted(p for p in files if p not in parent)
     updated = sorted(p for p in files if p in parent and files[p] != parent[p])

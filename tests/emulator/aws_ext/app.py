@@ -1,0 +1,300 @@
+"""The AWS emulator's WSGI application: moto's server plus our extensions.
+
+Request routing, in order:
+
+1. ``/_emulator/...``: the admin and read-back API (see README.md);
+2. ``X-Amz-Target`` requests of the services in ``VALIDATED_SERVICES``: the
+   body is validated against botocore's model of the operation; operations we
+   implement (``operations()`` of ``codepipeline.py``/``codecommit.py``) are
+   answered here and serialized through the output shape, those moto
+   implements go on to moto with the already-validated body, and the rest get
+   a clear ``UnknownOperationException``;
+3. EKS ``CreateCluster`` (REST ``POST /clusters``) when a Kubernetes emulator
+   is attached: moto creates the cluster, then its endpoint and CA become the
+   Kubernetes emulator's, so DescribeCluster hands out a real API server;
+4. everything else: moto unchanged.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import sys
+import threading
+import traceback
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from botocore import xform_name
+from moto.codecommit.responses import CodeCommitResponse
+from moto.codepipeline.responses import CodePipelineResponse
+from moto.eks.models import eks_backends
+from moto.moto_api._internal.models import moto_api_backend
+from moto.server import DomainDispatcherApplication, create_backend_app
+from werkzeug.test import run_wsgi_app
+from werkzeug.wrappers import Request, Response
+
+from . import model
+from .codecommit import CodeCommitExtension
+from .codepipeline import ActionNotInProgress, CodePipelineExtension, ExecutionNotFound
+from .context import RequestContext
+
+# JSON-protocol services whose requests are validated, with moto's response class.
+VALIDATED_SERVICES = {"codepipeline": CodePipelineResponse, "codecommit": CodeCommitResponse}
+ADMIN_PREFIX = "/_emulator"
+
+AdminHandler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def make_app(kube: Any = None) -> EmulatorApp:
+    """The WSGI app; ``kube`` is a started ``KubeEmulator`` (or None: no EKS patching)."""
+    return EmulatorApp(kube)
+
+
+def known_cluster_names() -> set[str]:
+    """Names of all EKS clusters in moto, over every account and region.
+
+    The EKS token verifier accepts tokens only for these clusters.  Called from
+    the Kubernetes emulator's threads, hence the snapshots of moto's dicts.
+    """
+    names: set[str] = set()
+    for regions in list(eks_backends.values()):
+        for backend in list(regions.values()):
+            names.update(list(backend.clusters))
+    return names
+
+
+class AdminError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def _json_response(status: int, document: Any, content_type: str = "application/json") -> Response:
+    return Response(json.dumps(document, default=str), status=status, content_type=content_type)
+
+
+def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], required: bool = True) -> Any:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise AdminError(400, f"missing field {name!r}")
+        return None
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise AdminError(400, f"field {name!r} has the wrong type")
+    return value
+
+
+class EmulatorApp:
+    """WSGI callable; one instance serves all accounts and regions."""
+
+    def __init__(self, kube: Any = None):
+        self.kube = kube
+        # One lock for all extension state; re-entrant because engine hooks may
+        # call back into complete_action while a handler holds it.
+        self.lock = threading.RLock()
+        self.codecommit = CodeCommitExtension(self.lock)
+        self.codepipeline = CodePipelineExtension(self.lock, self.codecommit)
+        self._moto = DomainDispatcherApplication(create_backend_app)
+        self._services = model.target_prefixes(tuple(VALIDATED_SERVICES))
+        self._moto_operations = {
+            (service, operation)
+            for service, responses in VALIDATED_SERVICES.items()
+            for operation in model.service_model(service).operation_names
+            if hasattr(responses, xform_name(operation))
+        }
+        self._handlers = {
+            (service, operation): handler
+            for service, extension in (("codecommit", self.codecommit), ("codepipeline", self.codepipeline))
+            for operation, handler in extension.operations().items()
+        }
+        self._admin_routes: dict[str, dict[str, AdminHandler]] = {
+            "/health": {"GET": lambda body: {"status": "ok"}},
+            "/reset": {"POST": self._reset},
+            "/codepipeline/complete-action": {"POST": self._complete_action},
+            "/kubernetes/bad-images": {"POST": self._mark_image_bad, "DELETE": self._clear_bad_images},
+            "/kubernetes/requests": {"GET": self._request_log, "DELETE": self._clear_request_log},
+            "/kubernetes/faults": {"POST": self._inject_faults},
+            "/kubernetes/drop-watches": {"POST": self._drop_watches},
+        }
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        prefix, _, operation = environ.get("HTTP_X_AMZ_TARGET", "").partition(".")
+        if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
+            response = self._admin(Request(environ), path[len(ADMIN_PREFIX) :])
+        elif prefix in self._services:
+            response = self._json_operation(self._services[prefix], operation, environ)
+        elif self.kube is not None and self._is_eks_create_cluster(environ):
+            response = self._eks_create_cluster(environ)
+        else:
+            response = None
+        if response is None:
+            return self._moto(environ, start_response)
+        return response(environ, start_response)
+
+    # --- JSON-protocol operations ------------------------------------------------------
+
+    def _json_operation(self, service: str, name: str, environ: dict[str, Any]) -> Response | None:
+        """Validate, then answer ourselves or return None to let moto answer."""
+        body = Request(environ).get_data()
+        # moto reads the body again from the environ.
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        operation = None
+        try:
+            operation = model.operation_model(service, name)
+            params = model.parse_request(operation, body)
+            handler = self._handlers.get((service, name))
+            if handler is None:
+                if (service, name) in self._moto_operations:
+                    return None
+                # moto would crash with NotImplementedError: a 500 that SDKs retry
+                raise model.ApiError("UnknownOperationException", f"{name} is not emulated (neither moto nor aws_ext implement it)")
+            ctx = RequestContext.from_environ(environ)
+            with self.lock:
+                output = handler(ctx, params)
+            status, payload = 200, model.serialize_output(operation, output)
+        except model.ApiError as error:
+            status, payload = self._error_answer(operation, error)
+        except Exception as exc:  # an emulator bug: answer like AWS, keep the traceback visible
+            traceback.print_exc(file=sys.stderr)
+            status, payload = self._error_answer(None, model.ApiError("InternalFailure", repr(exc)))
+        response = Response(payload, status=status, content_type=model.JSON_CONTENT_TYPE)
+        response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
+        return response
+
+    @staticmethod
+    def _error_answer(operation: Any, error: model.ApiError) -> tuple[int, bytes]:
+        try:
+            return model.error_answer(operation, error)
+        except model.ShapeMismatch as mismatch:
+            traceback.print_exc(file=sys.stderr)
+            return model.error_answer(None, model.ApiError("InternalFailure", str(mismatch)))
+
+    # --- EKS ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _is_eks_create_cluster(environ: dict[str, Any]) -> bool:
+        return (
+            environ.get("REQUEST_METHOD") == "POST"
+            and environ.get("PATH_INFO", "").rstrip("/") == "/clusters"
+            and RequestContext.from_environ(environ).signing_service == "eks"
+        )
+
+    def _eks_create_cluster(self, environ: dict[str, Any]) -> Response:
+        """Let moto create the cluster, then point it at the Kubernetes emulator."""
+        app_iter, status, headers = run_wsgi_app(self._moto, environ, buffered=True)
+        try:
+            body = b"".join(app_iter)
+        finally:
+            getattr(app_iter, "close", lambda: None)()
+        if status.startswith("200"):
+            ctx = RequestContext.from_environ(environ)
+            document = json.loads(body)
+            endpoint = self.kube.server_url
+            authority = {"data": base64.b64encode(self.kube.ca_pem).decode()}
+            with self.lock:
+                cluster = eks_backends[ctx.account_id][ctx.region].clusters[document["cluster"]["name"]]
+                cluster.endpoint = endpoint
+                cluster.certificate_authority = authority
+            document["cluster"].update(endpoint=endpoint, certificateAuthority=authority)
+            body = json.dumps(document).encode()
+        return Response(body, status=status, headers=[(k, v) for k, v in headers if k.lower() != "content-length"])
+
+    # --- admin API ---------------------------------------------------------------------
+
+    def _admin(self, request: Request, path: str) -> Response:
+        methods = self._admin_routes.get(path)
+        if methods is None:
+            return _json_response(404, {"error": f"no admin endpoint {ADMIN_PREFIX}{path}"})
+        handler = methods.get(request.method)
+        if handler is None:
+            response = _json_response(405, {"error": f"{request.method} not allowed on {ADMIN_PREFIX}{path}"})
+            response.headers["Allow"] = ", ".join(sorted(methods))
+            return response
+        try:
+            raw = request.get_data()
+            body = json.loads(raw) if raw.strip() else {}
+            if not isinstance(body, dict):
+                raise AdminError(400, "the request body must be a JSON object")
+            return _json_response(200, handler(body))
+        except json.JSONDecodeError as exc:
+            return _json_response(400, {"error": f"invalid JSON: {exc}"})
+        except AdminError as exc:
+            return _json_response(exc.status, {"error": str(exc)})
+
+    def _reset(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Everything back to empty: moto (as POST /moto-api/reset), extensions, Kubernetes."""
+        with self.lock:
+            moto_api_backend.reset()
+            self.codepipeline.reset()
+            self.codecommit.reset()
+            if self.kube is not None:
+                self.kube.reset()
+        return {"status": "ok"}
+
+    def _complete_action(self, body: dict[str, Any]) -> dict[str, Any]:
+        status = _field(body, "status", str)
+        if status not in ("Succeeded", "Failed"):
+            raise AdminError(400, "status must be 'Succeeded' or 'Failed'")
+        variables = _field(body, "outputVariables", dict, required=False)
+        if variables is not None and not all(isinstance(v, str) for v in variables.values()):
+            raise AdminError(400, "outputVariables values must be strings")
+        try:
+            execution = self.codepipeline.complete_action(
+                _field(body, "executionId", str),
+                _field(body, "stage", str),
+                _field(body, "action", str),
+                status,
+                summary=_field(body, "summary", str, required=False),
+                output_variables=variables,
+                error=_field(body, "errorMessage", str, required=False),
+            )
+        except ExecutionNotFound as exc:
+            raise AdminError(404, str(exc)) from None
+        except ActionNotInProgress as exc:
+            raise AdminError(409, str(exc)) from None
+        return {"pipelineExecutionId": execution.pipeline_execution_id, "status": execution.status}
+
+    def _kubernetes(self) -> Any:
+        if self.kube is None:
+            raise AdminError(409, "no Kubernetes emulator is attached to this AWS emulator")
+        return self.kube
+
+    def _mark_image_bad(self, body: dict[str, Any]) -> dict[str, Any]:
+        kube = self._kubernetes()
+        reason = _field(body, "reason", str, required=False)
+        image = _field(body, "image", str)
+        kube.mark_image_bad(image, **({"reason": reason} if reason is not None else {}))
+        return {"status": "ok"}
+
+    def _clear_bad_images(self, body: dict[str, Any]) -> dict[str, Any]:
+        self._kubernetes().clear_bad_images()
+        return {"status": "ok"}
+
+    def _request_log(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"requests": self._kubernetes().request_log()}
+
+    def _clear_request_log(self, body: dict[str, Any]) -> dict[str, Any]:
+        self._kubernetes().clear_request_log()
+        return {"status": "ok"}
+
+    def _inject_faults(self, body: dict[str, Any]) -> dict[str, Any]:
+        kube = self._kubernetes()
+        count = _field(body, "count", int, required=False)
+        kube.inject_faults(
+            method=_field(body, "method", str),
+            path_regex=_field(body, "pathRegex", str),
+            status=_field(body, "status", int),
+            **({"count": count} if count is not None else {}),
+        )
+        return {"status": "ok"}
+
+    def _drop_watches(self, body: dict[str, Any]) -> dict[str, Any]:
+        kube = self._kubernetes()
+        count = _field(body, "count", int, required=False)
+        kube.drop_watches_after(events=_field(body, "events", int), **({"count": count} if count is not None else {}))
+        return {"status": "ok"}
