@@ -4,11 +4,17 @@
 //! (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_MAX_ATTEMPTS`…), so the same binary
 //! runs against AWS and against the local emulators.
 
+mod codebuild;
 mod codecommit;
 mod codepipeline;
+mod dynamodb;
+mod sns;
 
+pub use codebuild::CodeBuild;
 pub use codecommit::CodeCommit;
 pub use codepipeline::CodePipeline;
+pub use dynamodb::DynamoLedger;
+pub use sns::SnsTopic;
 
 use aws_config::BehaviorVersion;
 use aws_smithy_runtime_api::client::result::SdkError;

@@ -3,8 +3,21 @@
 //! Each has an AWS adapter in [`crate::aws`] and, with the `mocks` feature, a `mockall` mock whose
 //! expectations fail a test on any missing or unexpected call.
 
+mod builds;
+mod ledger;
+mod notifier;
 mod pipeline;
 mod repository;
+
+#[cfg(any(test, feature = "mocks"))]
+pub use builds::MockBuildApi;
+pub use builds::{BuildApi, BuildRecord};
+#[cfg(any(test, feature = "mocks"))]
+pub use ledger::MockLedger;
+pub use ledger::{Claim, Ledger};
+#[cfg(any(test, feature = "mocks"))]
+pub use notifier::MockNotifier;
+pub use notifier::{MAX_SUBJECT_CHARS, Notification, Notifier};
 
 #[cfg(any(test, feature = "mocks"))]
 pub use pipeline::MockPipelineApi;

@@ -1,0 +1,2 @@
+//! codebuild-status (in progress).
+pub mod config;

@@ -1,0 +1,111 @@
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::upstream;
+use crate::error::UpstreamError;
+use crate::ports::{Claim, Ledger};
+
+const SERVICE: &str = "DynamoDB";
+
+/// [`Ledger`] in a DynamoDB table with a string partition key `pk` and TTL on `expiresAt`.
+#[derive(Debug, Clone)]
+pub struct DynamoLedger {
+    client: Client,
+    table: String,
+    lease: Duration,
+    retention: Duration,
+}
+
+impl DynamoLedger {
+    /// A ledger in `table`. A claim not completed within `lease` may be taken over by a retry;
+    /// records are kept for `retention` (longer than any redelivery).
+    pub fn new(
+        client: Client,
+        table: impl Into<String>,
+        lease: Duration,
+        retention: Duration,
+    ) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            lease,
+            retention,
+        }
+    }
+}
+
+fn now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+impl Ledger for DynamoLedger {
+    async fn claim(&self, key: &str) -> Result<Claim, UpstreamError> {
+        let now = now();
+        let stale = now.saturating_sub(self.lease);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(key.to_owned()))
+            .item("state", AttributeValue::S("pending".into()))
+            .item("claimedAt", AttributeValue::N(now.as_secs().to_string()))
+            .item(
+                "expiresAt",
+                AttributeValue::N((now + self.retention).as_secs().to_string()),
+            )
+            // New, or a pending claim whose invocation died before completing or releasing it.
+            .condition_expression(
+                "attribute_not_exists(pk) OR (#state = :pending AND claimedAt < :stale)",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":pending", AttributeValue::S("pending".into()))
+            .expression_attribute_values(":stale", AttributeValue::N(stale.as_secs().to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Claim::Granted),
+            Err(error)
+                if matches!(
+                    error.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(Claim::Taken)
+            }
+            Err(error) => Err(upstream(SERVICE, "PutItem", error)),
+        }
+    }
+
+    async fn complete(&self, key: &str) -> Result<(), UpstreamError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.to_owned()))
+            .update_expression("SET #state = :done")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":done", AttributeValue::S("done".into()))
+            .send()
+            .await
+            .map_err(|error| upstream(SERVICE, "UpdateItem", error))?;
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), UpstreamError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.to_owned()))
+            .condition_expression("#state = :pending")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":pending", AttributeValue::S("pending".into()))
+            .send()
+            .await
+            .map_err(|error| upstream(SERVICE, "DeleteItem", error))?;
+        Ok(())
+    }
+}

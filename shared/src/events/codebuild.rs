@@ -1,0 +1,215 @@
+//! CodeBuild's `Build State Change` events as EventBridge delivers them.
+//!
+//! `aws_lambda_events` types them too, but requires fields (artifact, environment, timeout,
+//! every phase's start time) that some builds do not carry; a missing one there would turn a
+//! real build into an `InvalidEvent` and lose its notification. Only what the functions read is
+//! required here.
+
+use serde::{Deserialize, Serialize};
+
+/// The EventBridge `source` of CodeBuild events.
+pub const SOURCE: &str = "aws.codebuild";
+
+/// `detail-type` of build status changes.
+pub const BUILD_STATE_CHANGE: &str = "CodeBuild Build State Change";
+
+/// A build changed status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BuildStateChange {
+    /// The build's new status.
+    pub build_status: BuildStatus,
+    /// The project's name.
+    pub project_name: String,
+    /// The build's ARN (`arn:aws:codebuild:REGION:ACCOUNT:build/PROJECT:UUID`).
+    pub build_id: String,
+    /// The phase the build is in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_phase: Option<String>,
+    /// Everything else CodeBuild tells about the build.
+    #[serde(default)]
+    pub additional_information: BuildInformation,
+}
+
+/// A build's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BuildStatus {
+    /// Running.
+    InProgress,
+    /// Finished successfully.
+    Succeeded,
+    /// A command failed.
+    Failed,
+    /// CodeBuild itself failed.
+    Fault,
+    /// Someone stopped it.
+    Stopped,
+    /// It ran out of time.
+    TimedOut,
+    /// A status CodeBuild may add later.
+    #[serde(other)]
+    Other,
+}
+
+impl BuildStatus {
+    /// Whether the build has ended.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::InProgress | Self::Other)
+    }
+
+    /// Whether the build ended because something went wrong with it (not a person stopping it).
+    pub fn is_failure(self) -> bool {
+        matches!(self, Self::Failed | Self::Fault | Self::TimedOut)
+    }
+
+    /// The status as CodeBuild spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "IN_PROGRESS",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+            Self::Fault => "FAULT",
+            Self::Stopped => "STOPPED",
+            Self::TimedOut => "TIMED_OUT",
+            Self::Other => "UNKNOWN",
+        }
+    }
+
+    /// Parses CodeBuild's spelling (as BatchGetBuilds returns it).
+    pub fn parse(status: &str) -> Self {
+        match status {
+            "IN_PROGRESS" => Self::InProgress,
+            "SUCCEEDED" => Self::Succeeded,
+            "FAILED" => Self::Failed,
+            "FAULT" => Self::Fault,
+            "STOPPED" => Self::Stopped,
+            "TIMED_OUT" => Self::TimedOut,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// The `additional-information` of a build event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BuildInformation {
+    /// Whether the build has finished.
+    #[serde(default)]
+    pub build_complete: bool,
+    /// The build's number within its project (CodeBuild sends it as a float).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_number: Option<f64>,
+    /// Who started it: `codepipeline/<pipeline>`, a user, or a role session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initiator: Option<String>,
+    /// When it started, as CodeBuild words it (`Sep 1, 2017 4:12:29 PM`, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_start_time: Option<String>,
+    /// The source version asked for: a commit, a branch, a pull request ref, or an S3 object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_version: Option<String>,
+    /// Where the build's logs are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<BuildLogs>,
+    /// The build's phases so far.
+    #[serde(default)]
+    pub phases: Vec<BuildPhase>,
+    /// The build environment, with its variables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<BuildEnvironment>,
+}
+
+/// Where a build's logs are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BuildLogs {
+    /// The CloudWatch Logs group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_name: Option<String>,
+    /// The CloudWatch Logs stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_name: Option<String>,
+    /// A console link to the log stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deep_link: Option<String>,
+}
+
+/// One phase of a build.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BuildPhase {
+    /// `SUBMITTED`, `PROVISIONING`, `BUILD`, `POST_BUILD`…
+    pub phase_type: String,
+    /// `SUCCEEDED`, `FAILED`…; absent while running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase_status: Option<String>,
+    /// Why it ended as it did (`COMMAND_EXECUTION_ERROR: ... exit status 2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase_context: Option<Vec<String>>,
+    /// How long it took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_in_seconds: Option<f64>,
+}
+
+/// The environment a build ran in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BuildEnvironment {
+    /// Its variables, including those the starter overrode.
+    #[serde(default)]
+    pub environment_variables: Vec<EnvironmentVariable>,
+}
+
+/// A build environment variable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvironmentVariable {
+    /// Its name.
+    pub name: String,
+    /// Its value (for `PLAINTEXT` variables; a reference for the others).
+    #[serde(default)]
+    pub value: String,
+    /// `PLAINTEXT`, `PARAMETER_STORE` or `SECRETS_MANAGER`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+impl BuildStateChange {
+    /// The plain-text value of the environment variable `name`.
+    pub fn variable(&self, name: &str) -> Option<&str> {
+        self.additional_information
+            .environment
+            .as_ref()?
+            .environment_variables
+            .iter()
+            .find(|v| v.name == name && v.kind.as_deref().is_none_or(|k| k == "PLAINTEXT"))
+            .map(|v| v.value.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The build's number, when CodeBuild gave one.
+    pub fn build_number(&self) -> Option<u64> {
+        self.additional_information
+            .build_number
+            .filter(|n| n.is_finite() && *n >= 0.0 && n.fract() == 0.0)
+            .map(|n| n as u64)
+    }
+
+    /// The phase that failed, with its context messages.
+    pub fn failed_phase(&self) -> Option<&BuildPhase> {
+        self.additional_information.phases.iter().find(|phase| {
+            phase
+                .phase_status
+                .as_deref()
+                .is_some_and(|s| matches!(s, "FAILED" | "FAULT" | "TIMED_OUT" | "STOPPED"))
+        })
+    }
+
+    /// The build's id without the ARN prefix (`project:uuid`), as the console and the
+    /// CodeBuild API name builds.
+    pub fn build_short_id(&self) -> &str {
+        self.build_id
+            .rsplit_once(":build/")
+            .map_or(self.build_id.as_str(), |(_, id)| id)
+    }
+}
