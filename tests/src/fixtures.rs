@@ -149,3 +149,159 @@ pub async fn pipeline(sdk: &SdkConfig, name: &str, repository: &str, branch: &st
         .await
         .unwrap_or_else(|e| panic!("CreatePipeline {name}: {e:?}"));
 }
+
+/// Creates the ledger table the notifying functions record sent messages in.
+pub async fn ledger_table(sdk: &SdkConfig, name: &str) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    aws_sdk_dynamodb::Client::new(sdk)
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateTable {name}: {e:?}"));
+}
+
+/// An SNS topic, and an SQS queue subscribed to it (with `filter_policy` on the message
+/// attributes, when given) standing in for a person's inbox. Returns (topic ARN, queue URL).
+pub async fn topic_with_inbox(
+    sdk: &SdkConfig,
+    name: &str,
+    filter_policy: Option<&str>,
+) -> (String, String) {
+    let topic = aws_sdk_sns::Client::new(sdk)
+        .create_topic()
+        .name(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateTopic {name}: {e:?}"))
+        .topic_arn()
+        .unwrap()
+        .to_owned();
+    let queue_url = inbox(sdk, &topic, &format!("{name}-inbox"), filter_policy).await;
+    (topic, queue_url)
+}
+
+/// Subscribes a new SQS queue `queue` to `topic`, with an optional filter policy; returns its URL.
+pub async fn inbox(
+    sdk: &SdkConfig,
+    topic: &str,
+    queue: &str,
+    filter_policy: Option<&str>,
+) -> String {
+    let sns = aws_sdk_sns::Client::new(sdk);
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(queue)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateQueue {queue}: {e:?}"))
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
+        .unwrap();
+    let mut subscribe = sns
+        .subscribe()
+        .topic_arn(topic)
+        .protocol("sqs")
+        .endpoint(queue_arn);
+    if let Some(policy) = filter_policy {
+        subscribe = subscribe.attributes("FilterPolicy", policy);
+    }
+    subscribe
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("Subscribe {queue}: {e:?}"));
+    queue_url
+}
+
+/// An SNS message as a subscriber receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivered {
+    /// The subject (the email's subject line).
+    pub subject: String,
+    /// The message (the email's body).
+    pub message: String,
+    /// The string message attributes.
+    pub attributes: std::collections::BTreeMap<String, String>,
+}
+
+/// Everything waiting in the inbox queue `queue_url` (taken out of it).
+pub async fn received(sdk: &SdkConfig, queue_url: &str) -> Vec<Delivered> {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let mut delivered = Vec::new();
+    // Bounded: an inbox in a test holds a handful of messages.
+    for _ in 0..20 {
+        let output = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .unwrap();
+        let messages = output.messages();
+        if messages.is_empty() {
+            break;
+        }
+        for message in messages {
+            let envelope: serde_json::Value =
+                serde_json::from_str(message.body().unwrap()).unwrap();
+            let attributes = envelope["MessageAttributes"]
+                .as_object()
+                .map(|attributes| {
+                    attributes
+                        .iter()
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                v["Value"].as_str().unwrap_or_default().to_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            delivered.push(Delivered {
+                subject: envelope["Subject"].as_str().unwrap_or_default().to_owned(),
+                message: envelope["Message"].as_str().unwrap_or_default().to_owned(),
+                attributes,
+            });
+            sqs.delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(message.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    delivered
+}

@@ -11,7 +11,7 @@ use serde_json::Value as Json;
 use serde_yaml_ng::Value;
 
 /// The functions DESIGN.md fixes, by binary name.
-const FUNCTIONS: &[&str] = &["codecommit-push"];
+const FUNCTIONS: &[&str] = &["codebuild-status", "codecommit-push"];
 
 fn template() -> Value {
     let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
@@ -123,6 +123,15 @@ fn take(function: &str, event: Json) -> Result<(), shared::InvalidEvent> {
             .unwrap();
             let event = codecommit_push::handler::parse(event)?;
             codecommit_push::handler::decide(&event, &config.routes).map(drop)
+        }
+        "codebuild-status" => {
+            let config = codebuild_status::config::Config::from_lookup(local_settings(
+                "CodeBuildStatusFunction",
+            ))
+            .unwrap();
+            let event = codebuild_status::handler::parse(event)?;
+            codebuild_status::handler::classify(&event.detail, &config);
+            Ok(())
         }
         other => panic!("no parser known for events/{other}/: add it to this test"),
     }

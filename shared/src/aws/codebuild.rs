@@ -33,12 +33,13 @@ impl BuildApi for CodeBuild {
         let mut ids = Vec::with_capacity(limit);
         let mut next_token = None;
         while ids.len() < limit {
-            let page = self
-                .client
-                .list_builds_for_project()
-                .project_name(project)
-                .sort_order(SortOrderType::Descending)
-                .set_next_token(next_token)
+            let mut request = self.client.list_builds_for_project().project_name(project);
+            // CodeBuild refuses a sort order next to a page token: the token carries it.
+            request = match next_token {
+                None => request.sort_order(SortOrderType::Descending),
+                Some(token) => request.next_token(token),
+            };
+            let page = request
                 .send()
                 .await
                 .map_err(|error| upstream(SERVICE, "ListBuildsForProject", error))?;

@@ -4,6 +4,7 @@
 ``context``      account/region/caller of a request, resolved as moto does
 ``codecommit``   branches and commits on moto's repositories
 ``codepipeline`` pipeline executions that run stage by stage
+``codebuild``    builds with numbers, phases and overrides, and their EventBridge events
 ``app``          the WSGI application (``make_app``) with the ``/_emulator`` admin API
 """
 

@@ -5,8 +5,8 @@ Request routing, in order:
 1. ``/_emulator/...``: the admin and read-back API (see README.md);
 2. ``X-Amz-Target`` requests of the services in ``VALIDATED_SERVICES``: the
    body is validated against botocore's model of the operation; operations we
-   implement (``operations()`` of ``codepipeline.py``/``codecommit.py``) are
-   answered here and serialized through the output shape, those moto
+   implement (``operations()`` of ``codepipeline.py``/``codecommit.py``/
+   ``codebuild.py``) are answered here and serialized through the output shape, those moto
    implements go on to moto with the already-validated body, and the rest get
    a clear ``UnknownOperationException``;
 3. EKS ``CreateCluster`` (REST ``POST /clusters``) when a Kubernetes emulator
@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from botocore import xform_name
+from moto.codebuild.responses import CodeBuildResponse
 from moto.codecommit.responses import CodeCommitResponse
 from moto.codepipeline.responses import CodePipelineResponse
 from moto.eks.models import eks_backends
@@ -37,12 +38,17 @@ from werkzeug.test import run_wsgi_app
 from werkzeug.wrappers import Request, Response
 
 from . import model
+from .codebuild import BuildNotFound, BuildNotInProgress, CodeBuildExtension
 from .codecommit import CodeCommitExtension
 from .codepipeline import ActionNotInProgress, CodePipelineExtension, ExecutionNotFound
 from .context import RequestContext
 
 # JSON-protocol services whose requests are validated, with moto's response class.
-VALIDATED_SERVICES = {"codepipeline": CodePipelineResponse, "codecommit": CodeCommitResponse}
+VALIDATED_SERVICES = {
+    "codepipeline": CodePipelineResponse,
+    "codecommit": CodeCommitResponse,
+    "codebuild": CodeBuildResponse,
+}
 ADMIN_PREFIX = "/_emulator"
 
 AdminHandler = Callable[[dict[str, Any]], dict[str, Any]]
@@ -97,6 +103,7 @@ class EmulatorApp:
         self.lock = threading.RLock()
         self.codecommit = CodeCommitExtension(self.lock)
         self.codepipeline = CodePipelineExtension(self.lock, self.codecommit)
+        self.codebuild = CodeBuildExtension(self.lock, self.codecommit)
         self._moto = DomainDispatcherApplication(create_backend_app)
         self._services = model.target_prefixes(tuple(VALIDATED_SERVICES))
         self._moto_operations = {
@@ -110,10 +117,16 @@ class EmulatorApp:
             for service, extension in (("codecommit", self.codecommit), ("codepipeline", self.codepipeline))
             for operation, handler in extension.operations().items()
         }
+        # Kept apart from _handlers: test_aws_ext's round-trip test exercises every
+        # entry of _handlers itself; test_codebuild covers these.
+        self._codebuild_handlers = {("codebuild", op): h for op, h in self.codebuild.operations().items()}
         self._admin_routes: dict[str, dict[str, AdminHandler]] = {
             "/health": {"GET": lambda body: {"status": "ok"}},
             "/reset": {"POST": self._reset},
             "/codepipeline/complete-action": {"POST": self._complete_action},
+            "/codebuild/complete": {"POST": self._codebuild_complete},
+            "/codebuild/advance": {"POST": self._codebuild_advance},
+            "/codebuild/event": {"GET": self._codebuild_event},
             "/kubernetes/bad-images": {"POST": self._mark_image_bad, "DELETE": self._clear_bad_images},
             "/kubernetes/requests": {"GET": self._request_log, "DELETE": self._clear_request_log},
             "/kubernetes/faults": {"POST": self._inject_faults},
@@ -147,7 +160,7 @@ class EmulatorApp:
         try:
             operation = model.operation_model(service, name)
             params = model.parse_request(operation, body)
-            handler = self._handlers.get((service, name))
+            handler = self._handlers.get((service, name)) or self._codebuild_handlers.get((service, name))
             if handler is None:
                 if (service, name) in self._moto_operations:
                     return None
@@ -220,6 +233,8 @@ class EmulatorApp:
             body = json.loads(raw) if raw.strip() else {}
             if not isinstance(body, dict):
                 raise AdminError(400, "the request body must be a JSON object")
+            if request.method == "GET":  # GET endpoints take their fields from the query string
+                body = {**request.args.to_dict(), **body}
             return _json_response(200, handler(body))
         except json.JSONDecodeError as exc:
             return _json_response(400, {"error": f"invalid JSON: {exc}"})
@@ -232,6 +247,7 @@ class EmulatorApp:
             moto_api_backend.reset()
             self.codepipeline.reset()
             self.codecommit.reset()
+            self.codebuild.reset()
             if self.kube is not None:
                 self.kube.reset()
         return {"status": "ok"}
@@ -258,6 +274,43 @@ class EmulatorApp:
         except ActionNotInProgress as exc:
             raise AdminError(409, str(exc)) from None
         return {"pipelineExecutionId": execution.pipeline_execution_id, "status": execution.status}
+
+    def _codebuild_complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        duration = _field(body, "durationSeconds", (int, float), required=False)
+        try:
+            build = self.codebuild.complete(
+                _field(body, "buildId", str),
+                _field(body, "status", str),
+                failed_phase=_field(body, "failedPhase", str, required=False),
+                context=_field(body, "context", str, required=False),
+                duration_seconds=duration,
+            )
+        except BuildNotFound as exc:
+            raise AdminError(404, str(exc)) from None
+        except BuildNotInProgress as exc:
+            raise AdminError(409, str(exc)) from None
+        except ValueError as exc:
+            raise AdminError(400, str(exc)) from None
+        return self.codebuild.build_document(build)
+
+    def _codebuild_advance(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            build = self.codebuild.advance(_field(body, "buildId", str), _field(body, "phase", str))
+        except BuildNotFound as exc:
+            raise AdminError(404, str(exc)) from None
+        except BuildNotInProgress as exc:
+            raise AdminError(409, str(exc)) from None
+        except ValueError as exc:
+            raise AdminError(400, str(exc)) from None
+        return self.codebuild.build_document(build)
+
+    def _codebuild_event(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.codebuild.event_document(
+                _field(body, "buildId", str), event_id=_field(body, "eventId", str, required=False)
+            )
+        except BuildNotFound as exc:
+            raise AdminError(404, str(exc)) from None
 
     def _kubernetes(self) -> Any:
         if self.kube is None:

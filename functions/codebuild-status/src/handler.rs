@@ -1,0 +1,267 @@
+//! What a build state change means for the people watching the project.
+//!
+//! [`classify`] and [`fix_report`] are pure and tested on `events/codebuild-status/`; [`handle`]
+//! carries the decision out through [`BuildApi`], [`Ledger`] and [`Notifier`].
+
+use std::fmt;
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use serde::Serialize;
+use serde_json::Value;
+use shared::events::codebuild::{BUILD_STATE_CHANGE, BuildStateChange, BuildStatus, SOURCE};
+use shared::ports::{BuildApi, BuildRecord, Claim, Ledger, Notifier};
+use shared::{FunctionError, InvalidEvent};
+use tracing::{info, warn};
+
+use crate::config::{Config, NotifyOn};
+use crate::message::{self, Report, SourceRef};
+
+/// The environment variable pr-validator sets on the builds it starts.
+pub const PULL_REQUEST_VARIABLE: &str = "PULL_REQUEST_ID";
+
+/// The ports and settings a build event is handled with, built once per cold start.
+#[derive(Debug)]
+pub struct Deps<B, N, L> {
+    builds: B,
+    notifier: N,
+    ledger: L,
+    config: Config,
+}
+
+impl<B: BuildApi, N: Notifier, L: Ledger> Deps<B, N, L> {
+    /// Dependencies over the given ports and settings.
+    pub fn new(builds: B, notifier: N, ledger: L, config: Config) -> Self {
+        Self {
+            builds,
+            notifier,
+            ledger,
+            config,
+        }
+    }
+}
+
+/// What the invocation did; the function's response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "camelCase")]
+pub enum Outcome {
+    /// A message was published.
+    #[serde(rename_all = "camelCase")]
+    Notified {
+        /// Its subject.
+        subject: String,
+        /// The `status` attribute it carries.
+        status: String,
+        /// SNS's message id.
+        message_id: String,
+    },
+    /// Nothing to tell, and why.
+    Ignored {
+        /// Why.
+        reason: IgnoreReason,
+    },
+}
+
+/// Why a build state change tells nobody anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum IgnoreReason {
+    /// The build is still running.
+    NotFinished,
+    /// A pull-request build: pr-validator reports it on the pull request.
+    PullRequestBuild,
+    /// The project's policy does not notify this status.
+    NotNotified {
+        /// The status.
+        status: String,
+    },
+    /// A success that does not follow a failure.
+    NotAFix,
+    /// This build's status was already notified (a redelivered or repeated event).
+    AlreadyNotified,
+}
+
+impl fmt::Display for IgnoreReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotFinished => f.write_str("the build is still running"),
+            Self::PullRequestBuild => f.write_str("a pull-request build, reported by pr-validator"),
+            Self::NotNotified { status } => write!(f, "{status} is not notified for this project"),
+            Self::NotAFix => f.write_str("the success does not follow a failure"),
+            Self::AlreadyNotified => f.write_str("already notified"),
+        }
+    }
+}
+
+/// What a build event asks for before any I/O.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interest {
+    /// Tell nobody.
+    Ignore(IgnoreReason),
+    /// Tell this.
+    Notify(Report),
+    /// A success: tell only if the previous completed build of the branch failed.
+    CheckForFix,
+}
+
+/// Parses a raw EventBridge payload as a build state change.
+pub fn parse(payload: Value) -> Result<EventBridgeEvent<BuildStateChange>, InvalidEvent> {
+    shared::events::eventbridge(payload, SOURCE, &[BUILD_STATE_CHANGE])
+}
+
+/// Decides what a build event asks for.
+pub fn classify(build: &BuildStateChange, config: &Config) -> Interest {
+    if is_pull_request_build(build, config) {
+        return Interest::Ignore(IgnoreReason::PullRequestBuild);
+    }
+    let kind = match build.build_status {
+        BuildStatus::InProgress | BuildStatus::Other => {
+            return Interest::Ignore(IgnoreReason::NotFinished);
+        }
+        BuildStatus::Succeeded => None,
+        BuildStatus::Failed => Some(NotifyOn::Failed),
+        BuildStatus::Fault => Some(NotifyOn::Fault),
+        BuildStatus::Stopped => Some(NotifyOn::Stopped),
+        BuildStatus::TimedOut => Some(NotifyOn::TimedOut),
+    };
+    let policy = config.notify.for_project(&build.project_name);
+    match kind {
+        Some(kind) if policy.contains(&kind) => Interest::Notify(Report {
+            kind,
+            previous_failure: None,
+        }),
+        Some(kind) => Interest::Ignore(IgnoreReason::NotNotified {
+            status: kind.as_str().to_owned(),
+        }),
+        None if policy.contains(&NotifyOn::Succeeded) => Interest::Notify(Report {
+            kind: NotifyOn::Succeeded,
+            previous_failure: None,
+        }),
+        None if policy.contains(&NotifyOn::Fixed) => Interest::CheckForFix,
+        None => Interest::Ignore(IgnoreReason::NotNotified {
+            status: "SUCCEEDED".to_owned(),
+        }),
+    }
+}
+
+fn is_pull_request_build(build: &BuildStateChange, config: &Config) -> bool {
+    config.pull_request_project.as_deref() == Some(build.project_name.as_str())
+        || build.variable(PULL_REQUEST_VARIABLE).is_some()
+}
+
+/// Whether a success fixes its branch, given the project's recent builds (newest first): the
+/// previous completed build of the same branch failed (FAILED, FAULT or TIMED_OUT; a build a
+/// person stopped is not a failure to be fixed).
+pub fn fix_report(
+    build: &BuildStateChange,
+    history: &[BuildRecord],
+) -> Result<Report, IgnoreReason> {
+    let current = build.build_short_id();
+    let number = build.build_number();
+    let source = SourceRef::of(build);
+    let older: Box<dyn Iterator<Item = &BuildRecord>> =
+        match history.iter().position(|r| r.id == current) {
+            Some(index) => Box::new(history.iter().skip(index + 1)),
+            // Not listed yet: every other build started before this one.
+            None => Box::new(history.iter().filter(move |r| {
+                r.id != current && number.zip(r.number).is_none_or(|(n, m)| m < n)
+            })),
+        };
+    let previous = older
+        .filter(|record| record.complete && record.status.is_final())
+        .find(|record| same_source(&source, record));
+    match previous {
+        Some(previous) if previous.status.is_failure() => Ok(Report {
+            kind: NotifyOn::Fixed,
+            previous_failure: previous.number,
+        }),
+        _ => Err(IgnoreReason::NotAFix),
+    }
+}
+
+fn same_source(source: &SourceRef, record: &BuildRecord) -> bool {
+    let branch = record
+        .variable(message::BRANCH_VARIABLE)
+        .map(str::to_owned)
+        .or_else(|| {
+            record
+                .source_version
+                .as_deref()
+                .and_then(|v| v.strip_prefix("refs/heads/"))
+                .map(str::to_owned)
+        });
+    match (&source.branch, branch) {
+        (Some(ours), Some(theirs)) => *ours == theirs,
+        (None, None) => source.version == record.source_version,
+        _ => false,
+    }
+}
+
+/// Handles one build state change end to end.
+pub async fn handle<B: BuildApi, N: Notifier, L: Ledger>(
+    deps: &Deps<B, N, L>,
+    payload: Value,
+) -> Result<Outcome, FunctionError> {
+    let event = parse(payload)?;
+    let build = &event.detail;
+    let report = match classify(build, &deps.config) {
+        Interest::Ignore(reason) => return Ok(ignored(build, reason)),
+        Interest::Notify(report) => report,
+        Interest::CheckForFix => {
+            let history = deps
+                .builds
+                .recent_builds(&build.project_name, deps.config.history_depth)
+                .await?;
+            match fix_report(build, &history) {
+                Ok(report) => report,
+                Err(reason) => return Ok(ignored(build, reason)),
+            }
+        }
+    };
+
+    let notification = message::compose(&event, &report);
+    let key = message::deduplication_key(build, &report);
+    if deps.ledger.claim(&key).await? == Claim::Taken {
+        return Ok(ignored(build, IgnoreReason::AlreadyNotified));
+    }
+    match deps.notifier.publish(&notification).await {
+        Ok(message_id) => {
+            info!(
+                project = %build.project_name,
+                build_id = %build.build_id,
+                status = report.kind.as_str(),
+                message_id = %message_id,
+                "build notified"
+            );
+            if let Err(error) = deps.ledger.complete(&key).await {
+                // The message is out; at worst a redelivery after the claim's lease sends it again.
+                warn!(build_id = %build.build_id, error = %shared::error::ErrorChain(&error), "notification not recorded");
+            }
+            Ok(Outcome::Notified {
+                subject: notification.subject,
+                status: report.kind.as_str().to_owned(),
+                message_id,
+            })
+        }
+        Err(error) => {
+            // Give the claim back so Lambda's retry can send the message.
+            if let Err(release) = deps.ledger.release(&key).await {
+                warn!(build_id = %build.build_id, error = %shared::error::ErrorChain(&release), "claim not released; the retry waits for its lease to end");
+            }
+            Err(error.into())
+        }
+    }
+}
+
+fn ignored(build: &BuildStateChange, reason: IgnoreReason) -> Outcome {
+    info!(
+        project = %build.project_name,
+        build_id = %build.build_id,
+        status = build.build_status.as_str(),
+        reason = %reason,
+        "build not notified"
+    );
+    Outcome::Ignored { reason }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,349 @@
+//! codebuild-status, the real binary, against the emulated CodeBuild, SNS, SQS and DynamoDB:
+//! what lands in a subscriber's inbox.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failed test
+
+use aws_config::SdkConfig;
+use aws_sdk_codebuild::types::{
+    ArtifactsType, ComputeType, EnvironmentType, EnvironmentVariable, ProjectArtifacts,
+    ProjectEnvironment, ProjectSource, SourceType,
+};
+use integration_tests::aws::sdk_config;
+use integration_tests::fixtures::{self, Delivered};
+use integration_tests::{Emulators, Function, http, unique};
+use serde_json::{Value, json};
+
+const COMMIT: &str = "0ccf1ae1bf4c7d610115754eef7bf8c60e7f167e";
+
+struct Scenario {
+    emulators: Emulators,
+    sdk: SdkConfig,
+    project: String,
+    topic: String,
+    inbox: String,
+    function: Function,
+}
+
+impl Scenario {
+    async fn new() -> Self {
+        let emulators = Emulators::load();
+        let sdk = sdk_config(&emulators).await;
+        let project = unique("shop-image");
+        create_project(&sdk, &project).await;
+        let table = unique("ledger");
+        fixtures::ledger_table(&sdk, &table).await;
+        let (topic, inbox) = fixtures::topic_with_inbox(&sdk, &unique("builds"), None).await;
+        let mut env = emulators.function_env();
+        env.extend([
+            ("TOPIC_ARN".to_owned(), topic.clone()),
+            ("LEDGER_TABLE".to_owned(), table),
+            ("PR_VALIDATION_PROJECT".to_owned(), "shop-pr".to_owned()),
+        ]);
+        let function = Function::start("codebuild-status", &env).await;
+        let topic_arn = topic;
+        Self {
+            emulators,
+            sdk,
+            project,
+            topic: topic_arn,
+            inbox,
+            function,
+        }
+    }
+
+    /// Starts a pipeline build of `branch`, as the pipeline's build action does.
+    async fn start_build(&self, branch: &str) -> String {
+        aws_sdk_codebuild::Client::new(&self.sdk)
+            .start_build()
+            .project_name(&self.project)
+            .environment_variables_override(variable("SOURCE_BRANCH", branch))
+            .environment_variables_override(variable("SOURCE_COMMIT", COMMIT))
+            .send()
+            .await
+            .unwrap()
+            .build_value()
+            .unwrap()
+            .id()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Finishes `build` with `status`, as CodeBuild would.
+    async fn finish(&self, build: &str, status: &str) {
+        let mut body = json!({"buildId": build, "status": status, "durationSeconds": 192});
+        if status != "SUCCEEDED" {
+            body["failedPhase"] = json!("BUILD");
+            body["context"] = json!(
+                "COMMAND_EXECUTION_ERROR: Error while executing command: cargo test --locked. Reason: exit status 101"
+            );
+        }
+        let (code, answer) = http::json(
+            "POST",
+            &format!("{}/codebuild/complete", self.emulators.admin),
+            Some(&body),
+        )
+        .await;
+        assert_eq!(code, 200, "{answer}");
+    }
+
+    /// The EventBridge event CodeBuild emits for `build` now.
+    async fn event(&self, build: &str) -> Value {
+        let url = format!(
+            "{}/codebuild/event?buildId={}",
+            self.emulators.admin,
+            encode(build)
+        );
+        let (code, event) = http::json("GET", &url, None).await;
+        assert_eq!(code, 200, "{event}");
+        event
+    }
+
+    async fn inbox(&self) -> Vec<Delivered> {
+        fixtures::received(&self.sdk, &self.inbox).await
+    }
+}
+
+fn variable(name: &str, value: &str) -> EnvironmentVariable {
+    EnvironmentVariable::builder()
+        .name(name)
+        .value(value)
+        .build()
+        .unwrap()
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn create_project(sdk: &SdkConfig, name: &str) {
+    aws_sdk_codebuild::Client::new(sdk)
+        .create_project()
+        .name(name)
+        // moto insists on locations even for CODEPIPELINE sources and artifacts; AWS ignores them.
+        .source(
+            ProjectSource::builder()
+                .r#type(SourceType::Codepipeline)
+                .location("pipeline")
+                .build()
+                .unwrap(),
+        )
+        .artifacts(
+            ProjectArtifacts::builder()
+                .r#type(ArtifactsType::Codepipeline)
+                .location("pipeline")
+                .build()
+                .unwrap(),
+        )
+        .environment(
+            ProjectEnvironment::builder()
+                .r#type(EnvironmentType::ArmContainer)
+                .image("aws/codebuild/amazonlinux-aarch64-standard:3.0")
+                .compute_type(ComputeType::BuildGeneral1Small)
+                .build()
+                .unwrap(),
+        )
+        .service_role("arn:aws:iam::123456789012:role/shop-codebuild")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateProject {name}: {e:?}"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_build_lands_in_the_inbox_once_with_its_reason_links_and_attributes() {
+    let scenario = Scenario::new().await;
+    let build = scenario.start_build("main").await;
+    scenario.finish(&build, "FAILED").await;
+    let event = scenario.event(&build).await;
+
+    let response = scenario.function.invoke(&event).await.response();
+
+    assert_eq!(response["outcome"], "notified", "{response}");
+    let inbox = scenario.inbox().await;
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    let mail = &inbox[0];
+    assert!(
+        mail.subject.starts_with(&format!(
+            "FAILED: {} #1 on main (0ccf1ae)",
+            scenario.project
+        )),
+        "{}",
+        mail.subject
+    );
+    assert!(mail.subject.chars().count() <= 100 && !mail.subject.contains('\n'));
+    assert!(
+        mail.message
+            .contains("What went wrong: the BUILD phase ended FAILED."),
+        "{}",
+        mail.message
+    );
+    assert!(mail.message.contains("Reason: exit status 101"));
+    assert!(mail.message.contains(&format!("Commit      {COMMIT}")));
+    assert!(
+        mail.message.contains(
+            "Build details: https://us-east-1.console.aws.amazon.com/codesuite/codebuild/"
+        )
+    );
+    assert!(mail.message.contains("Logs:          https://"));
+    assert_eq!(mail.attributes.get("project"), Some(&scenario.project));
+    assert_eq!(
+        mail.attributes.get("status").map(String::as_str),
+        Some("FAILED")
+    );
+    assert_eq!(
+        mail.attributes.get("branch").map(String::as_str),
+        Some("main")
+    );
+
+    // EventBridge delivers the same event again; then CodeBuild repeats the news under a new id.
+    let again = scenario.function.invoke(&event).await.response();
+    assert_eq!(again["reason"]["kind"], "alreadyNotified");
+    let repeated = scenario.event(&build).await;
+    assert_ne!(repeated["id"], event["id"]);
+    let again = scenario.function.invoke(&repeated).await.response();
+    assert_eq!(again["reason"]["kind"], "alreadyNotified");
+    assert!(scenario.inbox().await.is_empty(), "no second message");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_success_after_a_failure_of_the_branch_is_reported_fixed_and_only_then() {
+    let scenario = Scenario::new().await;
+    let failed = scenario.start_build("main").await;
+    scenario.finish(&failed, "FAILED").await;
+    let other_branch = scenario.start_build("release/2.4").await;
+    scenario.finish(&other_branch, "SUCCEEDED").await;
+    let fixed = scenario.start_build("main").await;
+    scenario.finish(&fixed, "SUCCEEDED").await;
+    let still_fine = scenario.start_build("main").await;
+    scenario.finish(&still_fine, "SUCCEEDED").await;
+
+    let release = scenario
+        .function
+        .invoke(&scenario.event(&other_branch).await)
+        .await
+        .response();
+    assert_eq!(
+        release["reason"]["kind"], "notAFix",
+        "the release branch never failed"
+    );
+    let response = scenario
+        .function
+        .invoke(&scenario.event(&fixed).await)
+        .await
+        .response();
+    assert_eq!(response["status"], "FIXED", "{response}");
+    let response = scenario
+        .function
+        .invoke(&scenario.event(&still_fine).await)
+        .await
+        .response();
+    assert_eq!(response["reason"]["kind"], "notAFix");
+
+    let inbox = scenario.inbox().await;
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    assert!(
+        inbox[0]
+            .subject
+            .starts_with(&format!("FIXED: {} #3 on main", scenario.project)),
+        "{}",
+        inbox[0].subject
+    );
+    assert!(
+        inbox[0]
+            .message
+            .contains("succeeded after build #1 had failed: fixed."),
+        "{}",
+        inbox[0].message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stopped_and_timed_out_builds_notify_and_running_ones_do_not() {
+    let scenario = Scenario::new().await;
+    let running = scenario.start_build("main").await;
+    let response = scenario
+        .function
+        .invoke(&scenario.event(&running).await)
+        .await
+        .response();
+    assert_eq!(response["reason"]["kind"], "notFinished");
+
+    let stopped = scenario.start_build("main").await;
+    scenario.finish(&stopped, "STOPPED").await;
+    let timed_out = scenario.start_build("main").await;
+    scenario.finish(&timed_out, "TIMED_OUT").await;
+    for build in [&stopped, &timed_out] {
+        let response = scenario
+            .function
+            .invoke(&scenario.event(build).await)
+            .await
+            .response();
+        assert_eq!(response["outcome"], "notified", "{response}");
+    }
+
+    let statuses: Vec<String> = scenario
+        .inbox()
+        .await
+        .into_iter()
+        .map(|m| m.attributes["status"].clone())
+        .collect();
+    assert_eq!(statuses.len(), 2);
+    assert!(statuses.contains(&"STOPPED".to_owned()) && statuses.contains(&"TIMED_OUT".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscribers_filter_on_the_message_attributes() {
+    let scenario = Scenario::new().await;
+    // The template's example subscription: main's failures, time-outs and fixes only.
+    let main_only = fixtures::inbox(
+        &scenario.sdk,
+        &scenario.topic,
+        &unique("main-only"),
+        Some(r#"{"branch": ["main"], "status": ["FAILED", "TIMED_OUT", "FIXED"]}"#),
+    )
+    .await;
+
+    let feature = scenario.start_build("feature/cart").await;
+    scenario.finish(&feature, "FAILED").await;
+    scenario
+        .function
+        .invoke(&scenario.event(&feature).await)
+        .await
+        .response();
+    let main = scenario.start_build("main").await;
+    scenario.finish(&main, "FAILED").await;
+    scenario
+        .function
+        .invoke(&scenario.event(&main).await)
+        .await
+        .response();
+
+    let everything: Vec<String> = scenario
+        .inbox()
+        .await
+        .into_iter()
+        .map(|m| m.attributes["branch"].clone())
+        .collect();
+    assert_eq!(everything.len(), 2, "{everything:?}");
+    let filtered = fixtures::received(&scenario.sdk, &main_only).await;
+    assert_eq!(filtered.len(), 1, "{filtered:?}");
+    assert_eq!(filtered[0].attributes["branch"], "main");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_event_is_an_invalid_event_error() {
+    let scenario = Scenario::new().await;
+    let result = scenario
+        .function
+        .invoke(&integration_tests::sample_event(
+            "codebuild-status",
+            "invalid-missing-build-status.json",
+        ))
+        .await;
+    assert_eq!(result.error_type(), "InvalidEvent");
+    assert!(scenario.inbox().await.is_empty());
+}
