@@ -236,17 +236,14 @@ impl EksClusters {
             UpstreamError::new("STS", "presign GetCallerIdentity", None, error.to_string())
         })?;
         let url = self.api_url_override.clone().unwrap_or(endpoint.url);
-        let client = kube_client(&url, &endpoint.ca_pem, &token)?;
+        let client = kube_client(&url, &endpoint.ca_pem, token.expose())?;
         Ok(Connected { client, token })
     }
 }
 
-/// A kube client for `url`, trusting only the CA in `ca_pem`, authenticating with `token`.
-pub fn kube_client(
-    url: &str,
-    ca_pem: &[u8],
-    token: &EksToken,
-) -> Result<kube::Client, UpstreamError> {
+/// A kube client for `url`, trusting only the CA in `ca_pem`, authenticating with the bearer
+/// token `bearer`.
+pub fn kube_client(url: &str, ca_pem: &[u8], bearer: &str) -> Result<kube::Client, UpstreamError> {
     let invalid =
         |what: &str| UpstreamError::new("Kubernetes", "connect", None, format!("invalid {what}"));
     let mut config = kube::Config::new(url.parse().map_err(|_| invalid("API server URL"))?);
@@ -257,7 +254,7 @@ pub fn kube_client(
         ));
     }
     config.root_cert = Some(certificates);
-    config.auth_info.token = Some(SecretString::from(token.expose().to_owned()));
+    config.auth_info.token = Some(SecretString::from(bearer.to_owned()));
     // Bounded reads: a silent API server must not eat the function's whole time budget.
     config.read_timeout = Some(Duration::from_secs(30));
     kube::Client::try_from(config).map_err(|error| {
