@@ -305,3 +305,129 @@ pub async fn received(sdk: &SdkConfig, queue_url: &str) -> Vec<Delivered> {
     }
     delivered
 }
+
+/// Creates a V2 pipeline Source → Build (namespace `BuildVariables`, exporting `IMAGE_URI`) →
+/// Deploy (a Lambda invoke action of `function` with `user_parameters`).
+pub async fn deploy_pipeline(
+    sdk: &SdkConfig,
+    name: &str,
+    repository: &str,
+    function: &str,
+    user_parameters: &str,
+) {
+    let role = pipeline_role(sdk, &format!("{name}-role")).await;
+    let action = |name: &str, category: ActionCategory, provider: &str| {
+        ActionDeclaration::builder()
+            .name(name)
+            .run_order(1)
+            .action_type_id(
+                ActionTypeId::builder()
+                    .category(category)
+                    .owner(ActionOwner::Aws)
+                    .provider(provider)
+                    .version("1")
+                    .build()
+                    .unwrap(),
+            )
+    };
+    let source = action("Source", ActionCategory::Source, "CodeCommit")
+        .configuration("RepositoryName", repository)
+        .configuration("BranchName", "main")
+        .configuration("PollForSourceChanges", "false")
+        .output_artifacts(
+            OutputArtifact::builder()
+                .name("SourceOutput")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let build = action("Build", ActionCategory::Build, "CodeBuild")
+        .configuration("ProjectName", format!("{name}-image"))
+        .namespace("BuildVariables")
+        .input_artifacts(
+            InputArtifact::builder()
+                .name("SourceOutput")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let deploy = action("Deploy", ActionCategory::Invoke, "Lambda")
+        .configuration("FunctionName", function)
+        .configuration("UserParameters", user_parameters)
+        .build()
+        .unwrap();
+    let declaration = PipelineDeclaration::builder()
+        .name(name)
+        .role_arn(role)
+        .pipeline_type(PipelineType::V2)
+        .artifact_store(
+            ArtifactStore::builder()
+                .r#type(ArtifactStoreType::S3)
+                .location("pipeline-artifacts")
+                .build()
+                .unwrap(),
+        )
+        .stages(
+            StageDeclaration::builder()
+                .name("Source")
+                .actions(source)
+                .build()
+                .unwrap(),
+        )
+        .stages(
+            StageDeclaration::builder()
+                .name("Build")
+                .actions(build)
+                .build()
+                .unwrap(),
+        )
+        .stages(
+            StageDeclaration::builder()
+                .name("Deploy")
+                .actions(deploy)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    aws_sdk_codepipeline::Client::new(sdk)
+        .create_pipeline()
+        .pipeline(declaration)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreatePipeline {name}: {e:?}"));
+}
+
+/// Completes an action that waits for the outside world (a build), as that world would.
+pub async fn complete_action(
+    emulators: &crate::Emulators,
+    execution_id: &str,
+    stage: &str,
+    action: &str,
+    status: &str,
+    output_variables: serde_json::Value,
+) {
+    let body = serde_json::json!({"executionId": execution_id, "stage": stage, "action": action,
+                                  "status": status, "outputVariables": output_variables});
+    let (code, answer) = crate::http::json(
+        "POST",
+        &format!("{}/codepipeline/complete-action", emulators.admin),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(code, 200, "{answer}");
+}
+
+/// The jobs CodePipeline has for `pipeline`'s Lambda actions that wait for a result, with the
+/// event CodePipeline invokes the function with.
+pub async fn waiting_jobs(emulators: &crate::Emulators, pipeline: &str) -> Vec<serde_json::Value> {
+    let url = format!(
+        "{}/codepipeline/jobs?pipeline={pipeline}&status=InProgress",
+        emulators.admin
+    );
+    let (code, answer) = crate::http::json("GET", &url, None).await;
+    assert_eq!(code, 200, "{answer}");
+    answer["jobs"].as_array().cloned().unwrap_or_default()
+}

@@ -108,6 +108,13 @@ impl Function {
         self.runtime.invoke(payload, INVOKE_TIMEOUT).await
     }
 
+    /// Invokes the function with `payload`, telling it it has `budget` to run.
+    pub async fn invoke_within(&self, payload: &Value, budget: Duration) -> InvocationResult {
+        self.runtime
+            .invoke_with_budget(payload, INVOKE_TIMEOUT, budget)
+            .await
+    }
+
     /// Waits for the process to exit (it should, after an init error) and returns the error it
     /// reported to `/init/error`.
     pub async fn init_failure(mut self) -> (InitError, std::process::ExitStatus) {

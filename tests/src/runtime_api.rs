@@ -68,6 +68,8 @@ pub struct InitError {
 struct Pending {
     request_id: String,
     payload: Bytes,
+    /// How long the function is given, as Lambda's deadline header tells it.
+    budget: Duration,
 }
 
 #[derive(Default)]
@@ -140,6 +142,18 @@ impl RuntimeApi {
 
     /// Queues `payload` for the function and waits up to `timeout` for its result.
     pub async fn invoke(&self, payload: &Value, timeout: Duration) -> InvocationResult {
+        self.invoke_with_budget(payload, timeout, Duration::from_secs(60))
+            .await
+    }
+
+    /// Like [`Self::invoke`], telling the function it has `budget` to run (the
+    /// `Lambda-Runtime-Deadline-Ms` header), as a function timeout would.
+    pub async fn invoke_with_budget(
+        &self,
+        payload: &Value,
+        timeout: Duration,
+        budget: Duration,
+    ) -> InvocationResult {
         let n = self
             .counter
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -155,6 +169,7 @@ impl RuntimeApi {
             .send(Pending {
                 request_id: request_id.clone(),
                 payload,
+                budget,
             })
             .unwrap();
         match tokio::time::timeout(timeout, receiver).await {
@@ -214,10 +229,7 @@ async fn route(
                     .status(StatusCode::OK)
                     .header("content-type", "application/json")
                     .header("lambda-runtime-aws-request-id", &pending.request_id)
-                    .header(
-                        "lambda-runtime-deadline-ms",
-                        deadline_ms(Duration::from_secs(60)),
-                    )
+                    .header("lambda-runtime-deadline-ms", deadline_ms(pending.budget))
                     .header(
                         "lambda-runtime-invoked-function-arn",
                         "arn:aws:lambda:us-east-1:123456789012:function:under-test",

@@ -5,7 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failed test
 
 use integration_tests::aws::sdk_config;
-use integration_tests::{Emulators, Function, kubernetes, unique};
+use integration_tests::{Emulators, Function, fixtures, kubernetes, unique};
+use std::time::Duration;
+
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use serde_json::{Value, json};
@@ -277,4 +279,216 @@ async fn bad_parameters_are_an_invalid_event_naming_the_field() {
     let result = scenario.function.invoke(&params).await;
 
     assert_eq!(result.error_type(), "InvalidEvent");
+}
+
+/// A pipeline whose Deploy action invokes eks-deploy for this scenario's Deployment, started
+/// on a commit, its build finished with `image` as IMAGE_URI: the Deploy action waits.
+struct PipelineRun {
+    name: String,
+    execution_id: String,
+}
+
+async fn pipeline_run(scenario: &Scenario, image: &str, parameters: Option<Value>) -> PipelineRun {
+    let sdk = sdk_config(&scenario.emulators).await;
+    let repository = unique("shop-repo");
+    fixtures::repository(&sdk, &repository).await;
+    fixtures::commit(&sdk, &repository, "main", None, "feat: one-click checkout").await;
+    let name = unique("shop-main");
+    let parameters = parameters.unwrap_or_else(|| {
+        json!({"cluster": scenario.cluster, "namespace": scenario.namespace, "deployment": "web",
+               "container": "web", "image": "#{BuildVariables.IMAGE_URI}"})
+    });
+    fixtures::deploy_pipeline(
+        &sdk,
+        &name,
+        &repository,
+        "eks-deploy",
+        &parameters.to_string(),
+    )
+    .await;
+    let execution_id = aws_sdk_codepipeline::Client::new(&sdk)
+        .start_pipeline_execution()
+        .name(&name)
+        .send()
+        .await
+        .unwrap()
+        .pipeline_execution_id()
+        .unwrap()
+        .to_owned();
+    fixtures::complete_action(
+        &scenario.emulators,
+        &execution_id,
+        "Build",
+        "Build",
+        "Succeeded",
+        json!({"IMAGE_URI": image}),
+    )
+    .await;
+    PipelineRun { name, execution_id }
+}
+
+impl PipelineRun {
+    /// The one job CodePipeline has for the Deploy action, as the event it invokes with.
+    async fn job(&self, emulators: &Emulators) -> Value {
+        let jobs = fixtures::waiting_jobs(emulators, &self.name).await;
+        assert_eq!(jobs.len(), 1, "{jobs:?}");
+        jobs[0]["event"].clone()
+    }
+
+    async fn status(&self, emulators: &Emulators) -> (String, Value) {
+        let sdk = sdk_config(emulators).await;
+        let client = aws_sdk_codepipeline::Client::new(&sdk);
+        let execution = client
+            .get_pipeline_execution()
+            .pipeline_name(&self.name)
+            .pipeline_execution_id(&self.execution_id)
+            .send()
+            .await
+            .unwrap();
+        let status = execution
+            .pipeline_execution()
+            .unwrap()
+            .status()
+            .unwrap()
+            .as_str()
+            .to_owned();
+        let state = client
+            .get_pipeline_state()
+            .name(&self.name)
+            .send()
+            .await
+            .unwrap();
+        let deploy = state
+            .stage_states()
+            .iter()
+            .find(|s| s.stage_name() == Some("Deploy"))
+            .and_then(|s| s.action_states().first())
+            .and_then(|a| a.latest_execution())
+            .map(|e| {
+                json!({"status": e.status().map(|s| s.as_str()), "summary": e.summary(),
+                       "error": e.error_details().map(|d| json!({"code": d.code(), "message": d.message()})),
+                       "percent": e.percent_complete()})
+            })
+            .unwrap_or(Value::Null);
+        (status, deploy)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pipeline_deploy_action_succeeds_once_the_rollout_is_complete() {
+    let scenario = Scenario::new().await;
+    let run = pipeline_run(&scenario, V2, None).await;
+
+    let response = scenario
+        .function
+        .invoke(&run.job(&scenario.emulators).await)
+        .await
+        .response();
+
+    assert_eq!(response["outcome"], "succeeded", "{response}");
+    let (status, deploy) = run.status(&scenario.emulators).await;
+    assert_eq!(status, "Succeeded", "{deploy}");
+    assert!(
+        deploy["summary"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("runs {V2} on 3 of 3 replicas")),
+        "{deploy}"
+    );
+    assert_eq!(images(&scenario.deployment().await)[0].1, V2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_rollout_fails_the_pipeline_with_the_reason_after_rolling_back() {
+    let scenario = Scenario::new().await;
+    let bad = format!("shop:{}", unique("bad"));
+    kubernetes::mark_image_bad(&scenario.emulators, &bad, "ImagePullBackOff").await;
+    let run = pipeline_run(&scenario, &bad, None).await;
+
+    let response = scenario
+        .function
+        .invoke(&run.job(&scenario.emulators).await)
+        .await
+        .response();
+
+    assert_eq!(response["outcome"], "failed", "{response}");
+    let (status, deploy) = run.status(&scenario.emulators).await;
+    assert_eq!(status, "Failed");
+    assert_eq!(deploy["error"]["code"], "JobFailed", "{deploy}");
+    let message = deploy["error"]["message"].as_str().unwrap();
+    assert!(message.contains("ImagePullBackOff"), "{message}");
+    assert!(
+        message.ends_with(&format!("Rolled back to {V1} (rollout complete).")),
+        "{message}"
+    );
+    assert_eq!(images(&scenario.deployment().await)[0].1, V1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollout_longer_than_one_invocation_continues_in_the_next() {
+    let scenario = Scenario::new().await;
+    let run = pipeline_run(&scenario, V2, None).await;
+    let mut env = scenario.emulators.function_env();
+    env.push(("DEADLINE_MARGIN_SECONDS".into(), "0".into()));
+    let function = Function::start("eks-deploy", &env).await;
+
+    // A function timeout too short to see the rollout through.
+    let first = function
+        .invoke_within(
+            &run.job(&scenario.emulators).await,
+            Duration::from_millis(800),
+        )
+        .await
+        .response();
+
+    assert_eq!(first["outcome"], "inProgress", "{first}");
+    let (status, deploy) = run.status(&scenario.emulators).await;
+    assert_eq!(status, "InProgress");
+    assert_eq!(deploy["status"], "InProgress", "{deploy}");
+    let continued = run.job(&scenario.emulators).await;
+    assert!(
+        continued["CodePipeline.job"]["data"]["continuationToken"].is_string(),
+        "{continued}"
+    );
+
+    let second = function.invoke(&continued).await.response();
+
+    assert_eq!(second["outcome"], "succeeded", "{second}");
+    assert_eq!(run.status(&scenario.emulators).await.0, "Succeeded");
+    let patches = kubernetes::requests(&scenario.emulators)
+        .await
+        .into_iter()
+        .filter(|r| {
+            r["method"] == "PATCH"
+                && r["path"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains(&scenario.namespace)
+        })
+        .count();
+    assert_eq!(
+        patches, 1,
+        "the continuation follows the rollout without patching again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_user_parameters_fail_the_pipeline_as_a_configuration_error() {
+    let scenario = Scenario::new().await;
+    let parameters = json!({"cluster": scenario.cluster, "namespace": scenario.namespace, "deployment": "web", "container": "web"});
+    let run = pipeline_run(&scenario, V2, Some(parameters)).await;
+
+    let response = scenario
+        .function
+        .invoke(&run.job(&scenario.emulators).await)
+        .await
+        .response();
+
+    assert_eq!(response["outcome"], "invalidParameters", "{response}");
+    let (status, deploy) = run.status(&scenario.emulators).await;
+    assert_eq!(status, "Failed");
+    assert_eq!(
+        deploy["error"],
+        json!({"code": "ConfigurationError", "message": "UserParameters.image: missing"})
+    );
 }

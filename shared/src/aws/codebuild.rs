@@ -91,3 +91,105 @@ impl BuildApi for CodeBuild {
         Ok(records)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_codebuild::Client;
+    use aws_sdk_codebuild::operation::batch_get_builds::BatchGetBuildsOutput;
+    use aws_sdk_codebuild::operation::list_builds_for_project::ListBuildsForProjectOutput;
+    use aws_sdk_codebuild::types::{
+        Build, ComputeType, EnvironmentType, EnvironmentVariable, ProjectEnvironment, StatusType,
+    };
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    use super::*;
+
+    fn build(id: &str, number: i64, status: StatusType) -> Build {
+        Build::builder()
+            .id(id)
+            .build_number(number)
+            .build_status(status)
+            .build_complete(true)
+            .environment(
+                ProjectEnvironment::builder()
+                    .r#type(EnvironmentType::ArmContainer)
+                    .image("img")
+                    .compute_type(ComputeType::BuildGeneral1Small)
+                    .environment_variables(
+                        EnvironmentVariable::builder()
+                            .name("SOURCE_BRANCH")
+                            .value("main")
+                            .build()
+                            .unwrap(),
+                    )
+                    .environment_variables(
+                        EnvironmentVariable::builder()
+                            .name("TOKEN")
+                            .value("shop/token")
+                            .r#type(EnvironmentVariableType::SecretsManager)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    }
+
+    #[tokio::test]
+    async fn recent_builds_page_newest_first_and_keep_the_listed_order() {
+        // The sort order goes on the first page only: CodeBuild refuses it next to a token.
+        let first = mock!(Client::list_builds_for_project)
+            .match_requests(|r| {
+                r.sort_order() == Some(&SortOrderType::Descending) && r.next_token().is_none()
+            })
+            .then_output(|| {
+                ListBuildsForProjectOutput::builder()
+                    .ids("p:3")
+                    .ids("p:2")
+                    .next_token("t")
+                    .build()
+            });
+        let second = mock!(Client::list_builds_for_project)
+            .match_requests(|r| r.sort_order().is_none() && r.next_token() == Some("t"))
+            .then_output(|| ListBuildsForProjectOutput::builder().ids("p:1").build());
+        let details = mock!(Client::batch_get_builds)
+            .match_requests(|r| r.ids() == ["p:3", "p:2", "p:1"])
+            .then_output(|| {
+                BatchGetBuildsOutput::builder()
+                    .builds(build("p:1", 1, StatusType::Succeeded))
+                    .builds(build("p:3", 3, StatusType::Failed))
+                    .builds(build("p:2", 2, StatusType::TimedOut))
+                    .build()
+            });
+        let client = mock_client!(
+            aws_sdk_codebuild,
+            RuleMode::Sequential,
+            [&first, &second, &details]
+        );
+
+        let records = CodeBuild::new(client).recent_builds("p", 10).await.unwrap();
+
+        let summary: Vec<_> = records
+            .iter()
+            .map(|r| (r.id.as_str(), r.number, r.status))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("p:3", Some(3), BuildStatus::Failed),
+                ("p:2", Some(2), BuildStatus::TimedOut),
+                ("p:1", Some(1), BuildStatus::Succeeded)
+            ]
+        );
+        assert_eq!(
+            records[0].variables,
+            [("SOURCE_BRANCH".to_owned(), "main".to_owned())],
+            "secrets are not read"
+        );
+        assert_eq!(
+            (first.num_calls(), second.num_calls(), details.num_calls()),
+            (1, 1, 1)
+        );
+    }
+}

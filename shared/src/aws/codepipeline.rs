@@ -1,4 +1,6 @@
 use aws_sdk_codepipeline::Client;
+use aws_sdk_codepipeline::operation::put_job_failure_result::PutJobFailureResultError;
+use aws_sdk_codepipeline::operation::put_job_success_result::PutJobSuccessResultError;
 use aws_sdk_codepipeline::types::{
     ActionCategory, ExecutionDetails, FailureDetails, FailureType, SourceRevisionOverride,
     SourceRevisionType,
@@ -117,28 +119,6 @@ fn clip(text: &str, max: usize) -> String {
     clipped
 }
 
-fn job_result_error<E>(
-    operation: &'static str,
-    error: aws_smithy_runtime_api::client::result::SdkError<
-        E,
-        aws_smithy_runtime_api::http::Response,
-    >,
-) -> Result<Reported, UpstreamError>
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
-        + std::error::Error
-        + Send
-        + Sync
-        + 'static,
-{
-    use aws_smithy_types::error::metadata::ProvideErrorMetadata as _;
-    // A redelivered invocation reports a job that is no longer in progress: it was reported.
-    if error.code() == Some("InvalidJobStateException") {
-        return Ok(Reported::AlreadyReported);
-    }
-    Err(upstream(SERVICE, operation, error))
-}
-
 impl JobResults for CodePipeline {
     async fn succeed(&self, job_id: &str, result: &JobSuccess) -> Result<Reported, UpstreamError> {
         let details = ExecutionDetails::builder()
@@ -156,7 +136,16 @@ impl JobResults for CodePipeline {
             .await;
         match outcome {
             Ok(_) => Ok(Reported::Recorded),
-            Err(error) => job_result_error("PutJobSuccessResult", error),
+            // A redelivered invocation reports a job that is no longer in progress: it was reported.
+            Err(error)
+                if matches!(
+                    error.as_service_error(),
+                    Some(PutJobSuccessResultError::InvalidJobStateException(_))
+                ) =>
+            {
+                Ok(Reported::AlreadyReported)
+            }
+            Err(error) => Err(upstream(SERVICE, "PutJobSuccessResult", error)),
         }
     }
 
@@ -188,7 +177,151 @@ impl JobResults for CodePipeline {
             .await;
         match outcome {
             Ok(_) => Ok(Reported::Recorded),
-            Err(error) => job_result_error("PutJobFailureResult", error),
+            Err(error)
+                if matches!(
+                    error.as_service_error(),
+                    Some(PutJobFailureResultError::InvalidJobStateException(_))
+                ) =>
+            {
+                Ok(Reported::AlreadyReported)
+            }
+            Err(error) => Err(upstream(SERVICE, "PutJobFailureResult", error)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_codepipeline::Client;
+    use aws_sdk_codepipeline::operation::put_job_failure_result::PutJobFailureResultOutput;
+    use aws_sdk_codepipeline::operation::put_job_success_result::PutJobSuccessResultOutput;
+    use aws_sdk_codepipeline::operation::start_pipeline_execution::StartPipelineExecutionOutput;
+    use aws_sdk_codepipeline::types::error::{InvalidJobStateException, JobNotFoundException};
+    use aws_smithy_mocks::{mock, mock_client};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_execution_is_started_on_the_commit_with_the_token() {
+        let start = mock!(Client::start_pipeline_execution)
+            .match_requests(|request| {
+                let revision = &request.source_revisions()[0];
+                request.name() == Some("shop-main")
+                    && request.client_request_token()
+                        == Some("7c9a8f14-3b2e-4d61-9f0a-5e8b1c2d3e4f")
+                    && revision.action_name() == "Source"
+                    && revision.revision_type() == &SourceRevisionType::CommitId
+                    && revision.revision_value() == "0ccf1ae1bf4c7d610115754eef7bf8c60e7f167e"
+            })
+            .then_output(|| {
+                StartPipelineExecutionOutput::builder()
+                    .pipeline_execution_id("e-1")
+                    .build()
+            });
+        let pipelines = CodePipeline::new(mock_client!(aws_sdk_codepipeline, [&start]));
+
+        let started = pipelines
+            .start_execution(&StartExecution {
+                pipeline: "shop-main".into(),
+                source_action: "Source".into(),
+                commit_id: "0ccf1ae1bf4c7d610115754eef7bf8c60e7f167e".into(),
+                client_request_token: "7c9a8f14-3b2e-4d61-9f0a-5e8b1c2d3e4f".into(),
+            })
+            .await
+            .unwrap();
+
+        assert_eq!(started.execution_id, "e-1");
+        assert_eq!(start.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_job_already_reported_is_not_an_error_but_a_missing_one_is() {
+        let already = mock!(Client::put_job_success_result).then_error(|| {
+            PutJobSuccessResultError::InvalidJobStateException(
+                InvalidJobStateException::builder()
+                    .message("job is Succeeded")
+                    .build(),
+            )
+        });
+        let jobs = CodePipeline::new(mock_client!(aws_sdk_codepipeline, [&already]));
+        let success = JobSuccess {
+            summary: "done".into(),
+            continuation_token: None,
+            external_execution_id: None,
+            percent_complete: None,
+        };
+        assert_eq!(
+            jobs.succeed("j-1", &success).await.unwrap(),
+            Reported::AlreadyReported
+        );
+        assert_eq!(already.num_calls(), 1);
+
+        let missing = mock!(Client::put_job_success_result).then_error(|| {
+            let meta = aws_smithy_types::error::ErrorMetadata::builder()
+                .code("JobNotFoundException")
+                .message("no job j-2")
+                .build();
+            PutJobSuccessResultError::JobNotFoundException(
+                JobNotFoundException::builder()
+                    .message("no job j-2")
+                    .meta(meta)
+                    .build(),
+            )
+        });
+        let jobs = CodePipeline::new(mock_client!(aws_sdk_codepipeline, [&missing]));
+        let error = jobs.succeed("j-2", &success).await.unwrap_err();
+        assert_eq!(error.code(), Some("JobNotFoundException"));
+        assert_eq!(missing.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn results_carry_the_continuation_and_clipped_texts() {
+        let long = "x".repeat(6000);
+        let success = mock!(Client::put_job_success_result)
+            .match_requests(|request| {
+                request.job_id() == Some("j-1")
+                    && request.continuation_token() == Some("{\"image\":\"shop:v2\"}")
+                    && request
+                        .execution_details()
+                        .and_then(|d| d.summary())
+                        .map(|s| s.chars().count())
+                        == Some(2048)
+                    && request
+                        .execution_details()
+                        .and_then(|d| d.percent_complete())
+                        == Some(33)
+            })
+            .then_output(|| PutJobSuccessResultOutput::builder().build());
+        let failure = mock!(Client::put_job_failure_result)
+            .match_requests(|request| {
+                let details = request.failure_details().unwrap();
+                details.r#type() == &FailureType::ConfigurationError
+                    && details.message().chars().count() == 5000
+            })
+            .then_output(|| PutJobFailureResultOutput::builder().build());
+        let jobs = CodePipeline::new(mock_client!(aws_sdk_codepipeline, [&success, &failure]));
+
+        jobs.succeed(
+            "j-1",
+            &JobSuccess {
+                summary: long.clone(),
+                continuation_token: Some("{\"image\":\"shop:v2\"}".into()),
+                external_execution_id: None,
+                percent_complete: Some(33),
+            },
+        )
+        .await
+        .unwrap();
+        jobs.fail(
+            "j-1",
+            &JobFailure {
+                kind: FailureKind::ConfigurationError,
+                message: long,
+                external_execution_id: None,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!((success.num_calls(), failure.num_calls()), (1, 1));
     }
 }

@@ -109,3 +109,57 @@ impl Ledger for DynamoLedger {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::Client;
+    use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
+    use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
+    use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    use super::*;
+
+    fn ledger(client: Client) -> DynamoLedger {
+        DynamoLedger::new(
+            client,
+            "ledger",
+            Duration::from_secs(120),
+            Duration::from_secs(3600),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_claim_is_a_conditional_put_and_a_failed_condition_means_taken() {
+        let granted = mock!(Client::put_item)
+            .match_requests(|request| {
+                request.table_name() == Some("ledger")
+                    && request.item().and_then(|i| i.get("pk")) == Some(&AttributeValue::S("k-1".into()))
+                    && request.condition_expression()
+                        == Some("attribute_not_exists(pk) OR (#state = :pending AND claimedAt < :stale)")
+            })
+            .then_output(|| PutItemOutput::builder().build());
+        let taken = mock!(Client::put_item).then_error(|| {
+            PutItemError::ConditionalCheckFailedException(
+                ConditionalCheckFailedException::builder().build(),
+            )
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&granted, &taken]);
+        let ledger = ledger(client);
+
+        assert_eq!(ledger.claim("k-1").await.unwrap(), Claim::Granted);
+        assert_eq!(ledger.claim("k-1").await.unwrap(), Claim::Taken);
+        assert_eq!((granted.num_calls(), taken.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_release_deletes_only_a_pending_claim() {
+        let release = mock!(Client::delete_item)
+            .match_requests(|request| request.condition_expression() == Some("#state = :pending"))
+            .then_output(|| DeleteItemOutput::builder().build());
+        let ledger = ledger(mock_client!(aws_sdk_dynamodb, [&release]));
+
+        ledger.release("k-1").await.unwrap();
+        assert_eq!(release.num_calls(), 1);
+    }
+}

@@ -48,3 +48,42 @@ impl Notifier for SnsTopic {
         Ok(output.message_id().unwrap_or_default().to_owned())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_sns::Client;
+    use aws_sdk_sns::operation::publish::PublishOutput;
+    use aws_smithy_mocks::{mock, mock_client};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_notification_is_published_with_its_subject_and_string_attributes() {
+        let publish = mock!(Client::publish)
+            .match_requests(|request| {
+                let attributes = request.message_attributes().unwrap();
+                request.topic_arn() == Some("arn:aws:sns:us-east-1:123456789012:builds")
+                    && request.subject() == Some("FAILED: shop-image #42")
+                    && request.message() == Some("body")
+                    && attributes.len() == 2
+                    && attributes["status"].data_type() == "String"
+                    && attributes["status"].string_value() == Some("FAILED")
+            })
+            .then_output(|| PublishOutput::builder().message_id("m-1").build());
+        let topic = SnsTopic::new(
+            mock_client!(aws_sdk_sns, [&publish]),
+            "arn:aws:sns:us-east-1:123456789012:builds",
+        );
+        let notification = Notification::new(
+            "FAILED: shop-image #42",
+            "body".into(),
+            vec![
+                ("project".into(), "shop-image".into()),
+                ("status".into(), "FAILED".into()),
+            ],
+        );
+
+        assert_eq!(topic.publish(&notification).await.unwrap(), "m-1");
+        assert_eq!(publish.num_calls(), 1);
+    }
+}
