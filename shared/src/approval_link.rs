@@ -197,8 +197,9 @@ impl fmt::Display for Approver {
 }
 
 /// Everything one link stands for.
+// No `deny_unknown_fields`: serde does not support it with `flatten`, and the signature already
+// covers every byte of the payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ApprovalLink {
     #[serde(rename = "v")]
     version: u8,
@@ -385,11 +386,13 @@ impl FormGuard {
     }
 }
 
-/// Whether `value` looks like a nonce [`FormGuard::issue`] put in a cookie (so it can be reused).
-pub fn is_nonce(value: &str) -> bool {
+/// The nonce in a cookie [`FormGuard::issue`] set, so a second page opened in the same browser
+/// reuses it instead of invalidating the first page's form.
+pub fn nonce_from_cookie(value: &str) -> Option<[u8; 16]> {
     URL_SAFE_NO_PAD
         .decode(value)
-        .is_ok_and(|bytes| bytes.len() == 16)
+        .ok()
+        .and_then(|bytes| <[u8; 16]>::try_from(bytes).ok())
 }
 
 fn form_mac(key: &SigningKey, link_signature: &str, issued: i64, nonce: &str) -> HmacSha256 {

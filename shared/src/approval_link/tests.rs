@@ -262,7 +262,8 @@ fn a_form_guard_verifies_with_its_cookie_for_its_link() {
     let signed = link(Decision::Approve).sign(&key());
     let signature = ApprovalLink::signature_of(&signed).unwrap();
     let guard = guard_for(&signed, NOW);
-    assert!(is_nonce(&guard.cookie_value));
+    assert_eq!(nonce_from_cookie(&guard.cookie_value), Some([7; 16]));
+    assert_eq!(nonce_from_cookie("short"), None);
     assert_eq!(
         FormGuard::verify(
             &key(),
