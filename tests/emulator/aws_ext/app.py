@@ -37,6 +37,8 @@ from werkzeug.test import run_wsgi_app
 from werkzeug.wrappers import Request, Response
 
 from . import model
+from . import sns as sns_readback
+from .approvals import ManualApprovals
 from .codecommit import CodeCommitExtension
 from .codepipeline import ActionNotInProgress, CodePipelineExtension, ExecutionNotFound
 from .context import RequestContext
@@ -110,10 +112,20 @@ class EmulatorApp:
             for service, extension in (("codecommit", self.codecommit), ("codepipeline", self.codepipeline))
             for operation, handler in extension.operations().items()
         }
+        # Manual approvals: PutApprovalResult, and execution reads that first expire what is due.
+        self.approvals = ManualApprovals(self.lock, self.codepipeline)
+        self._handlers.update(
+            (("codepipeline", operation), handler)
+            for operation, handler in self.approvals.operations(self.codepipeline.operations()).items()
+        )
         self._admin_routes: dict[str, dict[str, AdminHandler]] = {
             "/health": {"GET": lambda body: {"status": "ok"}},
             "/reset": {"POST": self._reset},
             "/codepipeline/complete-action": {"POST": self._complete_action},
+            "/codepipeline/approvals": {"GET": lambda body: {"approvals": self.approvals.views()}},
+            "/codepipeline/approval-ttl": {"POST": self._approval_ttl},
+            "/sns/published": {"GET": self._sns_published},
+            "/sns/inbox": {"GET": self._sns_inbox},
             "/kubernetes/bad-images": {"POST": self._mark_image_bad, "DELETE": self._clear_bad_images},
             "/kubernetes/requests": {"GET": self._request_log, "DELETE": self._clear_request_log},
             "/kubernetes/faults": {"POST": self._inject_faults},
@@ -220,6 +232,8 @@ class EmulatorApp:
             body = json.loads(raw) if raw.strip() else {}
             if not isinstance(body, dict):
                 raise AdminError(400, "the request body must be a JSON object")
+            if request.method == "GET":  # read-back filters come as query parameters
+                body = {**request.args.to_dict(), **body}
             return _json_response(200, handler(body))
         except json.JSONDecodeError as exc:
             return _json_response(400, {"error": f"invalid JSON: {exc}"})
@@ -231,6 +245,7 @@ class EmulatorApp:
         with self.lock:
             moto_api_backend.reset()
             self.codepipeline.reset()
+            self.approvals.reset()
             self.codecommit.reset()
             if self.kube is not None:
                 self.kube.reset()
@@ -258,6 +273,21 @@ class EmulatorApp:
         except ActionNotInProgress as exc:
             raise AdminError(409, str(exc)) from None
         return {"pipelineExecutionId": execution.pipeline_execution_id, "status": execution.status}
+
+    def _approval_ttl(self, body: dict[str, Any]) -> dict[str, Any]:
+        seconds = _field(body, "seconds", (int, float))
+        if seconds < 0:
+            raise AdminError(400, "seconds must not be negative")
+        self.approvals.set_ttl(seconds)
+        return {"status": "ok"}
+
+    def _sns_published(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            return {"messages": sns_readback.published(_field(body, "topicArn", str, required=False))}
+
+    def _sns_inbox(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            return {"messages": sns_readback.inbox(_field(body, "endpoint", str))}
 
     def _kubernetes(self) -> Any:
         if self.kube is None:
