@@ -11,7 +11,7 @@ use serde_json::Value as Json;
 use serde_yaml_ng::Value;
 
 /// The functions DESIGN.md fixes, by binary name.
-const FUNCTIONS: &[&str] = &["codecommit-push"];
+const FUNCTIONS: &[&str] = &["codecommit-push", "approval-notify", "approval-callback"];
 
 fn template() -> Value {
     let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
@@ -124,6 +124,8 @@ fn take(function: &str, event: Json) -> Result<(), shared::InvalidEvent> {
             let event = codecommit_push::handler::parse(event)?;
             codecommit_push::handler::decide(&event, &config.routes).map(drop)
         }
+        "approval-notify" => approval_notify::handler::parse(event).map(drop),
+        "approval-callback" => approval_callback::handler::parse(event).map(drop),
         other => panic!("no parser known for events/{other}/: add it to this test"),
     }
 }
