@@ -297,7 +297,10 @@ fn decided(link: &ApprovalLink, summary: &str, approved_at: Option<&str>) -> Pag
     rows.retain(|(label, _)| *label != "Link expires");
     rows.push(("Recorded", escape(summary)));
     if let Some(at) = approved_at {
-        rows.push(("At", escape(at)));
+        let shown = chrono::DateTime::parse_from_rfc3339(at)
+            .map(|time| time.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_else(|_| at.to_owned());
+        rows.push(("At", escape(&shown)));
     }
     let next = match link.decision {
         Decision::Approve => "The pipeline goes on to its next stage.",
@@ -435,22 +438,32 @@ fn forbidden(heading: &str, text: &str) -> Page {
 
 /// A browser sends `Origin` and `Sec-Fetch-Site` with a POST: both must say it came from this
 /// very origin. (Requests without them, like curl's, are still held to the form guard.)
+///
+/// Under `Referrer-Policy: no-referrer` Chromium sends `Origin: null` even for the page's own
+/// form, so `null` is taken only together with `Sec-Fetch-Site: same-origin`, which no other
+/// site can make a browser send.
 fn same_origin(request: &Request) -> Result<(), &'static str> {
     let headers = request.headers();
     let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    if let Some(site) = text("sec-fetch-site")
+    let site = text("sec-fetch-site");
+    if let Some(site) = site
         && !matches!(site, "same-origin" | "none")
     {
         return Err("Sec-Fetch-Site is not same-origin");
     }
-    if let Some(origin) = text("origin") {
-        let origin_host = origin.split_once("://").map(|(_, host)| host);
-        let host = text("host");
-        if origin_host.is_none() || origin_host != host {
-            return Err("Origin is not this host");
+    match text("origin") {
+        None => Ok(()),
+        Some("null") if site == Some("same-origin") => Ok(()),
+        Some("null") => Err("Origin is null without Sec-Fetch-Site: same-origin"),
+        Some(origin) => {
+            let origin_host = origin.split_once("://").map(|(_, host)| host);
+            if origin_host.is_some() && origin_host == text("host") {
+                Ok(())
+            } else {
+                Err("Origin is not this host")
+            }
         }
     }
-    Ok(())
 }
 
 /// The first value of `name` in a URL-encoded query or form.

@@ -299,7 +299,7 @@ async fn the_sample_post_records_the_decision_with_approver_and_comment() {
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.html);
     assert!(answer.html.contains("<h1>Approved: thank you</h1>"));
     assert!(answer.html.contains("Staging looks good."));
-    assert!(answer.html.contains("2026-11-23T10:06:00Z"));
+    assert!(answer.html.contains("2026-11-23 10:06:00 UTC"));
 }
 
 #[tokio::test]
@@ -385,6 +385,11 @@ async fn forged_posts_are_refused_before_any_call() {
     foreign_origin
         .headers_mut()
         .insert("origin", "https://evil.example.com".parse().unwrap());
+    let mut null_origin = post(&good, Some(&guard.cookie_value));
+    null_origin.headers_mut().remove("sec-fetch-site");
+    null_origin
+        .headers_mut()
+        .insert("origin", "null".parse().unwrap());
     let mut not_a_form = post(&good, Some(&guard.cookie_value));
     not_a_form
         .headers_mut()
@@ -422,6 +427,11 @@ async fn forged_posts_are_refused_before_any_call() {
         ),
         ("cross-site", cross_site, StatusCode::FORBIDDEN),
         ("foreign origin", foreign_origin, StatusCode::FORBIDDEN),
+        (
+            "null origin from an unknown site",
+            null_origin,
+            StatusCode::FORBIDDEN,
+        ),
         (
             "tampered link",
             post(
@@ -470,6 +480,32 @@ async fn forged_posts_are_refused_before_any_call() {
     .await;
     assert_eq!(stale.status, StatusCode::FORBIDDEN);
     assert!(stale.html.contains("open too long"));
+}
+
+#[tokio::test]
+async fn the_pages_own_form_under_no_referrer_is_accepted() {
+    // Chromium sends `Origin: null` for a form on a `Referrer-Policy: no-referrer` page.
+    let link = signed(Decision::Approve, NOW + 3600);
+    let guard = FormGuard::issue(
+        &key(),
+        ApprovalLink::signature_of(&link).unwrap(),
+        NOW,
+        &[1; 16],
+    );
+    let mut request = post(
+        &form(&link, &guard.form_value, ""),
+        Some(&guard.cookie_value),
+    );
+    request
+        .headers_mut()
+        .insert("origin", "null".parse().unwrap());
+    let mut approvals = MockApprovalApi::new();
+    approvals
+        .expect_decide()
+        .times(1)
+        .returning(|_, _, _| reply(Ok(None)));
+    let answer = answer(approvals, request, NOW).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.html);
 }
 
 #[tokio::test]
