@@ -209,3 +209,134 @@ impl ApprovalScenario {
             .unwrap_or_default()
     }
 }
+
+/// The approval chapter of the local flow: the pipeline waits, approvers are mailed, one opens
+/// the link, sees the page, presses Approve, and the pipeline goes on.
+pub async fn tell(timeline: &mut crate::timeline::Timeline) {
+    timeline.chapter("The pipeline waits for a manual approval");
+    let scenario = ApprovalScenario::new().await;
+    timeline.step(
+        "CodePipeline",
+        &format!(
+            "{}: stage Approval waits (commit {}); notification published to SNS",
+            scenario.pipeline,
+            &scenario.commit_id[..7]
+        ),
+    );
+    let outcome = scenario.deliver().await;
+    timeline.step("approval-notify", &format!("mailed {}", outcome["sent"]));
+    timeline.expect(
+        outcome["sent"] == json!(APPROVERS),
+        "each approver got their own email",
+    );
+    let again = scenario.deliver().await;
+    timeline.expect(
+        again["sent"] == json!([]),
+        "a redelivered notification mails nobody twice",
+    );
+    let inbox = scenario.inbox("alice@example.com").await;
+    if let Some(email) = inbox.first() {
+        let text = email["message"].as_str().unwrap_or_default();
+        // The links carry the approval token: the story shows the email without them.
+        let shown: Vec<&str> = text
+            .lines()
+            .filter(|line| !line.contains("?link=") && !line.contains("/approve/"))
+            .take(12)
+            .collect();
+        timeline.step(
+            "alice (email)",
+            &format!(
+                "{}\n{}",
+                email["subject"].as_str().unwrap_or_default(),
+                shown.join("\n")
+            ),
+        );
+    }
+    timeline.expect(inbox.len() == 1, "alice received exactly one email");
+
+    let (approve, _) = scenario.links_of("alice@example.com").await;
+    let page = http::send("GET", &approve, &[("accept", "text/html")], "").await;
+    timeline.step(
+        "alice (browser)",
+        &format!(
+            "opens the Approve link: HTTP {}, \"{}\"",
+            page.status,
+            heading(&page.body)
+        ),
+    );
+    let still_waiting = scenario
+        .approval_state()
+        .await
+        .status()
+        .map(|s| s.as_str().to_owned());
+    timeline.expect(
+        page.status == 200 && still_waiting.as_deref() == Some("InProgress"),
+        "opening the link shows the page and decides nothing",
+    );
+    let field = |name: &str| {
+        let marker = format!("name=\"{name}\" value=\"");
+        page.body
+            .split_once(&marker)
+            .and_then(|(_, rest)| rest.split('"').next())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("link", &field("link"))
+        .append_pair("form", &field("form"))
+        .append_pair("comment", "Looks good on staging")
+        .finish();
+    let cookie = page
+        .header("set-cookie")
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let origin = scenario.callback.origin();
+    let done = http::send(
+        "POST",
+        &approve,
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("origin", &origin),
+            ("sec-fetch-site", "same-origin"),
+            ("cookie", &cookie),
+        ],
+        &form,
+    )
+    .await;
+    timeline.step(
+        "alice (browser)",
+        &format!(
+            "presses Approve: HTTP {}, \"{}\"",
+            done.status,
+            heading(&done.body)
+        ),
+    );
+    let decided = scenario.approval_state().await;
+    timeline.step(
+        "CodePipeline",
+        &format!(
+            "approval {}: \"{}\"; execution {}",
+            decided.status().map(|s| s.as_str()).unwrap_or("-"),
+            decided.summary().unwrap_or_default(),
+            scenario.execution_status().await
+        ),
+    );
+    timeline.expect(
+        decided.status().map(|s| s.as_str()) == Some("Succeeded"),
+        "the approval is recorded with alice's name and comment",
+    );
+    let replay = http::send("GET", &approve, &[], "").await;
+    timeline.expect(
+        replay.status == 409,
+        "the link is useless once the approval is decided",
+    );
+}
+
+fn heading(html: &str) -> String {
+    html.split_once("<h1>")
+        .and_then(|(_, rest)| rest.split_once("</h1>"))
+        .map(|(text, _)| text.to_owned())
+        .unwrap_or_default()
+}
