@@ -5,6 +5,7 @@
 //! Handlers depend on the traits in [`ports`], never on an SDK client directly, so their decisions
 //! are tested with mocks and their I/O with the local emulators.
 
+pub mod approval_link;
 pub mod aws;
 pub mod config;
 pub mod error;

@@ -776,6 +776,14 @@ class RoundTripTests(PipelineTestCase):
         self.codepipeline.get_pipeline_state(name="app")
         self.codepipeline.stop_pipeline_execution(pipelineName="app", pipelineExecutionId=execution_id, abandon=True)
         self.codepipeline.get_pipeline_state(name="app")
+        APP.approvals.install()
+        approval = self.start(self.first)
+        self.complete(approval, "Deploy", "Succeeded", outputVariables={"url": "https://app"})
+        token = self.stage_states()["Deploy"]["actionStates"][1]["latestExecution"]["token"]
+        self.codepipeline.put_approval_result(
+            pipelineName="app", stageName="Deploy", actionName="Approve", token=token,
+            result={"summary": "ok", "status": "Approved"},
+        )
         implemented = {(service, op) for (service, op) in APP._handlers}
         self.assertEqual(implemented - CHECKED_OPERATIONS, set())
 

@@ -150,7 +150,132 @@ pub async fn pipeline(sdk: &SdkConfig, name: &str, repository: &str, branch: &st
         .unwrap_or_else(|e| panic!("CreatePipeline {name}: {e:?}"));
 }
 
-/// Creates the ledger table the notifying functions record sent messages in.
+/// Creates a V2 pipeline: a CodeCommit source action `Source` on `repository`/`branch`, then a
+/// stage `Approval` whose manual approval action `ProductionGate` notifies `topic_arn`.
+pub async fn approval_pipeline(
+    sdk: &SdkConfig,
+    name: &str,
+    repository: &str,
+    branch: &str,
+    topic_arn: &str,
+) {
+    let role = pipeline_role(sdk, &format!("{name}-role")).await;
+    let source = ActionDeclaration::builder()
+        .name("Source")
+        .action_type_id(
+            ActionTypeId::builder()
+                .category(ActionCategory::Source)
+                .owner(ActionOwner::Aws)
+                .provider("CodeCommit")
+                .version("1")
+                .build()
+                .unwrap(),
+        )
+        .configuration("RepositoryName", repository)
+        .configuration("BranchName", branch)
+        .configuration("PollForSourceChanges", "false")
+        .output_artifacts(
+            OutputArtifact::builder()
+                .name("SourceOutput")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let gate = ActionDeclaration::builder()
+        .name("ProductionGate")
+        .action_type_id(
+            ActionTypeId::builder()
+                .category(ActionCategory::Approval)
+                .owner(ActionOwner::Aws)
+                .provider("Manual")
+                .version("1")
+                .build()
+                .unwrap(),
+        )
+        .configuration("NotificationArn", topic_arn)
+        .configuration("ExternalEntityLink", "https://staging.shop.example.com")
+        .configuration(
+            "CustomData",
+            "Staging runs the new checkout. Approve to deploy it to production.",
+        )
+        .build()
+        .unwrap();
+    let declaration = PipelineDeclaration::builder()
+        .name(name)
+        .role_arn(role)
+        .pipeline_type(PipelineType::V2)
+        .artifact_store(
+            ArtifactStore::builder()
+                .r#type(ArtifactStoreType::S3)
+                .location("pipeline-artifacts")
+                .build()
+                .unwrap(),
+        )
+        .stages(
+            StageDeclaration::builder()
+                .name("Source")
+                .actions(source)
+                .build()
+                .unwrap(),
+        )
+        .stages(
+            StageDeclaration::builder()
+                .name("Approval")
+                .actions(gate)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    aws_sdk_codepipeline::Client::new(sdk)
+        .create_pipeline()
+        .pipeline(declaration)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreatePipeline {name}: {e:?}"));
+}
+
+/// Creates an SNS topic and returns its ARN.
+pub async fn topic(sdk: &SdkConfig, name: &str) -> String {
+    aws_sdk_sns::Client::new(sdk)
+        .create_topic()
+        .name(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateTopic {name}: {e:?}"))
+        .topic_arn()
+        .unwrap()
+        .to_owned()
+}
+
+/// Subscribes `address` by email to `topic_arn`, receiving only messages whose `approver`
+/// attribute is `address` (as the template's per-approver subscriptions do).
+pub async fn approver_subscription(sdk: &SdkConfig, topic_arn: &str, address: &str) {
+    let policy = serde_json::json!({"approver": [address]}).to_string();
+    aws_sdk_sns::Client::new(sdk)
+        .subscribe()
+        .topic_arn(topic_arn)
+        .protocol("email")
+        .endpoint(address)
+        .attributes("FilterPolicy", policy)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("Subscribe {address}: {e:?}"));
+}
+
+/// Creates a Secrets Manager secret holding `value`.
+pub async fn secret(sdk: &SdkConfig, name: &str, value: &str) {
+    aws_sdk_secretsmanager::Client::new(sdk)
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateSecret {name}: {e:?}"));
+}
+
+/// Creates a ledger table like the template's `NotificationLedgerTable` (string key `pk`).
 pub async fn ledger_table(sdk: &SdkConfig, name: &str) {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,

@@ -7,10 +7,12 @@
 // A test harness reports trouble by panicking with a message; that is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod approvals;
 pub mod aws;
 pub mod emulators;
 pub mod fixtures;
 pub mod function;
+pub mod function_url;
 pub mod http;
 pub mod kubernetes;
 pub mod runtime_api;
@@ -18,6 +20,7 @@ pub mod timeline;
 
 pub use emulators::Emulators;
 pub use function::Function;
+pub use function_url::FunctionUrl;
 
 /// A name unique to this test run, so tests sharing one emulator never see each other's
 /// repositories, pipelines or deployments.

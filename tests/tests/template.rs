@@ -11,7 +11,13 @@ use serde_json::Value as Json;
 use serde_yaml_ng::Value;
 
 /// The functions DESIGN.md fixes, by binary name.
-const FUNCTIONS: &[&str] = &["codebuild-status", "codecommit-push", "eks-deploy"];
+const FUNCTIONS: &[&str] = &[
+    "approval-callback",
+    "approval-notify",
+    "codebuild-status",
+    "codecommit-push",
+    "eks-deploy",
+];
 
 fn template() -> Value {
     let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
@@ -143,6 +149,8 @@ fn take(function: &str, event: Json) -> Result<(), shared::InvalidEvent> {
                     .map_err(|e| shared::InvalidEvent::new(e.to_string()))
             }
         },
+        "approval-notify" => approval_notify::handler::parse(event).map(drop),
+        "approval-callback" => approval_callback::handler::parse(event).map(drop),
         other => panic!("no parser known for events/{other}/: add it to this test"),
     }
 }

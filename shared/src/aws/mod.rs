@@ -4,20 +4,24 @@
 //! (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_MAX_ATTEMPTS`…), so the same binary
 //! runs against AWS and against the local emulators.
 
+mod approvals;
 mod codebuild;
 mod codecommit;
 mod codepipeline;
 mod dynamodb;
 #[cfg(feature = "kubernetes")]
 mod eks;
+mod signing_key;
 mod sns;
 
+pub use approvals::CodePipelineApprovals;
 pub use codebuild::CodeBuild;
 pub use codecommit::CodeCommit;
 pub use codepipeline::CodePipeline;
 pub use dynamodb::DynamoLedger;
 #[cfg(feature = "kubernetes")]
 pub use eks::{ClusterEndpoint, EksClusters, EksToken, TOKEN_LIFETIME, TokenError, kube_client};
+pub use signing_key::{KeySource, load_signing_key};
 pub use sns::SnsTopic;
 
 use aws_config::BehaviorVersion;

@@ -4,6 +4,7 @@
 //! a payload that does not fit then becomes a typed [`InvalidEvent`] naming the field at fault,
 //! reported with a stable `errorType`, instead of the runtime's generic deserialization error.
 
+pub mod approval;
 pub mod codebuild;
 pub mod codecommit;
 pub mod codepipeline;

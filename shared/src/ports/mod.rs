@@ -3,6 +3,7 @@
 //! Each has an AWS adapter in [`crate::aws`] and, with the `mocks` feature, a `mockall` mock whose
 //! expectations fail a test on any missing or unexpected call.
 
+mod approval;
 mod builds;
 #[cfg(feature = "kubernetes")]
 mod cluster;
@@ -12,6 +13,9 @@ mod notifier;
 mod pipeline;
 mod repository;
 
+#[cfg(any(test, feature = "mocks"))]
+pub use approval::MockApprovalApi;
+pub use approval::{ApprovalApi, ApprovalState, Revision};
 #[cfg(any(test, feature = "mocks"))]
 pub use builds::MockBuildApi;
 pub use builds::{BuildApi, BuildRecord};

@@ -39,6 +39,8 @@ from werkzeug.wrappers import Request, Response
 
 from . import model
 from .codebuild import BuildNotFound, BuildNotInProgress, CodeBuildExtension
+from . import sns as sns_readback
+from .approvals import ManualApprovals
 from .codecommit import CodeCommitExtension
 from .codepipeline import ActionNotInProgress, CodePipelineExtension, ExecutionNotFound
 from .context import RequestContext
@@ -125,6 +127,12 @@ class EmulatorApp:
         self._codebuild_handlers = {("codebuild", op): h for op, h in self.codebuild.operations().items()}
         # Likewise apart: test_jobs covers the job operations.
         self._job_handlers = {("codepipeline", op): h for op, h in self.jobs.operations().items()}
+        # Manual approvals: PutApprovalResult, and execution reads that first expire what is due.
+        self.approvals = ManualApprovals(self.lock, self.codepipeline)
+        self._handlers.update(
+            (("codepipeline", operation), handler)
+            for operation, handler in self.approvals.operations(self.codepipeline.operations()).items()
+        )
         self._admin_routes: dict[str, dict[str, AdminHandler]] = {
             "/health": {"GET": lambda body: {"status": "ok"}},
             "/reset": {"POST": self._reset},
@@ -133,6 +141,10 @@ class EmulatorApp:
             "/codebuild/complete": {"POST": self._codebuild_complete},
             "/codebuild/advance": {"POST": self._codebuild_advance},
             "/codebuild/event": {"GET": self._codebuild_event},
+            "/codepipeline/approvals": {"GET": lambda body: {"approvals": self.approvals.views()}},
+            "/codepipeline/approval-ttl": {"POST": self._approval_ttl},
+            "/sns/published": {"GET": self._sns_published},
+            "/sns/inbox": {"GET": self._sns_inbox},
             "/kubernetes/bad-images": {"POST": self._mark_image_bad, "DELETE": self._clear_bad_images},
             "/kubernetes/requests": {"GET": self._request_log, "DELETE": self._clear_request_log},
             "/kubernetes/faults": {"POST": self._inject_faults},
@@ -256,6 +268,7 @@ class EmulatorApp:
         with self.lock:
             moto_api_backend.reset()
             self.codepipeline.reset()
+            self.approvals.reset()
             self.codecommit.reset()
             self.codebuild.reset()
             self.jobs.reset()
@@ -333,6 +346,20 @@ class EmulatorApp:
             )
         except BuildNotFound as exc:
             raise AdminError(404, str(exc)) from None
+    def _approval_ttl(self, body: dict[str, Any]) -> dict[str, Any]:
+        seconds = _field(body, "seconds", (int, float))
+        if seconds < 0:
+            raise AdminError(400, "seconds must not be negative")
+        self.approvals.set_ttl(seconds)
+        return {"status": "ok"}
+
+    def _sns_published(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            return {"messages": sns_readback.published(_field(body, "topicArn", str, required=False))}
+
+    def _sns_inbox(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            return {"messages": sns_readback.inbox(_field(body, "endpoint", str))}
 
     def _kubernetes(self) -> Any:
         if self.kube is None:

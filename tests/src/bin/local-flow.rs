@@ -135,5 +135,7 @@ async fn main() -> ExitCode {
     timeline.step("codecommit-push", "ignored: the commit asks to skip CI");
     timeline.expect(ignored, "no pipeline run for a [skip ci] commit");
 
+    integration_tests::approvals::tell(&mut timeline).await;
+
     timeline.finish()
 }

@@ -1,0 +1,270 @@
+//! What an approval notification means: who gets which links, and sending them once.
+//!
+//! [`parse`] is pure and tested on the files in `events/approval-notify/`; [`handle`] looks the
+//! approval up (best effort), then mails each approver through [`Notifier`], once per approval
+//! and approver thanks to the [`Ledger`].
+
+use serde::Serialize;
+use serde_json::Value;
+use shared::approval_link::{Approval, ApprovalLink, Approver, Decision, SigningKey, fingerprint};
+use shared::events::approval::{ApprovalNotification, parse_sns};
+use shared::ports::{ApprovalApi, Claim, Ledger, Notifier, Revision};
+use shared::{FunctionError, InvalidEvent};
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::email::Email;
+
+/// The ports and settings a notification is handled with, built once per cold start.
+#[derive(Debug)]
+pub struct Deps<A, N, L> {
+    approvals: A,
+    notifier: N,
+    ledger: L,
+    key: SigningKey,
+    config: Config,
+}
+
+impl<A: ApprovalApi, N: Notifier, L: Ledger> Deps<A, N, L> {
+    /// Dependencies over the given ports, key and settings.
+    pub fn new(approvals: A, notifier: N, ledger: L, key: SigningKey, config: Config) -> Self {
+        Self {
+            approvals,
+            notifier,
+            ledger,
+            key,
+            config,
+        }
+    }
+}
+
+/// What the invocation did; the function's response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "camelCase")]
+pub enum Outcome {
+    /// Every approver has their links (some perhaps from an earlier delivery).
+    #[serde(rename_all = "camelCase")]
+    Notified {
+        /// The pipeline waiting.
+        pipeline: String,
+        /// Its approval stage.
+        stage: String,
+        /// Its approval action.
+        action: String,
+        /// Approvers mailed by this invocation.
+        sent: Vec<String>,
+        /// Approvers an earlier delivery of the same notification already mailed.
+        already_sent: Vec<String>,
+        /// The commit being approved, when known.
+        commit_id: Option<String>,
+    },
+    /// Nothing sent, and why.
+    Ignored {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Parses the SNS event: exactly one approval notification.
+pub fn parse(payload: Value) -> Result<ApprovalNotification, InvalidEvent> {
+    let mut notifications = parse_sns(payload)?;
+    if notifications.len() != 1 {
+        return Err(InvalidEvent::new(format!(
+            "Records: expected one approval notification, got {}",
+            notifications.len()
+        )));
+    }
+    Ok(notifications.remove(0))
+}
+
+/// The links `approver` gets for `notification`, which expires at `expires_at`.
+pub fn links(
+    key: &SigningKey,
+    callback_url: &str,
+    notification: &ApprovalNotification,
+    approver: &Approver,
+    expires_at: i64,
+) -> [(Decision, String); 2] {
+    let approval = Approval {
+        pipeline: notification.approval.pipeline_name.clone(),
+        stage: notification.approval.stage_name.clone(),
+        action: notification.approval.action_name.clone(),
+        token: notification.approval.token.clone(),
+    };
+    Decision::ALL.map(|decision| {
+        let signed =
+            ApprovalLink::new(approval.clone(), approver.clone(), decision, expires_at).sign(key);
+        // The signed text is URL-safe base64 and dots: no escaping needed.
+        (decision, format!("{callback_url}?link={signed}"))
+    })
+}
+
+/// Handles one SNS delivery of an approval notification at `now` (seconds since the epoch).
+pub async fn handle<A: ApprovalApi, N: Notifier, L: Ledger>(
+    deps: &Deps<A, N, L>,
+    payload: Value,
+    now: i64,
+) -> Result<Outcome, FunctionError> {
+    let notification = parse(payload)?;
+    let approval = &notification.approval;
+    let token_id = fingerprint(&approval.token);
+    let expires_at = notification
+        .expires_at()
+        .ok_or_else(|| InvalidEvent::missing("approval.expires"))?;
+    if expires_at <= now {
+        info!(pipeline = %approval.pipeline_name, stage = %approval.stage_name, token = %token_id, "approval already expired: nothing sent");
+        return Ok(Outcome::Ignored {
+            reason: "the approval has expired".into(),
+        });
+    }
+
+    let (still_waiting, revision) = look_up(deps, &notification).await;
+    if !still_waiting {
+        info!(pipeline = %approval.pipeline_name, stage = %approval.stage_name, token = %token_id, "approval already decided: nothing sent");
+        return Ok(Outcome::Ignored {
+            reason: "the approval is no longer waiting".into(),
+        });
+    }
+
+    // Every approver is attempted even when one fails; the failure then fails the invocation so
+    // SNS retries it, and the ledger keeps the retry from mailing the others twice.
+    let mut sent = Vec::new();
+    let mut already_sent = Vec::new();
+    let mut first_failure = None;
+    for approver in &deps.config.approvers {
+        match notify(
+            deps,
+            &notification,
+            revision.as_ref(),
+            approver,
+            expires_at,
+            &token_id,
+        )
+        .await
+        {
+            Ok(true) => sent.push(approver.to_string()),
+            Ok(false) => already_sent.push(approver.to_string()),
+            Err(error) => {
+                warn!(
+                    pipeline = %approval.pipeline_name,
+                    approver = %approver,
+                    token = %token_id,
+                    error = %shared::error::ErrorChain(&error),
+                    "approver not notified"
+                );
+                first_failure.get_or_insert(error);
+            }
+        }
+    }
+    if let Some(error) = first_failure {
+        return Err(error);
+    }
+    Ok(Outcome::Notified {
+        pipeline: approval.pipeline_name.clone(),
+        stage: approval.stage_name.clone(),
+        action: approval.action_name.clone(),
+        sent,
+        already_sent,
+        commit_id: revision.map(|r| r.id),
+    })
+}
+
+/// Whether the approval still waits for this token, and the revision it is about. Best effort:
+/// if the lookup fails, the emails go out without the commit rather than not at all.
+async fn look_up<A: ApprovalApi, N, L>(
+    deps: &Deps<A, N, L>,
+    notification: &ApprovalNotification,
+) -> (bool, Option<Revision>) {
+    let approval = &notification.approval;
+    let state = match deps
+        .approvals
+        .approval_state(
+            &approval.pipeline_name,
+            &approval.stage_name,
+            &approval.action_name,
+        )
+        .await
+    {
+        Ok(state) => state,
+        Err(error) => {
+            warn!(pipeline = %approval.pipeline_name, error = %shared::error::ErrorChain(&error), "cannot look the approval up; sending without the commit");
+            return (true, None);
+        }
+    };
+    // A known, different state means a redelivery after the decision: the links would be dead.
+    if state.status.is_some() && !state.is_waiting_for(&approval.token) {
+        return (false, None);
+    }
+    let Some(execution_id) = state.execution_id else {
+        return (true, None);
+    };
+    match deps
+        .approvals
+        .execution_revision(&approval.pipeline_name, &execution_id)
+        .await
+    {
+        Ok(revision) => (true, revision),
+        Err(error) => {
+            warn!(pipeline = %approval.pipeline_name, execution_id = %execution_id, error = %shared::error::ErrorChain(&error), "cannot look the commit up; sending without it");
+            (true, None)
+        }
+    }
+}
+
+/// Mails `approver` unless an earlier delivery did; `Ok(false)` when it had.
+async fn notify<A, N: Notifier, L: Ledger>(
+    deps: &Deps<A, N, L>,
+    notification: &ApprovalNotification,
+    revision: Option<&Revision>,
+    approver: &Approver,
+    expires_at: i64,
+    token_id: &str,
+) -> Result<bool, FunctionError> {
+    // The token's fingerprint, not the token: the ledger is readable by more people than
+    // approvals should be.
+    let key = format!("approval-email/{token_id}/{approver}");
+    if deps.ledger.claim(&key).await? == Claim::Taken {
+        info!(approver = %approver, token = %token_id, "already mailed by an earlier delivery");
+        return Ok(false);
+    }
+    let email = Email {
+        notification,
+        revision,
+        approver,
+        links: links(
+            &deps.key,
+            &deps.config.callback_url,
+            notification,
+            approver,
+            expires_at,
+        ),
+        expires_at,
+    };
+    match deps.notifier.publish(&email.render()).await {
+        Ok(message_id) => {
+            info!(
+                pipeline = %notification.approval.pipeline_name,
+                stage = %notification.approval.stage_name,
+                approver = %approver,
+                token = %token_id,
+                message_id = %message_id,
+                "approval links sent"
+            );
+            // The email is out: a failure to record it must not fail the invocation and mail
+            // everyone again; the pending claim expires after its lease.
+            if let Err(error) = deps.ledger.complete(&key).await {
+                warn!(approver = %approver, error = %shared::error::ErrorChain(&error), "email sent but not recorded");
+            }
+            Ok(true)
+        }
+        Err(error) => {
+            if let Err(release) = deps.ledger.release(&key).await {
+                warn!(approver = %approver, error = %shared::error::ErrorChain(&release), "claim not released; it expires after its lease");
+            }
+            Err(error.into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,365 @@
+use mockall::predicate::eq;
+use shared::UpstreamError;
+use shared::approval_link::LinkError;
+use shared::ports::{
+    ApprovalState, MockApprovalApi, MockLedger, MockNotifier, Notification, reply,
+};
+
+use super::*;
+use crate::config::Config;
+
+const TOKEN: &str = "1a2b3c4d-573f-4ea7-a67e-0123456789ab";
+/// 2026-11-23T10:00:00Z, before the samples' expiry.
+const NOW: i64 = 1_795_428_000;
+const COMMIT: &str = "0ccf1ae1bf4c7d610115754eef7bf8c60e7f167e";
+
+fn event(name: &str) -> Value {
+    let path = format!(
+        "{}/../../events/approval-notify/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The settings the sample events are written for: `events/env.json`.
+fn config() -> Config {
+    let path = format!("{}/../../events/env.json", env!("CARGO_MANIFEST_DIR"));
+    let env: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let variables = env["ApprovalNotifyFunction"].clone();
+    Config::from_lookup(|name| variables[name].as_str().map(str::to_owned)).unwrap()
+}
+
+fn key() -> SigningKey {
+    SigningKey::new(b"unit-test signing key of 32+ bytes!!").unwrap()
+}
+
+fn waiting() -> ApprovalState {
+    ApprovalState {
+        execution_id: Some("e-1".into()),
+        status: Some("InProgress".into()),
+        token: Some(TOKEN.into()),
+        ..ApprovalState::default()
+    }
+}
+
+fn approvals_with(state: Result<ApprovalState, UpstreamError>) -> MockApprovalApi {
+    let mut approvals = MockApprovalApi::new();
+    approvals
+        .expect_approval_state()
+        .with(eq("shop-main"), eq("Approval"), eq("ProductionGate"))
+        .times(1)
+        .return_once(move |_, _, _| reply(state));
+    approvals
+        .expect_execution_revision()
+        .with(eq("shop-main"), eq("e-1"))
+        .returning(|_, _| {
+            reply(Ok(Some(Revision {
+                id: COMMIT.into(),
+                summary: Some("feat: one-click checkout\n\nDetails.".into()),
+                url: None,
+            })))
+        });
+    approvals
+}
+
+fn granting_ledger(times: usize) -> MockLedger {
+    let mut ledger = MockLedger::new();
+    ledger
+        .expect_claim()
+        .times(times)
+        .returning(|_| reply(Ok(Claim::Granted)));
+    ledger
+        .expect_complete()
+        .times(times)
+        .returning(|_| reply(Ok(())));
+    ledger
+}
+
+fn link_in(body: &str, decision: Decision) -> String {
+    let mut lines = body.lines();
+    lines
+        .find(|line| *line == format!("{}:", decision.verb()))
+        .unwrap();
+    let url = lines.next().unwrap();
+    url.split_once("?link=").unwrap().1.to_owned()
+}
+
+#[test]
+fn the_sample_notification_parses_and_invalid_ones_are_refused() {
+    let notification = parse(event("approval-needed.json")).unwrap();
+    assert_eq!(notification.approval.token, TOKEN);
+    assert!(parse(event("approval-needed-minimal.json")).is_ok());
+    assert!(parse(event("approval-expired.json")).is_ok());
+    let error = parse(event("invalid-missing-token.json")).unwrap_err();
+    assert!(error.message().contains("missing field `token`"), "{error}");
+    let error = parse(event("invalid-not-an-approval.json")).unwrap_err();
+    assert!(error.message().contains("not JSON"), "{error}");
+}
+
+#[tokio::test]
+async fn each_approver_gets_their_own_signed_links_and_the_commit() {
+    let mut notifier = MockNotifier::new();
+    let published = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Notification>::new()));
+    let sink = published.clone();
+    notifier.expect_publish().times(2).returning(move |n| {
+        sink.lock().unwrap().push(n.clone());
+        reply(Ok(format!("m-{}", sink.lock().unwrap().len())))
+    });
+    let deps = Deps::new(
+        approvals_with(Ok(waiting())),
+        notifier,
+        granting_ledger(2),
+        key(),
+        config(),
+    );
+
+    let outcome = handle(&deps, event("approval-needed.json"), NOW)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        outcome,
+        Outcome::Notified {
+            pipeline: "shop-main".into(),
+            stage: "Approval".into(),
+            action: "ProductionGate".into(),
+            sent: vec!["alice@example.com".into(), "bob@example.com".into()],
+            already_sent: vec![],
+            commit_id: Some(COMMIT.into()),
+        }
+    );
+    let published = published.lock().unwrap();
+    for (message, approver) in published
+        .iter()
+        .zip(["alice@example.com", "bob@example.com"])
+    {
+        assert_eq!(
+            message.subject,
+            "Approval needed: shop-main (Approval/ProductionGate)"
+        );
+        assert_eq!(
+            message.attributes,
+            vec![("approver".to_owned(), approver.to_owned())]
+        );
+        assert!(
+            message.body.contains("0ccf1ae  feat: one-click checkout"),
+            "{}",
+            message.body
+        );
+        assert!(message.body.contains("Staging runs the new checkout."));
+        assert!(message.body.contains("https://staging.shop.example.com"));
+        assert!(
+            message.body.contains("Expires:  2099-11-30 10:00 UTC"),
+            "{}",
+            message.body
+        );
+        assert!(
+            message
+                .body
+                .contains("http://127.0.0.1:9000/lambda-url/approval-callback/?link=")
+        );
+        for decision in Decision::ALL {
+            let link =
+                ApprovalLink::verify(&link_in(&message.body, decision), &key(), NOW).unwrap();
+            assert_eq!(link.approver.as_str(), approver);
+            assert_eq!(link.decision, decision);
+            assert_eq!(link.approval.token, TOKEN);
+            assert_eq!(link.approval.pipeline, "shop-main");
+            assert_eq!(link.expires_at, 4_099_716_000);
+        }
+        // Alice's links are not Bob's: the other approver's signature does not verify hers.
+        let other = if approver.starts_with("alice") {
+            &published[1]
+        } else {
+            &published[0]
+        };
+        assert_ne!(
+            link_in(&message.body, Decision::Approve),
+            link_in(&other.body, Decision::Approve)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_redelivery_mails_nobody_twice() {
+    let mut ledger = MockLedger::new();
+    ledger
+        .expect_claim()
+        .withf(|key| key.starts_with("approval-email/") && !key.contains(TOKEN))
+        .times(2)
+        .returning(|_| reply(Ok(Claim::Taken)));
+    let deps = Deps::new(
+        approvals_with(Ok(waiting())),
+        MockNotifier::new(),
+        ledger,
+        key(),
+        config(),
+    );
+
+    let outcome = handle(&deps, event("approval-needed.json"), NOW)
+        .await
+        .unwrap();
+
+    let Outcome::Notified {
+        sent, already_sent, ..
+    } = outcome
+    else {
+        panic!("{outcome:?}");
+    };
+    assert!(sent.is_empty());
+    assert_eq!(already_sent.len(), 2);
+}
+
+#[tokio::test]
+async fn a_failed_publish_releases_its_claim_still_mails_the_others_and_fails() {
+    let mut notifier = MockNotifier::new();
+    notifier.expect_publish().times(2).returning(|n| {
+        reply(if n.attributes[0].1.starts_with("alice") {
+            Err(UpstreamError::new(
+                "SNS",
+                "Publish",
+                Some("Throttling".into()),
+                "Rate exceeded",
+            ))
+        } else {
+            Ok("m-2".into())
+        })
+    });
+    let mut ledger = MockLedger::new();
+    ledger
+        .expect_claim()
+        .times(2)
+        .returning(|_| reply(Ok(Claim::Granted)));
+    ledger
+        .expect_release()
+        .withf(|key| key.ends_with("/alice@example.com"))
+        .times(1)
+        .returning(|_| reply(Ok(())));
+    ledger
+        .expect_complete()
+        .withf(|key| key.ends_with("/bob@example.com"))
+        .times(1)
+        .returning(|_| reply(Ok(())));
+    let deps = Deps::new(
+        approvals_with(Ok(waiting())),
+        notifier,
+        ledger,
+        key(),
+        config(),
+    );
+
+    let error = handle(&deps, event("approval-needed.json"), NOW)
+        .await
+        .unwrap_err();
+    assert_eq!(error.error_type(), "Upstream");
+}
+
+#[tokio::test]
+async fn a_failed_lookup_still_mails_everyone_without_the_commit() {
+    let mut approvals = MockApprovalApi::new();
+    approvals
+        .expect_approval_state()
+        .times(1)
+        .returning(|_, _, _| {
+            reply(Err(UpstreamError::new(
+                "CodePipeline",
+                "GetPipelineState",
+                None,
+                "timeout",
+            )))
+        });
+    let mut notifier = MockNotifier::new();
+    notifier
+        .expect_publish()
+        .withf(|n| !n.body.contains("Commit:"))
+        .times(2)
+        .returning(|_| reply(Ok("m".into())));
+    let deps = Deps::new(approvals, notifier, granting_ledger(2), key(), config());
+
+    let outcome = handle(&deps, event("approval-needed-minimal.json"), NOW)
+        .await
+        .unwrap();
+    assert!(matches!(
+        outcome,
+        Outcome::Notified {
+            commit_id: None,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn decided_or_expired_approvals_mail_nobody() {
+    let decided = ApprovalState {
+        execution_id: Some("e-1".into()),
+        status: Some("Succeeded".into()),
+        summary: Some("Approved by alice@example.com".into()),
+        ..ApprovalState::default()
+    };
+    let deps = Deps::new(
+        approvals_with(Ok(decided)),
+        MockNotifier::new(),
+        MockLedger::new(),
+        key(),
+        config(),
+    );
+    let outcome = handle(&deps, event("approval-needed.json"), NOW)
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Ignored { .. }), "{outcome:?}");
+
+    let deps = Deps::new(
+        MockApprovalApi::new(),
+        MockNotifier::new(),
+        MockLedger::new(),
+        key(),
+        config(),
+    );
+    let outcome = handle(&deps, event("approval-expired.json"), NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Ignored {
+            reason: "the approval has expired".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn invalid_events_are_typed_errors_and_call_nothing() {
+    for name in ["invalid-missing-token.json", "invalid-not-an-approval.json"] {
+        let deps = Deps::new(
+            MockApprovalApi::new(),
+            MockNotifier::new(),
+            MockLedger::new(),
+            key(),
+            config(),
+        );
+        let error = handle(&deps, event(name), NOW).await.unwrap_err();
+        assert_eq!(error.error_type(), "InvalidEvent", "{name}");
+        assert!(!error.to_string().contains(TOKEN));
+    }
+}
+
+#[test]
+fn links_expire_with_the_approval() {
+    let notification = parse(event("approval-needed.json")).unwrap();
+    let approver = Approver::new("alice@example.com").unwrap();
+    let [(_, approve), _] = links(
+        &key(),
+        "https://x.lambda-url.us-east-1.on.aws/",
+        &notification,
+        &approver,
+        NOW + 10,
+    );
+    let signed = approve.split_once("?link=").unwrap().1;
+    assert!(ApprovalLink::verify(signed, &key(), NOW).is_ok());
+    assert_eq!(
+        ApprovalLink::verify(signed, &key(), NOW + 10),
+        Err(LinkError::Expired {
+            expired_at: NOW + 10
+        })
+    );
+}

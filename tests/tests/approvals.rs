@@ -1,0 +1,360 @@
+//! Manual approvals by email link, end to end: the emulated pipeline waits at its approval and
+//! publishes CodePipeline's notification; approval-notify (the real binary under the Runtime API
+//! emulator) mails each approver; approval-callback (the real binary behind a Function URL served
+//! by `cargo lambda watch`) shows the page and records the decision.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failed test
+
+use integration_tests::approvals::{APPROVERS, ApprovalScenario};
+use integration_tests::http::{Answer, send};
+use integration_tests::{Emulators, Function, fixtures, sample_event, unique};
+use serde_json::json;
+use shared::approval_link::{Approval, ApprovalLink, Approver, Decision, SigningKey};
+
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field in {html}"))
+        + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+/// `name=value` of the page's Set-Cookie, as the browser sends it back.
+fn cookie_of(page: &Answer) -> String {
+    page.header("set-cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+fn form(link: &str, guard: &str, comment: &str) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .append_pair("link", link)
+        .append_pair("form", guard)
+        .append_pair("comment", comment)
+        .finish()
+}
+
+async fn get(url: &str) -> Answer {
+    send("GET", url, &[("accept", "text/html")], "").await
+}
+
+/// The POST a browser sends from the page at `page_url`.
+async fn post_from_page(
+    scenario: &ApprovalScenario,
+    page_url: &str,
+    body: &str,
+    cookie: Option<&str>,
+) -> Answer {
+    let origin = scenario.callback.origin();
+    let mut headers = vec![
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("origin", origin.as_str()),
+        ("sec-fetch-site", "same-origin"),
+    ];
+    if let Some(cookie) = cookie {
+        headers.push(("cookie", cookie));
+    }
+    send("POST", page_url, &headers, body).await
+}
+
+fn link_param(url: &str) -> String {
+    url.split_once("?link=").unwrap().1.to_owned()
+}
+
+/// Nothing either function logged shows the token or any part of a link's signature.
+async fn assert_no_secrets_logged(scenario: &ApprovalScenario, token: &str, links: &[&str]) {
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let logs = [scenario.notify.logs(), scenario.callback.logs()].concat();
+    assert!(logs.len() > 3, "the functions log: {logs:?}");
+    for line in &logs {
+        assert!(!line.contains(token), "a token was logged: {line}");
+        for link in links {
+            let signature = ApprovalLink::signature_of(&link_param(link))
+                .unwrap()
+                .to_owned();
+            assert!(!line.contains(&signature), "a link was logged: {line}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approver_approves_from_the_email_link_and_the_pipeline_goes_on() {
+    let scenario = ApprovalScenario::new().await;
+    let waiting = scenario.approval_state().await;
+    assert_eq!(waiting.status().unwrap().as_str(), "InProgress");
+    let token = waiting.token().unwrap().to_owned();
+
+    // CodePipeline's notification reaches approval-notify: one email per approver.
+    let outcome = scenario.deliver().await;
+    assert_eq!(outcome["outcome"], "notified", "{outcome}");
+    assert_eq!(outcome["sent"], json!(APPROVERS));
+    assert_eq!(outcome["commitId"], scenario.commit_id.as_str());
+    // SNS delivers it again: nobody is mailed twice.
+    let again = scenario.deliver().await;
+    assert_eq!(again["sent"], json!([]));
+    assert_eq!(again["alreadySent"], json!(APPROVERS));
+
+    // Each approver's subscription lets only their own email through.
+    let alice_inbox = scenario.inbox("alice@example.com").await;
+    assert_eq!(alice_inbox.len(), 1);
+    assert_eq!(
+        alice_inbox[0]["attributes"]["approver"],
+        "alice@example.com"
+    );
+    let email = alice_inbox[0]["message"].as_str().unwrap();
+    assert!(
+        email.contains(&format!(
+            "{}  feat: one-click checkout",
+            &scenario.commit_id[..7]
+        )),
+        "{email}"
+    );
+    assert!(email.contains("Staging runs the new checkout."), "{email}");
+    assert!(
+        email.contains("https://staging.shop.example.com"),
+        "{email}"
+    );
+    let (approve, _) = scenario.links_of("alice@example.com").await;
+    let (_, bob_reject) = scenario.links_of("bob@example.com").await;
+    assert!(approve.starts_with(&scenario.callback.url()), "{approve}");
+
+    // Opening the link (as a mail scanner would, twice) shows the page and changes nothing.
+    for _ in 0..2 {
+        let page = get(&approve).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(
+            page.body
+                .contains(&format!("<h1>Approve {}?</h1>", scenario.pipeline))
+        );
+        assert!(page.body.contains("feat: one-click checkout"));
+        assert!(page.body.contains("<dd>alice@example.com</dd>"));
+        assert!(
+            page.header("content-security-policy")
+                .starts_with("default-src 'none'")
+        );
+        assert_eq!(page.header("x-frame-options"), "DENY");
+        assert_eq!(page.header("cache-control"), "no-store");
+    }
+    assert_eq!(
+        scenario.approval_state().await.status().unwrap().as_str(),
+        "InProgress"
+    );
+
+    let page = get(&approve).await;
+    let body = form(
+        &hidden(&page.body, "link"),
+        &hidden(&page.body, "form"),
+        "Ship it",
+    );
+    let cookie = cookie_of(&page);
+    assert!(cookie.starts_with("__Host-approval="), "{cookie}");
+
+    // The form without its cookie (another browser, a forged request) is refused.
+    let refused = post_from_page(&scenario, &approve, &body, None).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(
+        scenario.approval_state().await.status().unwrap().as_str(),
+        "InProgress"
+    );
+
+    // Pressing Approve records the decision, naming the approver and their comment.
+    let done = post_from_page(&scenario, &approve, &body, Some(&cookie)).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(
+        done.body.contains("<h1>Approved: thank you</h1>"),
+        "{}",
+        done.body
+    );
+    let decided = scenario.approval_state().await;
+    assert_eq!(decided.status().unwrap().as_str(), "Succeeded");
+    assert_eq!(
+        decided.summary(),
+        Some("Approved by alice@example.com via the email link: Ship it")
+    );
+    assert_eq!(scenario.execution_status().await, "Succeeded");
+
+    // The links are useless now: a replayed form, the same link, another approver's link.
+    let replay = post_from_page(&scenario, &approve, &body, Some(&cookie)).await;
+    assert_eq!(replay.status, 409, "{}", replay.body);
+    assert_eq!(get(&approve).await.status, 409);
+    let bob = get(&bob_reject).await;
+    assert_eq!(bob.status, 409);
+    assert!(bob.body.contains("It was approved."), "{}", bob.body);
+
+    assert_no_secrets_logged(&scenario, &token, &[&approve, &bob_reject]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejection_from_the_email_link_stops_the_execution() {
+    let scenario = ApprovalScenario::new().await;
+    scenario.deliver().await;
+    let (_, reject) = scenario.links_of("bob@example.com").await;
+
+    let page = get(&reject).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("class=\"reject\">Reject</button>"));
+    let body = form(&hidden(&page.body, "link"), &hidden(&page.body, "form"), "");
+    let done = post_from_page(&scenario, &reject, &body, Some(&cookie_of(&page))).await;
+
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(done.body.contains("<h1>Rejected: thank you</h1>"));
+    let decided = scenario.approval_state().await;
+    assert_eq!(decided.status().unwrap().as_str(), "Failed");
+    assert_eq!(
+        decided.summary(),
+        Some("Rejected by bob@example.com via the email link")
+    );
+    assert_eq!(scenario.execution_status().await, "Failed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tampered_forged_expired_and_malformed_requests_change_nothing() {
+    let scenario = ApprovalScenario::new().await;
+    scenario.deliver().await;
+    let (approve, _) = scenario.links_of("alice@example.com").await;
+    let base = scenario.callback.url();
+    let key = SigningKey::new(scenario.signing_key.as_bytes()).unwrap();
+    let genuine = ApprovalLink::verify(&link_param(&approve), &key, 0).unwrap();
+    let signed = |link: &ApprovalLink, key: &SigningKey| format!("{base}?link={}", link.sign(key));
+
+    // Mallory turns Alice's link into her own: the signature no longer matches.
+    let (payload, signature) = link_param(&approve)
+        .split_once('.')
+        .map(|(p, s)| (p.to_owned(), s.to_owned()))
+        .unwrap();
+    let mallory = ApprovalLink::new(
+        genuine.approval.clone(),
+        Approver::new("mallory@example.com").unwrap(),
+        Decision::Approve,
+        genuine.expires_at,
+    )
+    .sign(&key);
+    let (mallory_payload, _) = mallory.split_once('.').unwrap();
+    assert_ne!(payload, mallory_payload);
+    let forged_key = SigningKey::new(b"not the deployment's key, but long enough").unwrap();
+    let expired = ApprovalLink::new(
+        genuine.approval.clone(),
+        genuine.approver.clone(),
+        Decision::Approve,
+        1_700_000_000,
+    );
+    let wrong_token = ApprovalLink::new(
+        Approval {
+            token: "00000000-0000-4000-8000-000000000000".into(),
+            ..genuine.approval.clone()
+        },
+        genuine.approver.clone(),
+        Decision::Approve,
+        genuine.expires_at,
+    );
+
+    let cases = [
+        (
+            "tampered",
+            format!("{base}?link={mallory_payload}.{signature}"),
+            403,
+        ),
+        (
+            "signed with another key",
+            signed(&genuine, &forged_key),
+            403,
+        ),
+        ("expired", signed(&expired, &key), 410),
+        ("no link", base.clone(), 400),
+        ("cut short", format!("{base}?link={payload}"), 400),
+        (
+            "for a token the action never had",
+            signed(&wrong_token, &key),
+            409,
+        ),
+    ];
+    for (case, url, status) in cases {
+        let answer = get(&url).await;
+        assert_eq!(answer.status, status, "{case}: {}", answer.body);
+        assert!(answer.body.contains("<h1>"), "{case}: a page");
+        assert!(!answer.body.contains("<form"), "{case}: no form");
+    }
+
+    let wrong_method = send("PUT", &approve, &[], "").await;
+    assert_eq!(wrong_method.status, 405);
+    assert_eq!(wrong_method.header("allow"), "GET, POST");
+
+    let page = get(&approve).await;
+    let cookie = cookie_of(&page);
+    let guard = hidden(&page.body, "form");
+    let oversized = post_from_page(&scenario, &approve, &"x".repeat(20_000), Some(&cookie)).await;
+    assert_eq!(oversized.status, 413);
+    let cross_site = send(
+        "POST",
+        &approve,
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("origin", "https://evil.example.com"),
+            ("sec-fetch-site", "cross-site"),
+            ("cookie", &cookie),
+        ],
+        &form(&link_param(&approve), &guard, "pwned"),
+    )
+    .await;
+    assert_eq!(cross_site.status, 403);
+    let forged_form = post_from_page(
+        &scenario,
+        &approve,
+        &form(&signed(&expired, &key), &guard, ""),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(
+        forged_form.status, 400,
+        "a whole URL is not a link: {}",
+        forged_form.body
+    );
+
+    let state = scenario.approval_state().await;
+    assert_eq!(state.status().unwrap().as_str(), "InProgress");
+    assert_eq!(scenario.execution_status().await, "InProgress");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_that_is_not_an_approval_is_an_invalid_event() {
+    let scenario = ApprovalScenario::new().await;
+    let result = scenario
+        .notify
+        .invoke(&sample_event(
+            "approval-notify",
+            "invalid-not-an-approval.json",
+        ))
+        .await;
+    assert_eq!(result.error_type(), "InvalidEvent");
+    assert!(scenario.inbox("alice@example.com").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signing_key_too_short_stops_the_function_at_cold_start() {
+    let emulators = Emulators::load();
+    let sdk = integration_tests::aws::sdk_config(&emulators).await;
+    let secret = unique("short-key");
+    fixtures::secret(&sdk, &secret, "too-short").await;
+    let mut env = emulators.function_env();
+    env.extend([
+        (
+            "APPROVERS_TOPIC_ARN".into(),
+            "arn:aws:sns:us-east-1:123456789012:approvers".into(),
+        ),
+        ("APPROVERS".into(), "alice@example.com".into()),
+        ("CALLBACK_URL".into(), "http://127.0.0.1:9/".into()),
+        ("SIGNING_KEY".into(), format!("secretsmanager:{secret}")),
+        ("LEDGER_TABLE".into(), "ledger".into()),
+    ]);
+    let function = Function::start("approval-notify", &env).await;
+
+    let (error, status) = function.init_failure().await;
+
+    assert_eq!(error.error_type, "Config");
+    assert!(error.error_message.contains("SIGNING_KEY"), "{error:?}");
+    assert!(error.error_message.contains("at least 32"), "{error:?}");
+    assert!(!status.success());
+}
