@@ -41,6 +41,7 @@ from . import model
 from .codebuild import BuildNotFound, BuildNotInProgress, CodeBuildExtension
 from .codecommit import CodeCommitExtension
 from .codepipeline import ActionNotInProgress, CodePipelineExtension, ExecutionNotFound
+from .pullrequests import PullRequestExtension, PullRequestNotFound, PullRequestStateConflict
 from .context import RequestContext
 
 # JSON-protocol services whose requests are validated, with moto's response class.
@@ -104,6 +105,7 @@ class EmulatorApp:
         self.codecommit = CodeCommitExtension(self.lock)
         self.codepipeline = CodePipelineExtension(self.lock, self.codecommit)
         self.codebuild = CodeBuildExtension(self.lock, self.codecommit)
+        self.pullrequests = PullRequestExtension(self.lock, self.codecommit)
         self._moto = DomainDispatcherApplication(create_backend_app)
         self._services = model.target_prefixes(tuple(VALIDATED_SERVICES))
         self._moto_operations = {
@@ -120,6 +122,8 @@ class EmulatorApp:
         # Kept apart from _handlers: test_aws_ext's round-trip test exercises every
         # entry of _handlers itself; test_codebuild covers these.
         self._codebuild_handlers = {("codebuild", op): h for op, h in self.codebuild.operations().items()}
+        # Apart as well: test_pull_requests covers these.
+        self._pull_request_handlers = {("codecommit", op): h for op, h in self.pullrequests.operations().items()}
         self._admin_routes: dict[str, dict[str, AdminHandler]] = {
             "/health": {"GET": lambda body: {"status": "ok"}},
             "/reset": {"POST": self._reset},
@@ -127,6 +131,8 @@ class EmulatorApp:
             "/codebuild/complete": {"POST": self._codebuild_complete},
             "/codebuild/advance": {"POST": self._codebuild_advance},
             "/codebuild/event": {"GET": self._codebuild_event},
+            "/codecommit/pull-request-event": {"GET": self._pull_request_event},
+            "/codecommit/reopen-pull-request": {"POST": self._reopen_pull_request},
             "/kubernetes/bad-images": {"POST": self._mark_image_bad, "DELETE": self._clear_bad_images},
             "/kubernetes/requests": {"GET": self._request_log, "DELETE": self._clear_request_log},
             "/kubernetes/faults": {"POST": self._inject_faults},
@@ -161,6 +167,7 @@ class EmulatorApp:
             operation = model.operation_model(service, name)
             params = model.parse_request(operation, body)
             handler = self._handlers.get((service, name)) or self._codebuild_handlers.get((service, name))
+            handler = handler or self._pull_request_handlers.get((service, name))
             if handler is None:
                 if (service, name) in self._moto_operations:
                     return None
@@ -248,6 +255,7 @@ class EmulatorApp:
             self.codepipeline.reset()
             self.codecommit.reset()
             self.codebuild.reset()
+            self.pullrequests.reset()
             if self.kube is not None:
                 self.kube.reset()
         return {"status": "ok"}
@@ -311,6 +319,37 @@ class EmulatorApp:
             )
         except BuildNotFound as exc:
             raise AdminError(404, str(exc)) from None
+
+    def _pull_request_event(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.pullrequests.event_document(
+                _field(body, "pullRequestId", str),
+                _field(body, "event", str),
+                repository=_field(body, "repositoryName", str, required=False),
+                event_id=_field(body, "eventId", str, required=False),
+            )
+        except PullRequestNotFound as exc:
+            raise AdminError(404, str(exc)) from None
+        except PullRequestStateConflict as exc:
+            raise AdminError(409, str(exc)) from None
+        except ValueError as exc:
+            raise AdminError(400, str(exc)) from None
+
+    def _reopen_pull_request(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            pull_request = self.pullrequests.reopen(
+                _field(body, "pullRequestId", str), _field(body, "repositoryName", str, required=False)
+            )
+        except PullRequestNotFound as exc:
+            raise AdminError(404, str(exc)) from None
+        except PullRequestStateConflict as exc:
+            raise AdminError(409, str(exc)) from None
+        return {
+            "pullRequestId": pull_request.pull_request_id,
+            "pullRequestStatus": pull_request.status,
+            "revisionId": pull_request.current.revision_id,
+            "sourceCommit": pull_request.current.source_commit,
+        }
 
     def _kubernetes(self) -> Any:
         if self.kube is None:
