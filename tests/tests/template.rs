@@ -11,7 +11,7 @@ use serde_json::Value as Json;
 use serde_yaml_ng::Value;
 
 /// The functions DESIGN.md fixes, by binary name.
-const FUNCTIONS: &[&str] = &["codebuild-status", "codecommit-push"];
+const FUNCTIONS: &[&str] = &["codebuild-status", "codecommit-push", "pr-validator"];
 
 fn template() -> Value {
     let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
@@ -132,6 +132,20 @@ fn take(function: &str, event: Json) -> Result<(), shared::InvalidEvent> {
             let event = codebuild_status::handler::parse(event)?;
             codebuild_status::handler::classify(&event.detail, &config);
             Ok(())
+        }
+        "pr-validator" => {
+            let config = pr_validator::config::Config::from_lookup(local_settings(
+                "PullRequestValidatorFunction",
+            ))
+            .unwrap();
+            match pr_validator::handler::parse(event)? {
+                pr_validator::handler::Incoming::PullRequest(event) => {
+                    pr_validator::pull_request::decide(&event, &config).map(drop)
+                }
+                pr_validator::handler::Incoming::Build(event) => {
+                    pr_validator::build::classify(&event.detail, &config).map(drop)
+                }
+            }
         }
         other => panic!("no parser known for events/{other}/: add it to this test"),
     }
