@@ -67,8 +67,10 @@ pub enum Outcome {
         already_running: bool,
         /// The pull request's builds of older commits that were stopped.
         stopped: Vec<String>,
-        /// Whether the comment was posted now (false: it was there already).
-        commented: bool,
+        /// The comment's id; absent when a comment with other content was already posted for
+        /// this build (CodeCommit answers a repeat of the same comment with the first one).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        comment_id: Option<String>,
     },
     /// A build of the head finished: its result is on the pull request.
     #[serde(rename_all = "camelCase")]
@@ -81,8 +83,10 @@ pub enum Outcome {
         status: String,
         /// The approval state given to the current revision.
         approval: String,
-        /// Whether the comment was posted now (false: it was there already).
-        commented: bool,
+        /// The comment's id; absent when a comment with other content was already posted for
+        /// this build (CodeCommit answers a repeat of the same comment with the first one).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        comment_id: Option<String>,
     },
     /// A build of an older commit finished: marked superseded, no approval changed.
     #[serde(rename_all = "camelCase")]
@@ -95,8 +99,10 @@ pub enum Outcome {
         commit_id: String,
         /// The pull request's head now.
         head_commit: String,
-        /// Whether the comment was posted now (false: it was there already).
-        commented: bool,
+        /// The comment's id; absent when a comment with other content was already posted for
+        /// this build (CodeCommit answers a repeat of the same comment with the first one).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        comment_id: Option<String>,
     },
     /// Nothing to do, and why.
     Ignored {
@@ -231,7 +237,7 @@ async fn handle_pull_request<P: PullRequestApi, B: BuildApi>(
         .builds
         .recent_builds(&deps.config.project, deps.config.history_depth)
         .await?;
-    let plan = pull_request::plan(&current, &recent, &deps.config);
+    let plan = pull_request::plan(&candidate, &current, &recent, &deps.config);
 
     // The build first: the comment links to it. A retry finds it running (or CodeBuild answers
     // it again for the same token) and comments under the same token.
@@ -254,7 +260,7 @@ async fn handle_pull_request<P: PullRequestApi, B: BuildApi>(
         "pull request build started"
     );
     let link = message::build_link(&deps.config.project, number, &build_arn);
-    let commented = comment(
+    let comment_id = comment(
         deps,
         &current,
         CommentKind::Started,
@@ -293,7 +299,7 @@ async fn handle_pull_request<P: PullRequestApi, B: BuildApi>(
         build_id,
         already_running,
         stopped,
-        commented,
+        comment_id,
     })
 }
 
@@ -325,7 +331,7 @@ async fn handle_build<P: PullRequestApi, B: BuildApi>(
                 approval,
                 &deps.config.badge_base_url,
             );
-            let commented = comment(
+            let comment_id = comment(
                 deps,
                 &current,
                 CommentKind::Result,
@@ -346,12 +352,12 @@ async fn handle_build<P: PullRequestApi, B: BuildApi>(
                 build_id: build_event.build_id.clone(),
                 status: build_event.build_status.as_str().to_owned(),
                 approval: approval.as_str().to_owned(),
-                commented,
+                comment_id,
             })
         }
         Verdict::Superseded { head } => {
             let text = message::superseded(event, &finished.source_commit, &head);
-            let commented = comment(
+            let comment_id = comment(
                 deps,
                 &current,
                 CommentKind::Superseded,
@@ -371,7 +377,7 @@ async fn handle_build<P: PullRequestApi, B: BuildApi>(
                 build_id: build_event.build_id.clone(),
                 commit_id: finished.source_commit,
                 head_commit: head,
-                commented,
+                comment_id,
             })
         }
     }
@@ -384,7 +390,7 @@ async fn comment<P: PullRequestApi, B: BuildApi>(
     kind: CommentKind,
     build_id: &str,
     content: String,
-) -> Result<bool, FunctionError> {
+) -> Result<Option<String>, FunctionError> {
     let comment = PullRequestComment {
         pull_request_id: current.id.clone(),
         repository: current.repository.clone(),
@@ -394,10 +400,10 @@ async fn comment<P: PullRequestApi, B: BuildApi>(
         client_request_token: message::comment_token(kind, &current.id, build_id),
     };
     match deps.pull_requests.post_comment(&comment).await? {
-        PostedComment::Posted { .. } => Ok(true),
+        PostedComment::Posted { comment_id } => Ok(Some(comment_id)),
         PostedComment::AlreadyPosted => {
             info!(pull_request_id = %current.id, build_id, "comment already posted");
-            Ok(false)
+            Ok(None)
         }
     }
 }

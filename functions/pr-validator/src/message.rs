@@ -41,13 +41,17 @@ pub fn comment_token(kind: CommentKind, pull_request_id: &str, build_id: &str) -
     format!("prv-{pull_request_id}-{}-{hash:016x}", kind.as_str())
 }
 
-/// StartBuild's `idempotencyToken` for building `source_commit` of a pull request revision.
+/// StartBuild's `idempotencyToken` for building `source_commit` of a pull request revision on
+/// the event `event_id`.
 ///
-/// Derived from everything the build request carries, so a redelivered event within
-/// CodeBuild's five-minute window answers the build already started, and a request that
+/// Derived from the event and everything the build request carries: a redelivered event (same
+/// id) within CodeBuild's five-minute window answers the build already started; a request that
 /// differs (another revision of the same commit) is a new build rather than CodeBuild's
-/// parameter-mismatch error.
+/// parameter-mismatch error; and another event for the same commit (a pull request closed and
+/// reopened) gets a build of its own, where the token alone would answer the finished build
+/// whose result nobody reported while the pull request was closed.
 pub fn build_token(
+    event_id: &str,
     pull_request_id: &str,
     repository: &str,
     source_commit: &str,
@@ -56,6 +60,7 @@ pub fn build_token(
 ) -> String {
     let hash = fnv1a(&[
         "pr-validator",
+        event_id,
         pull_request_id,
         repository,
         source_commit,
@@ -308,12 +313,12 @@ mod tests {
         assert_eq!(fnv1a(&[]), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a(&["a"]), 0x089b_e207_b544_f1e4);
 
-        let build = build_token("17", "shop", &"a".repeat(40), &"b".repeat(40), "r1");
+        let (a, b) = ("a".repeat(40), "b".repeat(40));
+        let build = build_token("e-1", "17", "shop", &a, &b, "r1");
         assert!(build.starts_with("prv-17-aaaaaaa-"), "{build}");
-        assert_ne!(
-            build,
-            build_token("17", "shop", &"a".repeat(40), &"b".repeat(40), "r2")
-        );
+        assert_eq!(build, build_token("e-1", "17", "shop", &a, &b, "r1"));
+        assert_ne!(build, build_token("e-1", "17", "shop", &a, &b, "r2"));
+        assert_ne!(build, build_token("e-2", "17", "shop", &a, &b, "r1"));
     }
 
     #[test]

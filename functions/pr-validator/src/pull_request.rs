@@ -42,6 +42,8 @@ pub struct Candidate {
     pub source_commit: String,
     /// What happened.
     pub event: PullRequestEventKind,
+    /// EventBridge's id of the event: a redelivery carries the same one.
+    pub event_id: String,
 }
 
 /// Decides what a pull-request event asks for.
@@ -72,6 +74,16 @@ pub fn decide(
     if detail.pull_request_status == PullRequestStatus::Closed {
         return Ok(Decision::Ignore(IgnoreReason::Closed));
     }
+    let source_commit = detail
+        .source_commit
+        .clone()
+        .ok_or_else(|| InvalidEvent::missing("detail.sourceCommit"))?;
+    if !is_commit_id(&source_commit) {
+        return Err(InvalidEvent::new(
+            "detail.sourceCommit: not a commit id (40 hexadecimal characters)",
+        ));
+    }
+    let event_id = shared::events::event_id(event)?.to_owned();
     let repository = detail
         .repository()
         .filter(|r| !r.is_empty())
@@ -90,20 +102,12 @@ pub fn decide(
             destination: destination.to_owned(),
         }));
     }
-    let source_commit = detail
-        .source_commit
-        .clone()
-        .ok_or_else(|| InvalidEvent::missing("detail.sourceCommit"))?;
-    if !is_commit_id(&source_commit) {
-        return Err(InvalidEvent::new(
-            "detail.sourceCommit: not a commit id (40 hexadecimal characters)",
-        ));
-    }
     Ok(Decision::Validate(Candidate {
         pull_request_id: detail.pull_request_id.clone(),
         repository: repository.to_owned(),
         source_commit,
         event: detail.event,
+        event_id,
     }))
 }
 
@@ -156,7 +160,12 @@ pub fn check_current(candidate: &Candidate, current: &PullRequest) -> Result<(),
 /// Plans the validation of the pull request's head, given the validation project's latest
 /// builds (newest first): the pull request's running build of the head is reused, its running
 /// builds of other commits are stopped.
-pub fn plan(current: &PullRequest, recent: &[BuildRecord], config: &Config) -> Plan {
+pub fn plan(
+    candidate: &Candidate,
+    current: &PullRequest,
+    recent: &[BuildRecord],
+    config: &Config,
+) -> Plan {
     let running = recent.iter().filter(|build| {
         !build.complete
             && !build.status.is_final()
@@ -176,13 +185,13 @@ pub fn plan(current: &PullRequest, recent: &[BuildRecord], config: &Config) -> P
             id: build.id.clone(),
             number: build.number,
         },
-        None => BuildChoice::Start(start_request(current, config)),
+        None => BuildChoice::Start(start_request(current, &candidate.event_id, config)),
     };
     Plan { build, stop }
 }
 
-/// The StartBuild request that validates the pull request's head.
-pub fn start_request(current: &PullRequest, config: &Config) -> StartBuild {
+/// The StartBuild request that validates the pull request's head, for the event `event_id`.
+pub fn start_request(current: &PullRequest, event_id: &str, config: &Config) -> StartBuild {
     StartBuild {
         project: config.project.clone(),
         source_version: current.source_commit.clone(),
@@ -200,6 +209,7 @@ pub fn start_request(current: &PullRequest, config: &Config) -> StartBuild {
             (REVISION_VARIABLE.to_owned(), current.revision_id.clone()),
         ],
         idempotency_token: message::build_token(
+            event_id,
             &current.id,
             &current.repository,
             &current.source_commit,

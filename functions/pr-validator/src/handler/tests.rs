@@ -23,6 +23,10 @@ const R1: &str = "7d3c1b9e4f2a6d8c0b5e3a1f9d7c5b3a1e9f7d5c3b1a9e7f5d3c1b9a7e5f3d
 const R2: &str = "2e4c6a8b0d1f3e5c7a9b1d3f5e7c9a1b3d5f7e9c1a3b5d7f9e1c3a5b7d9f1e3c";
 const BUILD_11: &str = "shop-pr:6d9a2c5f-8b1e-4a4d-b7c0-3e6f9b2d5a18";
 const BUILD_12: &str = "shop-pr:2b5e8c1f-4a7d-4e0b-93c6-9d2f5a8c1e47";
+// EventBridge's ids of the sample pull-request events.
+const CREATED_ID: &str = "3f6b2c1d-8e4a-4b7c-9d2e-1a5f8c3b7e90";
+const UPDATED_ID: &str = "8a1d4e7b-2c5f-4a9e-b3d6-0f7c2e5a8b14";
+const REOPENED_ID: &str = "c2e5a8b1-4d7f-4e0a-9c3b-6f1d4a7e2b58";
 const CONSOLE: &str = "https://us-east-1.console.aws.amazon.com/codesuite/codebuild/123456789012/projects/shop-pr/build";
 
 fn event(name: &str) -> Value {
@@ -129,19 +133,22 @@ fn created_updated_and_reopened_pull_requests_into_main_are_validated() {
             "pull-request-created.json",
             A,
             PullRequestEventKind::PullRequestCreated,
+            CREATED_ID,
         ),
         (
             "source-branch-updated.json",
             B,
             PullRequestEventKind::PullRequestSourceBranchUpdated,
+            UPDATED_ID,
         ),
         (
             "pull-request-reopened.json",
             B,
             PullRequestEventKind::PullRequestStatusChanged,
+            REOPENED_ID,
         ),
     ];
-    for (name, commit, kind) in cases {
+    for (name, commit, kind, id) in cases {
         assert_eq!(
             decide(&pull_request_event(name), &config).unwrap(),
             Decision::Validate(Candidate {
@@ -149,6 +156,7 @@ fn created_updated_and_reopened_pull_requests_into_main_are_validated() {
                 repository: "shop".into(),
                 source_commit: commit.into(),
                 event: kind,
+                event_id: id.into(),
             }),
             "{name}"
         );
@@ -241,6 +249,7 @@ fn candidate(commit: &str) -> Candidate {
         repository: "shop".into(),
         source_commit: commit.into(),
         event: PullRequestEventKind::PullRequestSourceBranchUpdated,
+        event_id: UPDATED_ID.into(),
     }
 }
 
@@ -266,7 +275,7 @@ fn an_event_for_a_commit_the_pull_request_moved_on_from_is_stale() {
 
 #[test]
 fn the_head_is_built_exactly_with_the_pull_request_in_its_environment() {
-    let request = start_request(&pull_request(B, R2), &config());
+    let request = start_request(&pull_request(B, R2), UPDATED_ID, &config());
     assert_eq!(
         request,
         StartBuild {
@@ -279,7 +288,7 @@ fn the_head_is_built_exactly_with_the_pull_request_in_its_environment() {
                 ("PULL_REQUEST_DESTINATION_COMMIT".into(), MAIN.into()),
                 ("PULL_REQUEST_REVISION_ID".into(), R2.into()),
             ],
-            idempotency_token: build_token("17", "shop", B, MAIN, R2),
+            idempotency_token: build_token(UPDATED_ID, "17", "shop", B, MAIN, R2),
         }
     );
 }
@@ -293,9 +302,9 @@ fn running_builds_of_older_commits_are_stopped_and_one_of_the_head_is_reused() {
         record("shop-pr:finished", 10, "17", MAIN, BuildStatus::Failed),
     ];
     assert_eq!(
-        plan(&pull_request(B, R2), &recent, &config),
+        plan(&candidate(B), &pull_request(B, R2), &recent, &config),
         Plan {
-            build: BuildChoice::Start(start_request(&pull_request(B, R2), &config)),
+            build: BuildChoice::Start(start_request(&pull_request(B, R2), UPDATED_ID, &config)),
             stop: vec![BUILD_11.into()],
         }
     );
@@ -305,7 +314,7 @@ fn running_builds_of_older_commits_are_stopped_and_one_of_the_head_is_reused() {
         record(BUILD_11, 11, "17", A, BuildStatus::InProgress),
     ];
     assert_eq!(
-        plan(&pull_request(B, R2), &with_head, &config),
+        plan(&candidate(B), &pull_request(B, R2), &with_head, &config),
         Plan {
             build: BuildChoice::Running {
                 id: BUILD_12.into(),
@@ -518,7 +527,7 @@ async fn a_new_pull_request_gets_a_build_of_its_head_and_a_comment_linking_to_it
     let (mut pulls, mut builds) = (MockPullRequestApi::new(), MockBuildApi::new());
     expect_pull_request(&mut pulls, &mut order, pull_request(A, R1));
     expect_recent(&mut builds, &mut order, vec![]);
-    let request = start_request(&pull_request(A, R1), &config());
+    let request = start_request(&pull_request(A, R1), CREATED_ID, &config());
     builds
         .expect_start_build()
         .with(eq(request))
@@ -555,7 +564,7 @@ async fn a_new_pull_request_gets_a_build_of_its_head_and_a_comment_linking_to_it
             build_id: BUILD_11.into(),
             already_running: false,
             stopped: vec![],
-            commented: true,
+            comment_id: Some("c-1".into()),
         }
     );
 }
@@ -640,7 +649,7 @@ async fn a_redelivered_event_finds_its_build_running_and_comments_nothing_new() 
             build_id: BUILD_12.into(),
             already_running: true,
             stopped: vec![],
-            commented: false,
+            comment_id: None,
         }
     );
 }
@@ -783,7 +792,7 @@ async fn a_failed_head_build_revokes_then_comments_its_failure() {
             build_id: format!("arn:aws:codebuild:us-east-1:123456789012:build/{BUILD_12}"),
             status: "FAILED".into(),
             approval: "REVOKE".into(),
-            commented: true,
+            comment_id: Some("c-3".into()),
         }
     );
 }
@@ -821,7 +830,7 @@ async fn a_passing_head_build_approves_the_current_revision() {
 
     let outcome = handle(&deps, event("build-succeeded.json")).await.unwrap();
     assert!(
-        matches!(&outcome, Outcome::Reported { approval, commented: false, .. } if approval == "APPROVE"),
+        matches!(&outcome, Outcome::Reported { approval, comment_id: None, .. } if approval == "APPROVE"),
         "{outcome:?}"
     );
 }
@@ -858,7 +867,7 @@ async fn a_build_of_an_older_commit_is_marked_superseded_and_approves_nothing() 
             build_id: format!("arn:aws:codebuild:us-east-1:123456789012:build/{BUILD_11}"),
             commit_id: A.into(),
             head_commit: B.into(),
-            commented: true,
+            comment_id: Some("c-4".into()),
         }
     );
 }
