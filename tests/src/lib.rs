@@ -12,6 +12,7 @@ pub mod emulators;
 pub mod fixtures;
 pub mod function;
 pub mod http;
+pub mod kubernetes;
 pub mod runtime_api;
 pub mod timeline;
 

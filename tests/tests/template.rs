@@ -11,7 +11,12 @@ use serde_json::Value as Json;
 use serde_yaml_ng::Value;
 
 /// The functions DESIGN.md fixes, by binary name.
-const FUNCTIONS: &[&str] = &["codebuild-status", "codecommit-push", "pr-validator"];
+const FUNCTIONS: &[&str] = &[
+    "codebuild-status",
+    "codecommit-push",
+    "eks-deploy",
+    "pr-validator",
+];
 
 fn template() -> Value {
     let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
@@ -133,6 +138,16 @@ fn take(function: &str, event: Json) -> Result<(), shared::InvalidEvent> {
             codebuild_status::handler::classify(&event.detail, &config);
             Ok(())
         }
+        "eks-deploy" => match eks_deploy::handler::parse(event)? {
+            // A job's parameters are checked too, but a bad one is reported to the pipeline as a
+            // configuration error, not refused as an event.
+            eks_deploy::handler::Invocation::Job(_) => Ok(()),
+            eks_deploy::handler::Invocation::Direct(payload) => {
+                eks_deploy::params::DeployParameters::from_value(payload)
+                    .map(drop)
+                    .map_err(|e| shared::InvalidEvent::new(e.to_string()))
+            }
+        },
         "pr-validator" => {
             let config = pr_validator::config::Config::from_lookup(local_settings(
                 "PullRequestValidatorFunction",

@@ -1,9 +1,15 @@
 use aws_sdk_codepipeline::Client;
-use aws_sdk_codepipeline::types::{ActionCategory, SourceRevisionOverride, SourceRevisionType};
+use aws_sdk_codepipeline::types::{
+    ActionCategory, ExecutionDetails, FailureDetails, FailureType, SourceRevisionOverride,
+    SourceRevisionType,
+};
 
 use super::upstream;
 use crate::error::UpstreamError;
-use crate::ports::{PipelineApi, SourceAction, StartExecution, StartedExecution};
+use crate::ports::{
+    FailureKind, JobFailure, JobResults, JobSuccess, PipelineApi, Reported, SourceAction,
+    StartExecution, StartedExecution,
+};
 
 const SERVICE: &str = "CodePipeline";
 
@@ -94,5 +100,95 @@ impl PipelineApi for CodePipeline {
             })
             .collect();
         Ok(actions)
+    }
+}
+
+/// CodePipeline caps the summary of a job result at this many characters.
+const MAX_SUMMARY: usize = 2048;
+/// … and a failure message at this many.
+const MAX_FAILURE_MESSAGE: usize = 5000;
+
+fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut clipped: String = text.chars().take(max - 1).collect();
+    clipped.push('…');
+    clipped
+}
+
+fn job_result_error<E>(
+    operation: &'static str,
+    error: aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::http::Response,
+    >,
+) -> Result<Reported, UpstreamError>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+{
+    use aws_smithy_types::error::metadata::ProvideErrorMetadata as _;
+    // A redelivered invocation reports a job that is no longer in progress: it was reported.
+    if error.code() == Some("InvalidJobStateException") {
+        return Ok(Reported::AlreadyReported);
+    }
+    Err(upstream(SERVICE, operation, error))
+}
+
+impl JobResults for CodePipeline {
+    async fn succeed(&self, job_id: &str, result: &JobSuccess) -> Result<Reported, UpstreamError> {
+        let details = ExecutionDetails::builder()
+            .summary(clip(&result.summary, MAX_SUMMARY))
+            .set_external_execution_id(result.external_execution_id.clone())
+            .set_percent_complete(result.percent_complete.map(i32::from))
+            .build();
+        let outcome = self
+            .client
+            .put_job_success_result()
+            .job_id(job_id)
+            .execution_details(details)
+            .set_continuation_token(result.continuation_token.clone())
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(Reported::Recorded),
+            Err(error) => job_result_error("PutJobSuccessResult", error),
+        }
+    }
+
+    async fn fail(&self, job_id: &str, failure: &JobFailure) -> Result<Reported, UpstreamError> {
+        let kind = match failure.kind {
+            FailureKind::ConfigurationError => FailureType::ConfigurationError,
+            FailureKind::JobFailed => FailureType::JobFailed,
+        };
+        let details = FailureDetails::builder()
+            .r#type(kind)
+            .message(clip(&failure.message, MAX_FAILURE_MESSAGE))
+            .set_external_execution_id(failure.external_execution_id.clone())
+            .build()
+            .map_err(|error| {
+                UpstreamError::new(
+                    SERVICE,
+                    "PutJobFailureResult",
+                    None,
+                    "invalid failure details",
+                )
+                .with_source(error)
+            })?;
+        let outcome = self
+            .client
+            .put_job_failure_result()
+            .job_id(job_id)
+            .failure_details(details)
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(Reported::Recorded),
+            Err(error) => job_result_error("PutJobFailureResult", error),
+        }
     }
 }

@@ -8,12 +8,16 @@ mod codebuild;
 mod codecommit;
 mod codepipeline;
 mod dynamodb;
+#[cfg(feature = "kubernetes")]
+mod eks;
 mod sns;
 
 pub use codebuild::CodeBuild;
 pub use codecommit::CodeCommit;
 pub use codepipeline::CodePipeline;
 pub use dynamodb::DynamoLedger;
+#[cfg(feature = "kubernetes")]
+pub use eks::{ClusterEndpoint, EksClusters, EksToken, TOKEN_LIFETIME, TokenError, kube_client};
 pub use sns::SnsTopic;
 
 use aws_config::BehaviorVersion;

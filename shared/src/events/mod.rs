@@ -6,6 +6,7 @@
 
 pub mod codebuild;
 pub mod codecommit;
+pub mod codepipeline;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::Serialize;

@@ -4,6 +4,9 @@
 //! expectations fail a test on any missing or unexpected call.
 
 mod builds;
+#[cfg(feature = "kubernetes")]
+mod cluster;
+mod jobs;
 mod ledger;
 mod notifier;
 mod pipeline;
@@ -13,6 +16,13 @@ mod repository;
 #[cfg(any(test, feature = "mocks"))]
 pub use builds::MockBuildApi;
 pub use builds::{BuildApi, BuildRecord};
+#[cfg(feature = "kubernetes")]
+pub use cluster::ClusterAccess;
+#[cfg(all(feature = "kubernetes", any(test, feature = "mocks")))]
+pub use cluster::MockClusterAccess;
+#[cfg(any(test, feature = "mocks"))]
+pub use jobs::MockJobResults;
+pub use jobs::{FailureKind, JobFailure, JobResults, JobSuccess, Reported};
 #[cfg(any(test, feature = "mocks"))]
 pub use ledger::MockLedger;
 pub use ledger::{Claim, Ledger};

@@ -6,7 +6,7 @@ Request routing, in order:
 2. ``X-Amz-Target`` requests of the services in ``VALIDATED_SERVICES``: the
    body is validated against botocore's model of the operation; operations we
    implement (``operations()`` of ``codepipeline.py``/``codecommit.py``/
-   ``codebuild.py``) are answered here and serialized through the output shape, those moto
+   ``codebuild.py``, ``jobs.py``) are answered here and serialized through the output shape, those moto
    implements go on to moto with the already-validated body, and the rest get
    a clear ``UnknownOperationException``;
 3. EKS ``CreateCluster`` (REST ``POST /clusters``) when a Kubernetes emulator
@@ -43,6 +43,7 @@ from .codecommit import CodeCommitExtension
 from .codepipeline import ActionNotInProgress, CodePipelineExtension, ExecutionNotFound
 from .pullrequests import PullRequestExtension, PullRequestNotFound, PullRequestStateConflict
 from .context import RequestContext
+from .jobs import LambdaJobs
 
 # JSON-protocol services whose requests are validated, with moto's response class.
 VALIDATED_SERVICES = {
@@ -106,6 +107,8 @@ class EmulatorApp:
         self.codepipeline = CodePipelineExtension(self.lock, self.codecommit)
         self.codebuild = CodeBuildExtension(self.lock, self.codecommit)
         self.pullrequests = PullRequestExtension(self.lock, self.codecommit)
+        # Registers itself as the engine's hook for Invoke/Lambda actions.
+        self.jobs = LambdaJobs(self.lock, self.codepipeline)
         self._moto = DomainDispatcherApplication(create_backend_app)
         self._services = model.target_prefixes(tuple(VALIDATED_SERVICES))
         self._moto_operations = {
@@ -124,10 +127,13 @@ class EmulatorApp:
         self._codebuild_handlers = {("codebuild", op): h for op, h in self.codebuild.operations().items()}
         # Apart as well: test_pull_requests covers these.
         self._pull_request_handlers = {("codecommit", op): h for op, h in self.pullrequests.operations().items()}
+        # Likewise apart: test_jobs covers the job operations.
+        self._job_handlers = {("codepipeline", op): h for op, h in self.jobs.operations().items()}
         self._admin_routes: dict[str, dict[str, AdminHandler]] = {
             "/health": {"GET": lambda body: {"status": "ok"}},
             "/reset": {"POST": self._reset},
             "/codepipeline/complete-action": {"POST": self._complete_action},
+            "/codepipeline/jobs": {"GET": self._codepipeline_jobs},
             "/codebuild/complete": {"POST": self._codebuild_complete},
             "/codebuild/advance": {"POST": self._codebuild_advance},
             "/codebuild/event": {"GET": self._codebuild_event},
@@ -166,8 +172,12 @@ class EmulatorApp:
         try:
             operation = model.operation_model(service, name)
             params = model.parse_request(operation, body)
-            handler = self._handlers.get((service, name)) or self._codebuild_handlers.get((service, name))
-            handler = handler or self._pull_request_handlers.get((service, name))
+            handler = (
+                self._handlers.get((service, name))
+                or self._codebuild_handlers.get((service, name))
+                or self._job_handlers.get((service, name))
+                or self._pull_request_handlers.get((service, name))
+            )
             if handler is None:
                 if (service, name) in self._moto_operations:
                     return None
@@ -256,6 +266,7 @@ class EmulatorApp:
             self.codecommit.reset()
             self.codebuild.reset()
             self.pullrequests.reset()
+            self.jobs.reset()
             if self.kube is not None:
                 self.kube.reset()
         return {"status": "ok"}
@@ -282,6 +293,17 @@ class EmulatorApp:
         except ActionNotInProgress as exc:
             raise AdminError(409, str(exc)) from None
         return {"pipelineExecutionId": execution.pipeline_execution_id, "status": execution.status}
+
+    def _codepipeline_jobs(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            jobs = self.jobs.list_jobs(
+                _field(body, "pipeline", str),
+                execution_id=_field(body, "executionId", str, required=False),
+                status=_field(body, "status", str, required=False),
+            )
+        except ValueError as exc:
+            raise AdminError(400, str(exc)) from None
+        return {"jobs": jobs}
 
     def _codebuild_complete(self, body: dict[str, Any]) -> dict[str, Any]:
         duration = _field(body, "durationSeconds", (int, float), required=False)

@@ -112,6 +112,7 @@ class ActionRun:
     summary: str | None = None
     external_execution_id: str | None = None
     external_execution_url: str | None = None
+    percent_complete: int | None = None  # reported by a job that continues (jobs.py)
     error_code: str | None = None
     error_message: str | None = None
     token: str | None = None
@@ -152,6 +153,7 @@ class Execution:
     pipeline_version: int
     definition: dict[str, Any]  # snapshot: an execution keeps the version it started with
     region: str
+    account_id: str
     trigger_detail: str
     execution_mode: str
     variables: list[tuple[str, str]]
@@ -276,6 +278,7 @@ class CodePipelineExtension:
             pipeline_version=definition["version"],
             definition=definition,
             region=ctx.region,
+            account_id=ctx.account_id,
             trigger_detail=ctx.caller_arn(),
             execution_mode=definition.get("executionMode", "SUPERSEDED"),
             variables=self._resolve_variables(definition, params.get("variables", [])),
@@ -723,6 +726,7 @@ class CodePipelineExtension:
             "token": run.token,
             "externalExecutionId": run.external_execution_id,
             "externalExecutionUrl": run.external_execution_url,
+            "percentComplete": run.percent_complete,
             "errorDetails": {"code": run.error_code, "message": run.error_message} if run.error_message else None,
         }
         if run.revision is not None:

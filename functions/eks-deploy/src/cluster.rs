@@ -1,0 +1,737 @@
+//! Talking to the Deployment: read it, change one container's image, follow the rollout with a
+//! watch, and read the pods' reasons when it fails. Every call is retried the same way:
+//! conflicts re-read and re-apply, transient failures back off, permanent ones stop at once.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
+use serde_json::json;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use crate::rollout::{RolloutStatus, image_of, pod_problems, status_of};
+
+/// The annotation recording the image a container ran before eks-deploy changed it:
+/// `<container>=<image>`.
+pub const PREVIOUS_IMAGE_ANNOTATION: &str = "eks-deploy.cicd/previous-image";
+/// The annotation `kubectl rollout history` shows.
+pub const CHANGE_CAUSE_ANNOTATION: &str = "kubernetes.io/change-cause";
+
+/// A watch asks the API server for at most this long per request (it must stay under the
+/// server's own cap of about five minutes).
+const WATCH_SECONDS: u32 = 240;
+
+/// How calls are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    /// The first back-off; each next one doubles, capped at 8 times this.
+    pub backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 5,
+            backoff: Duration::from_millis(200),
+        }
+    }
+}
+
+/// Why talking to the Deployment failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The API server refused the request for good (403, 404, 422…).
+    #[error("{operation} was refused ({code} {reason}): {message}")]
+    Refused {
+        /// What was attempted.
+        operation: &'static str,
+        /// The HTTP status.
+        code: u16,
+        /// Kubernetes' reason (`Forbidden`, `NotFound`…).
+        reason: String,
+        /// Kubernetes' message.
+        message: String,
+    },
+    /// The API server kept failing or could not be reached.
+    #[error("{operation} failed after {attempts} attempts: {last}")]
+    Unavailable {
+        /// What was attempted.
+        operation: &'static str,
+        /// How many times.
+        attempts: u32,
+        /// The last error.
+        last: String,
+    },
+    /// The Deployment has no container of that name.
+    #[error("deployment {deployment} has no container named {container} (it has: {known})")]
+    NoSuchContainer {
+        /// The Deployment.
+        deployment: String,
+        /// The container asked for.
+        container: String,
+        /// The containers it has.
+        known: String,
+    },
+    /// The Deployment was deleted while its rollout was followed.
+    #[error("deployment {0} was deleted during the rollout")]
+    Deleted(String),
+}
+
+enum Failure {
+    Conflict,
+    Transient(String),
+    Permanent {
+        code: u16,
+        reason: String,
+        message: String,
+    },
+}
+
+fn classify(error: &kube::Error) -> Failure {
+    match error {
+        kube::Error::Api(status) => match status.code {
+            409 => Failure::Conflict,
+            429 | 500 | 502 | 503 | 504 => {
+                Failure::Transient(format!("{} {}", status.code, status.message))
+            }
+            code => Failure::Permanent {
+                code,
+                reason: status.reason.clone(),
+                message: status.message.clone(),
+            },
+        },
+        // Connection resets, timeouts, TLS hiccups: the request may not have arrived.
+        kube::Error::HyperError(_) | kube::Error::Service(_) => {
+            Failure::Transient(error.to_string())
+        }
+        other => Failure::Permanent {
+            code: 0,
+            reason: "ClientError".into(),
+            message: other.to_string(),
+        },
+    }
+}
+
+/// The outcome of setting a container's image.
+#[derive(Debug, Clone)]
+pub struct ImageChange {
+    /// The image the container ran before; `None` when it already ran the requested one.
+    pub previous: Option<String>,
+    /// The Deployment as the API server answered.
+    pub deployment: Deployment,
+}
+
+/// How following a rollout ended.
+#[derive(Debug, Clone)]
+pub enum Followed {
+    /// The rollout completed or failed.
+    Settled(RolloutStatus, Deployment),
+    /// The time ran out first; the rollout goes on.
+    OutOfTime(RolloutStatus, Deployment),
+}
+
+/// One Deployment of one cluster.
+#[derive(Clone)]
+pub struct DeploymentHandle {
+    deployments: Api<Deployment>,
+    pods: Api<Pod>,
+    name: String,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for DeploymentHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeploymentHandle")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeploymentHandle {
+    /// The Deployment `name` in `namespace`, reached through `client`.
+    pub fn new(client: kube::Client, namespace: &str, name: &str, retry: RetryPolicy) -> Self {
+        Self {
+            deployments: Api::namespaced(client.clone(), namespace),
+            pods: Api::namespaced(client, namespace),
+            name: name.to_owned(),
+            retry,
+        }
+    }
+
+    /// Runs `call`, retrying transient failures with exponential back-off, never past `deadline`.
+    async fn with_retry<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        deadline: Instant,
+        mut call: F,
+    ) -> Result<T, Attempt>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, kube::Error>>,
+    {
+        let mut backoff = self.retry.backoff;
+        let mut attempt = 1;
+        loop {
+            let failure = match call().await {
+                Ok(value) => return Ok(value),
+                Err(error) => classify(&error),
+            };
+            match failure {
+                Failure::Conflict => return Err(Attempt::Conflict),
+                Failure::Permanent {
+                    code,
+                    reason,
+                    message,
+                } => {
+                    return Err(Attempt::Failed(ClusterError::Refused {
+                        operation,
+                        code,
+                        reason,
+                        message,
+                    }));
+                }
+                Failure::Transient(last) => {
+                    if attempt >= self.retry.attempts || Instant::now() + backoff >= deadline {
+                        return Err(Attempt::Failed(ClusterError::Unavailable {
+                            operation,
+                            attempts: attempt,
+                            last,
+                        }));
+                    }
+                    warn!(operation, attempt, error = %last, "transient Kubernetes API failure, retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.retry.backoff * 8);
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// Reads the Deployment.
+    pub async fn read(&self, deadline: Instant) -> Result<Deployment, ClusterError> {
+        self.with_retry("GET deployment", deadline, || {
+            self.deployments.get(&self.name)
+        })
+        .await
+        .map_err(Attempt::into_error)
+    }
+
+    /// Sets `container`'s image to `image` with a strategic merge patch, recording the previous
+    /// image and `cause`. A no-op when it already runs `image`. The patch carries the
+    /// resourceVersion it was computed from, so a concurrent change is a conflict: re-read,
+    /// recompute, retry.
+    pub async fn set_image(
+        &self,
+        container: &str,
+        image: &str,
+        cause: &str,
+        deadline: Instant,
+    ) -> Result<ImageChange, ClusterError> {
+        for _ in 0..self.retry.attempts {
+            let current = self.read(deadline).await?;
+            let Some(previous) = image_of(&current, container) else {
+                return Err(self.no_such_container(&current, container));
+            };
+            if previous == image {
+                return Ok(ImageChange {
+                    previous: None,
+                    deployment: current,
+                });
+            }
+            let patch = Patch::Strategic(image_patch(
+                &current,
+                container,
+                image,
+                Some(&previous),
+                cause,
+            ));
+            let params = PatchParams::default();
+            match self
+                .with_retry("PATCH deployment", deadline, || {
+                    self.deployments.patch(&self.name, &params, &patch)
+                })
+                .await
+            {
+                Ok(deployment) => {
+                    return Ok(ImageChange {
+                        previous: Some(previous),
+                        deployment,
+                    });
+                }
+                Err(Attempt::Conflict) => {
+                    debug!(deployment = %self.name, "the deployment changed under the patch; reading it again");
+                }
+                Err(Attempt::Failed(error)) => return Err(error),
+            }
+        }
+        Err(ClusterError::Unavailable {
+            operation: "PATCH deployment",
+            attempts: self.retry.attempts,
+            last: "409 Conflict every time: the deployment keeps changing".into(),
+        })
+    }
+
+    fn no_such_container(&self, deployment: &Deployment, container: &str) -> ClusterError {
+        let known = deployment
+            .spec
+            .as_ref()
+            .and_then(|spec| spec.template.spec.as_ref())
+            .map(|pod| {
+                pod.containers
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        ClusterError::NoSuchContainer {
+            deployment: self.name.clone(),
+            container: container.to_owned(),
+            known,
+        }
+    }
+
+    /// Follows the rollout of `from` with a watch until it settles or `deadline` comes. A watch
+    /// that ends (the server's timeout, a dropped connection) resumes from the last
+    /// resourceVersion seen; one that expired (410) starts again from a fresh read.
+    pub async fn follow(
+        &self,
+        from: Deployment,
+        deadline: Instant,
+    ) -> Result<Followed, ClusterError> {
+        let mut current = from;
+        let mut resource_version = current
+            .metadata
+            .resource_version
+            .clone()
+            .unwrap_or_default();
+        loop {
+            let status = status_of(&current);
+            if !matches!(status, RolloutStatus::Progressing(_)) {
+                return Ok(Followed::Settled(status, current));
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining < Duration::from_secs(1) {
+                return Ok(Followed::OutOfTime(status, current));
+            }
+            let seconds = u32::try_from(remaining.as_secs())
+                .unwrap_or(WATCH_SECONDS)
+                .clamp(1, WATCH_SECONDS);
+            let params = WatchParams::default()
+                .fields(&format!("metadata.name={}", self.name))
+                .timeout(seconds);
+            let stream = match self
+                .with_retry("WATCH deployment", deadline, || {
+                    self.deployments.watch(&params, &resource_version)
+                })
+                .await
+            {
+                Ok(stream) => stream,
+                Err(Attempt::Conflict) => continue,
+                Err(Attempt::Failed(error)) => return Err(error),
+            };
+            let mut stream = stream.boxed();
+            loop {
+                let next = match tokio::time::timeout_at(deadline, stream.try_next()).await {
+                    Err(_) => break,
+                    Ok(Err(error)) => {
+                        // The stream broke mid-way: resume from what was seen.
+                        warn!(deployment = %self.name, error = %error, "watch interrupted, resuming");
+                        break;
+                    }
+                    Ok(Ok(None)) => break,
+                    Ok(Ok(Some(event))) => event,
+                };
+                match next {
+                    WatchEvent::Added(deployment) | WatchEvent::Modified(deployment) => {
+                        resource_version = deployment
+                            .metadata
+                            .resource_version
+                            .clone()
+                            .unwrap_or(resource_version);
+                        current = deployment;
+                        if !matches!(status_of(&current), RolloutStatus::Progressing(_)) {
+                            break;
+                        }
+                    }
+                    WatchEvent::Deleted(_) => return Err(ClusterError::Deleted(self.name.clone())),
+                    WatchEvent::Bookmark(bookmark) => {
+                        resource_version = bookmark.metadata.resource_version
+                    }
+                    WatchEvent::Error(status) if status.code == 410 => {
+                        // Too old to resume: read afresh and watch from there.
+                        current = self.read(deadline).await?;
+                        resource_version = current
+                            .metadata
+                            .resource_version
+                            .clone()
+                            .unwrap_or_default();
+                        break;
+                    }
+                    WatchEvent::Error(status) => {
+                        warn!(deployment = %self.name, code = status.code, message = %status.message, "watch error, resuming");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Why the pods made from the new template are not ready.
+    pub async fn pod_problems(
+        &self,
+        deployment: &Deployment,
+        container: &str,
+        image: &str,
+        deadline: Instant,
+    ) -> Result<Vec<String>, ClusterError> {
+        let selector = deployment
+            .spec
+            .as_ref()
+            .and_then(|spec| spec.selector.match_labels.as_ref())
+            .map(|labels| {
+                labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        let params = ListParams::default().labels(&selector);
+        let pods = self
+            .with_retry("LIST pods", deadline, || self.pods.list(&params))
+            .await
+            .map_err(Attempt::into_error)?;
+        Ok(pod_problems(&pods.items, container, image))
+    }
+}
+
+/// A failed attempt: a conflict is for the caller to resolve.
+enum Attempt {
+    Conflict,
+    Failed(ClusterError),
+}
+
+impl Attempt {
+    fn into_error(self) -> ClusterError {
+        match self {
+            Self::Conflict => ClusterError::Refused {
+                operation: "read",
+                code: 409,
+                reason: "Conflict".into(),
+                message: "conflict on a read".into(),
+            },
+            Self::Failed(error) => error,
+        }
+    }
+}
+
+/// The strategic merge patch that changes only `container`'s image: containers merge by name,
+/// so the Deployment's other containers stay as they are.
+pub fn image_patch(
+    current: &Deployment,
+    container: &str,
+    image: &str,
+    previous: Option<&str>,
+    cause: &str,
+) -> serde_json::Value {
+    let mut annotations = BTreeMap::new();
+    annotations.insert(CHANGE_CAUSE_ANNOTATION, cause.to_owned());
+    if let Some(previous) = previous {
+        annotations.insert(PREVIOUS_IMAGE_ANNOTATION, format!("{container}={previous}"));
+    }
+    json!({
+        "metadata": {
+            "resourceVersion": current.metadata.resource_version,
+            "annotations": annotations,
+        },
+        "spec": {"template": {"spec": {"containers": [{"name": container, "image": image}]}}}
+    })
+}
+
+/// The previous image eks-deploy recorded for `container` on `deployment`.
+pub fn recorded_previous_image(deployment: &Deployment, container: &str) -> Option<String> {
+    deployment
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(PREVIOUS_IMAGE_ANNOTATION)?
+        .strip_prefix(container)?
+        .strip_prefix('=')
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::*;
+
+    fn handle(client: kube::Client) -> DeploymentHandle {
+        DeploymentHandle::new(
+            client,
+            "shop",
+            "web",
+            RetryPolicy {
+                attempts: 3,
+                backoff: Duration::from_millis(1),
+            },
+        )
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(5)
+    }
+
+    const CAUSE: &str = "eks-deploy: set web to shop:v2 (test)";
+
+    #[tokio::test]
+    async fn setting_an_image_patches_only_that_container_with_the_read_resource_version() {
+        let (client, server) = scripted(vec![
+            Exchange::get(DEPLOYMENT, deployment("41", 3, "shop:v1", rolled_out(3))),
+            Exchange::patch(
+                DEPLOYMENT_PATCH,
+                expected_patch("41", "shop:v2", "shop:v1", CAUSE),
+                deployment("42", 4, "shop:v2", rolled_out(3)),
+            ),
+        ]);
+        let change = handle(client)
+            .set_image("web", "shop:v2", CAUSE, soon())
+            .await
+            .unwrap();
+        assert_eq!(change.previous.as_deref(), Some("shop:v1"));
+        assert_eq!(
+            change.deployment.metadata.resource_version.as_deref(),
+            Some("42")
+        );
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_image_already_running_is_not_patched() {
+        let (client, server) = scripted(vec![Exchange::get(
+            DEPLOYMENT,
+            deployment("41", 3, "shop:v2", rolled_out(3)),
+        )]);
+        let change = handle(client)
+            .set_image("web", "shop:v2", CAUSE, soon())
+            .await
+            .unwrap();
+        assert_eq!(change.previous, None);
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_conflict_rereads_and_patches_again() {
+        let (client, server) = scripted(vec![
+            Exchange::get(DEPLOYMENT, deployment("41", 3, "shop:v1", rolled_out(3))),
+            Exchange::patch(
+                DEPLOYMENT_PATCH,
+                expected_patch("41", "shop:v2", "shop:v1", CAUSE),
+                json!({}),
+            )
+            .failing(409, "Conflict"),
+            Exchange::get(DEPLOYMENT, deployment("45", 3, "shop:v1.1", rolled_out(3))),
+            Exchange::patch(
+                DEPLOYMENT_PATCH,
+                expected_patch("45", "shop:v2", "shop:v1.1", CAUSE),
+                deployment("46", 4, "shop:v2", rolled_out(3)),
+            ),
+        ]);
+        let change = handle(client)
+            .set_image("web", "shop:v2", CAUSE, soon())
+            .await
+            .unwrap();
+        assert_eq!(
+            change.previous.as_deref(),
+            Some("shop:v1.1"),
+            "the image seen at the patch is the previous one"
+        );
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_retried_and_permanent_ones_are_not() {
+        let (client, server) = scripted(vec![
+            Exchange::get(DEPLOYMENT, json!({})).failing(500, "InternalError"),
+            Exchange::get(DEPLOYMENT, json!({})).failing(503, "ServiceUnavailable"),
+            Exchange::get(DEPLOYMENT, deployment("41", 3, "shop:v1", rolled_out(3))),
+        ]);
+        handle(client).read(soon()).await.unwrap();
+        server.await.unwrap();
+
+        let (client, server) = scripted(vec![
+            Exchange::get(DEPLOYMENT, json!({})).failing(403, "Forbidden"),
+        ]);
+        let error = handle(client).read(soon()).await.unwrap_err();
+        assert!(
+            matches!(error, ClusterError::Refused { code: 403, .. }),
+            "{error}"
+        );
+        server.await.unwrap();
+
+        let (client, server) = scripted(vec![
+            Exchange::get(DEPLOYMENT, json!({})).failing(500, "InternalError"),
+            Exchange::get(DEPLOYMENT, json!({})).failing(500, "InternalError"),
+            Exchange::get(DEPLOYMENT, json!({})).failing(500, "InternalError"),
+        ]);
+        let error = handle(client).read(soon()).await.unwrap_err();
+        assert!(
+            matches!(error, ClusterError::Unavailable { attempts: 3, .. }),
+            "{error}"
+        );
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_missing_container_is_named_with_the_ones_there_are() {
+        let (client, server) = scripted(vec![Exchange::get(
+            DEPLOYMENT,
+            deployment("41", 3, "shop:v1", rolled_out(3)),
+        )]);
+        let error = handle(client)
+            .set_image("api", "shop:v2", CAUSE, soon())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "deployment web has no container named api (it has: web, proxy)"
+        );
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_rollout_is_followed_with_a_watch_until_complete() {
+        let (client, server) = scripted(vec![Exchange::watch(
+            &watch_uri("42", 4),
+            vec![
+                modified(deployment("43", 4, "shop:v2", rolling(4, 1))),
+                modified(deployment("44", 4, "shop:v2", rolling(4, 2))),
+                modified(deployment("45", 4, "shop:v2", rolled_out(4))),
+            ],
+        )]);
+        let from: Deployment =
+            serde_json::from_value(deployment("42", 4, "shop:v2", rolled_out(3))).unwrap();
+        let followed = handle(client).follow(from, soon()).await.unwrap();
+        assert!(
+            matches!(
+                followed,
+                Followed::Settled(RolloutStatus::Complete { replicas: 3 }, _)
+            ),
+            "{followed:?}"
+        );
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_watch_that_ends_resumes_from_the_last_resource_version() {
+        let (client, server) = scripted(vec![
+            Exchange::watch(
+                &watch_uri("42", 4),
+                vec![modified(deployment("43", 4, "shop:v2", rolling(4, 1)))],
+            ),
+            Exchange::watch(
+                &watch_uri("43", 4),
+                vec![
+                    json!({"type": "BOOKMARK", "object": {"kind": "Deployment", "apiVersion": "apps/v1", "metadata": {"resourceVersion": "50"}}}),
+                ],
+            ),
+            Exchange::watch(
+                &watch_uri("50", 4),
+                vec![modified(deployment("51", 4, "shop:v2", rolled_out(4)))],
+            ),
+        ]);
+        let from: Deployment =
+            serde_json::from_value(deployment("42", 4, "shop:v2", rolled_out(3))).unwrap();
+        let followed = handle(client).follow(from, soon()).await.unwrap();
+        assert!(
+            matches!(
+                followed,
+                Followed::Settled(RolloutStatus::Complete { .. }, _)
+            ),
+            "{followed:?}"
+        );
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_expired_resource_version_starts_again_from_a_fresh_read() {
+        let gone = json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                                                       "message": "too old resource version: 42 (60)", "reason": "Expired", "code": 410}});
+        let (client, server) = scripted(vec![
+            Exchange::watch(&watch_uri("42", 4), vec![gone]),
+            Exchange::get(DEPLOYMENT, deployment("60", 4, "shop:v2", rolling(4, 2))),
+            Exchange::watch(
+                &watch_uri("60", 4),
+                vec![modified(deployment("61", 4, "shop:v2", stuck(4)))],
+            ),
+        ]);
+        let from: Deployment =
+            serde_json::from_value(deployment("42", 4, "shop:v2", rolled_out(3))).unwrap();
+        let followed = handle(client).follow(from, soon()).await.unwrap();
+        assert!(
+            matches!(followed, Followed::Settled(RolloutStatus::Failed(_), _)),
+            "{followed:?}"
+        );
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn following_stops_at_the_deadline_without_a_result() {
+        let (client, server) = scripted(vec![Exchange {
+            answer: Answer::Silence,
+            ..Exchange::watch(&watch_uri("42", 1), vec![])
+        }]);
+        let from: Deployment =
+            serde_json::from_value(deployment("42", 4, "shop:v2", rolling(4, 1))).unwrap();
+        let followed = handle(client)
+            .follow(from, Instant::now() + Duration::from_millis(1500))
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                followed,
+                Followed::OutOfTime(RolloutStatus::Progressing(_), _)
+            ),
+            "{followed:?}"
+        );
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_deleted_deployment_ends_the_rollout_with_an_error() {
+        let (client, server) = scripted(vec![Exchange::watch(
+            &watch_uri("42", 4),
+            vec![
+                json!({"type": "DELETED", "object": deployment("43", 4, "shop:v2", rolling(4, 1))}),
+            ],
+        )]);
+        let from: Deployment =
+            serde_json::from_value(deployment("42", 4, "shop:v2", rolling(4, 0))).unwrap();
+        let error = handle(client).follow(from, soon()).await.unwrap_err();
+        assert!(matches!(error, ClusterError::Deleted(_)));
+        server.await.unwrap();
+    }
+
+    #[test]
+    fn the_recorded_previous_image_belongs_to_its_container() {
+        let d: Deployment =
+            serde_json::from_value(deployment("1", 1, "shop:v2", json!({}))).unwrap();
+        assert_eq!(
+            recorded_previous_image(&d, "web").as_deref(),
+            Some("shop:v0")
+        );
+        assert_eq!(recorded_previous_image(&d, "we"), None);
+        assert_eq!(recorded_previous_image(&d, "proxy"), None);
+    }
+}

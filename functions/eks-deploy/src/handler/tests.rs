@@ -1,0 +1,448 @@
+use std::time::Duration;
+
+use mockall::predicate::eq;
+use serde_json::json;
+use shared::UpstreamError;
+use shared::ports::{MockClusterAccess, MockJobResults, reply};
+
+use super::*;
+use crate::testing::*;
+
+const JOB: &str = "11111111-abcd-1111-abcd-111111111111";
+const IMAGE: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:0ccf1ae";
+const OLD: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:9b1de4f";
+
+fn event(name: &str) -> Value {
+    let path = format!(
+        "{}/../../events/eks-deploy/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+        .unwrap()
+}
+
+fn config() -> Config {
+    Config {
+        rollback_on_failure: true,
+        api_url_override: None,
+        deadline_margin: Duration::ZERO,
+        max_rollout: Duration::from_secs(3300),
+        retry: crate::cluster::RetryPolicy {
+            attempts: 3,
+            backoff: Duration::from_millis(1),
+        },
+    }
+}
+
+fn in_an_hour() -> SystemTime {
+    SystemTime::now() + Duration::from_secs(3600)
+}
+
+fn clusters(client: kube::Client) -> MockClusterAccess {
+    let mut clusters = MockClusterAccess::new();
+    clusters
+        .expect_client()
+        .with(eq("shop-prod"))
+        .times(1)
+        .returning(move |_| reply(Ok(client.clone())));
+    clusters
+}
+
+fn job_cause() -> String {
+    format!("eks-deploy: set web to {IMAGE} (CodePipeline job {JOB})")
+}
+
+fn rollback_cause() -> String {
+    format!("eks-deploy: rolled web back to {OLD} after a failed rollout of {IMAGE}")
+}
+
+fn failing_pods() -> Value {
+    let pod = |name: &str| {
+        json!({"metadata": {"name": name, "labels": {"app": "web"}},
+               "spec": {"containers": [{"name": "web", "image": IMAGE}, {"name": "proxy", "image": "envoy:1.30"}]},
+               "status": {"containerStatuses": [
+                   {"name": "web", "image": IMAGE, "imageID": "", "ready": false, "restartCount": 0,
+                    "state": {"waiting": {"reason": "ImagePullBackOff", "message": format!("Back-off pulling image \"{IMAGE}\"")}}}]}})
+    };
+    json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "70"},
+           "items": [pod("web-7d4b9c-x2k8p"), pod("web-7d4b9c-q9z4m")]})
+}
+
+#[tokio::test]
+async fn a_job_patches_the_image_follows_the_rollout_and_reports_success() {
+    let (client, server) = scripted(vec![
+        Exchange::get(DEPLOYMENT, deployment("41", 3, OLD, rolled_out(3))),
+        Exchange::patch(
+            DEPLOYMENT_PATCH,
+            expected_patch("41", IMAGE, OLD, &job_cause()),
+            deployment("42", 4, IMAGE, rolled_out(3)),
+        ),
+        Exchange::watch(
+            &watch_uri("42", 240),
+            vec![
+                modified(deployment("43", 4, IMAGE, rolling(4, 2))),
+                modified(deployment("44", 4, IMAGE, rolled_out(4))),
+            ],
+        ),
+    ]);
+    let mut jobs = MockJobResults::new();
+    jobs.expect_succeed()
+        .withf(|job, result| {
+            job == JOB
+                && result.summary.starts_with(&format!(
+                    "shop/web: container web runs {IMAGE} on 3 of 3 replicas (rolled out in "
+                ))
+                && result.continuation_token.is_none()
+                && result.external_execution_id.as_deref() == Some("shop-prod/shop/web")
+        })
+        .times(1)
+        .returning(|_, _| reply(Ok(Reported::Recorded)));
+    let deps = Deps::new(clusters(client), jobs, config());
+
+    let outcome = handle(&deps, event("job-deploy.json"), in_an_hour())
+        .await
+        .unwrap();
+
+    assert!(matches!(outcome, Outcome::Succeeded { .. }), "{outcome:?}");
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn invalid_parameters_fail_the_job_as_a_configuration_error_without_touching_the_cluster() {
+    let mut jobs = MockJobResults::new();
+    jobs.expect_fail()
+        .with(
+            eq(JOB),
+            eq(JobFailure {
+                kind: FailureKind::ConfigurationError,
+                message: "UserParameters.image: missing".into(),
+                external_execution_id: None,
+            }),
+        )
+        .times(1)
+        .returning(|_, _| reply(Ok(Reported::Recorded)));
+    let deps = Deps::new(MockClusterAccess::new(), jobs, config());
+
+    let outcome = handle(&deps, event("job-invalid-parameters.json"), in_an_hour())
+        .await
+        .unwrap();
+
+    assert_eq!(
+        outcome,
+        Outcome::InvalidParameters {
+            message: "UserParameters.image: missing".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_failed_rollout_is_rolled_back_and_the_job_fails_with_the_pods_reasons() {
+    let (client, server) = scripted(vec![
+        Exchange::get(DEPLOYMENT, deployment("41", 3, OLD, rolled_out(3))),
+        Exchange::patch(
+            DEPLOYMENT_PATCH,
+            expected_patch("41", IMAGE, OLD, &job_cause()),
+            deployment("42", 4, IMAGE, rolled_out(3)),
+        ),
+        Exchange::watch(
+            &watch_uri("42", 240),
+            vec![modified(deployment("43", 4, IMAGE, stuck(4)))],
+        ),
+        Exchange::get(
+            "/api/v1/namespaces/shop/pods?&labelSelector=app%3Dweb",
+            failing_pods(),
+        ),
+        Exchange::get(DEPLOYMENT, deployment("43", 4, IMAGE, stuck(4))),
+        Exchange::patch(
+            DEPLOYMENT_PATCH,
+            expected_patch("43", OLD, IMAGE, &rollback_cause()),
+            deployment("44", 5, OLD, stuck(4)),
+        ),
+        Exchange::watch(
+            &watch_uri("44", 240),
+            vec![modified(deployment("45", 5, OLD, rolled_out(5)))],
+        ),
+    ]);
+    let expected = format!(
+        "shop/web: the rollout of {IMAGE} failed: the rollout exceeded its progress deadline \
+         (ReplicaSet \"web-7d4b9c\" has timed out progressing). Pods: ImagePullBackOff: Back-off pulling image \
+         \"{IMAGE}\" (pods web-7d4b9c-q9z4m, web-7d4b9c-x2k8p). Rolled back to {OLD} (rollout complete)."
+    );
+    let mut jobs = MockJobResults::new();
+    jobs.expect_fail()
+        .with(
+            eq(JOB),
+            eq(JobFailure {
+                kind: FailureKind::JobFailed,
+                message: expected.clone(),
+                external_execution_id: Some("shop-prod/shop/web".into()),
+            }),
+        )
+        .times(1)
+        .returning(|_, _| reply(Ok(Reported::Recorded)));
+    let deps = Deps::new(clusters(client), jobs, config());
+
+    let outcome = handle(&deps, event("job-deploy.json"), in_an_hour())
+        .await
+        .unwrap();
+
+    assert_eq!(outcome, Outcome::Failed { message: expected });
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_rollout_stays_when_the_parameters_turn_rollback_off() {
+    let (client, server) = scripted(vec![
+        Exchange::get(DEPLOYMENT, deployment("41", 3, OLD, rolled_out(3))),
+        Exchange::patch(
+            DEPLOYMENT_PATCH,
+            expected_patch("41", IMAGE, OLD, &job_cause()),
+            deployment("42", 4, IMAGE, rolled_out(3)),
+        ),
+        Exchange::watch(
+            &watch_uri("42", 240),
+            vec![modified(deployment("43", 4, IMAGE, stuck(4)))],
+        ),
+        Exchange::get(
+            "/api/v1/namespaces/shop/pods?&labelSelector=app%3Dweb",
+            failing_pods(),
+        ),
+    ]);
+    let mut jobs = MockJobResults::new();
+    jobs.expect_fail()
+        .withf(|_, failure| {
+            failure
+                .message
+                .ends_with(". Not rolled back (rollback is off).")
+        })
+        .times(1)
+        .returning(|_, _| reply(Ok(Reported::Recorded)));
+    let deps = Deps::new(clusters(client), jobs, config());
+
+    handle(&deps, event("job-no-rollback.json"), in_an_hour())
+        .await
+        .unwrap();
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_rollout_longer_than_the_invocation_continues_with_a_token() {
+    let (client, server) = scripted(vec![
+        Exchange::get(DEPLOYMENT, deployment("41", 3, OLD, rolled_out(3))),
+        Exchange::patch(
+            DEPLOYMENT_PATCH,
+            expected_patch("41", IMAGE, OLD, &job_cause()),
+            deployment("42", 4, IMAGE, rolling(4, 1)),
+        ),
+        Exchange {
+            answer: Answer::Silence,
+            ..Exchange::watch(&watch_uri("42", 1), vec![])
+        },
+    ]);
+    let mut jobs = MockJobResults::new();
+    jobs.expect_succeed()
+        .withf(|job, result| {
+            let token = result
+                .continuation_token
+                .as_deref()
+                .and_then(Continuation::decode);
+            job == JOB
+                && result.summary
+                    == format!("shop/web: rolling out {IMAGE} (1 of 3 new replicas updated)")
+                && result.percent_complete == Some(33)
+                && token.is_some_and(|t| t.image == IMAGE && t.previous.as_deref() == Some(OLD))
+        })
+        .times(1)
+        .returning(|_, _| reply(Ok(Reported::Recorded)));
+    let deps = Deps::new(clusters(client), jobs, config());
+
+    let deadline = SystemTime::now() + Duration::from_millis(1500);
+    let outcome = handle(&deps, event("job-deploy.json"), deadline)
+        .await
+        .unwrap();
+
+    assert!(matches!(outcome, Outcome::InProgress { .. }), "{outcome:?}");
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_continued_job_follows_the_rollout_without_patching_again() {
+    let (client, server) = scripted(vec![
+        Exchange::get(DEPLOYMENT, deployment("52", 4, IMAGE, rolling(4, 2))),
+        Exchange::watch(
+            &watch_uri("52", 240),
+            vec![modified(deployment("53", 4, IMAGE, rolled_out(4)))],
+        ),
+    ]);
+    let mut jobs = MockJobResults::new();
+    jobs.expect_succeed()
+        .withf(|_, result| result.summary.contains("runs") && result.continuation_token.is_none())
+        .times(1)
+        .returning(|_, _| reply(Ok(Reported::Recorded)));
+    let mut config = config();
+    config.max_rollout = Duration::from_secs(u64::MAX / 4);
+    let deps = Deps::new(clusters(client), jobs, config);
+
+    let outcome = handle(&deps, event("job-continuation.json"), in_an_hour())
+        .await
+        .unwrap();
+
+    assert!(matches!(outcome, Outcome::Succeeded { .. }), "{outcome:?}");
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn an_image_already_deployed_and_rolled_out_is_a_success_with_nothing_to_do() {
+    let (client, server) = scripted(vec![Exchange::get(
+        DEPLOYMENT,
+        deployment("41", 3, IMAGE, rolled_out(3)),
+    )]);
+    let mut jobs = MockJobResults::new();
+    jobs.expect_succeed()
+        .withf(|_, result| {
+            result.summary
+                == format!(
+                    "shop/web: container web already runs {IMAGE} on 3 of 3 replicas; nothing to do"
+                )
+        })
+        .times(1)
+        .returning(|_, _| reply(Ok(Reported::Recorded)));
+    let deps = Deps::new(clusters(client), jobs, config());
+
+    handle(&deps, event("job-deploy.json"), in_an_hour())
+        .await
+        .unwrap();
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_redelivered_job_that_was_already_reported_changes_nothing() {
+    let (client, server) = scripted(vec![Exchange::get(
+        DEPLOYMENT,
+        deployment("41", 3, IMAGE, rolled_out(3)),
+    )]);
+    let mut jobs = MockJobResults::new();
+    jobs.expect_succeed()
+        .times(1)
+        .returning(|_, _| reply(Ok(Reported::AlreadyReported)));
+    let deps = Deps::new(clusters(client), jobs, config());
+
+    let outcome = handle(&deps, event("job-deploy.json"), in_an_hour())
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::AlreadyReported);
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unreachable_cluster_fails_the_job_with_the_reason() {
+    let mut clusters = MockClusterAccess::new();
+    clusters.expect_client().times(1).returning(|_| {
+        reply(Err(UpstreamError::new(
+            "EKS",
+            "DescribeCluster",
+            Some("ResourceNotFoundException".into()),
+            "No cluster found for name: shop-prod.",
+        )))
+    });
+    let mut jobs = MockJobResults::new();
+    jobs.expect_fail()
+        .withf(|_, failure| {
+            failure.kind == FailureKind::JobFailed
+                && failure.message == "cannot reach cluster shop-prod: EKS DescribeCluster failed: ResourceNotFoundException: No cluster found for name: shop-prod."
+        })
+        .times(1)
+        .returning(|_, _| reply(Ok(Reported::Recorded)));
+    let deps = Deps::new(clusters, jobs, config());
+
+    handle(&deps, event("job-deploy.json"), in_an_hour())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_result_codepipeline_did_not_take_fails_the_invocation_so_lambda_retries() {
+    let (client, server) = scripted(vec![Exchange::get(
+        DEPLOYMENT,
+        deployment("41", 3, IMAGE, rolled_out(3)),
+    )]);
+    let mut jobs = MockJobResults::new();
+    jobs.expect_succeed().times(1).returning(|_, _| {
+        reply(Err(UpstreamError::new(
+            "CodePipeline",
+            "PutJobSuccessResult",
+            Some("ThrottlingException".into()),
+            "Rate exceeded",
+        )))
+    });
+    let deps = Deps::new(clusters(client), jobs, config());
+
+    let error = handle(&deps, event("job-deploy.json"), in_an_hour())
+        .await
+        .unwrap_err();
+    assert_eq!(error.error_type(), "Upstream");
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_direct_invocation_answers_with_the_outcome() {
+    let (client, server) = scripted(vec![Exchange::get(
+        DEPLOYMENT,
+        deployment("41", 3, IMAGE, rolled_out(3)),
+    )]);
+    let deps = Deps::new(clusters(client), MockJobResults::new(), config());
+
+    let outcome = handle(&deps, event("direct-deploy.json"), in_an_hour())
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Succeeded { .. }));
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn invalid_direct_invocations_are_invalid_events_naming_the_field() {
+    for (name, expected) in [
+        (
+            "invalid-direct-bad-namespace.json",
+            "namespace: \"Shop_Prod\" is not a valid name",
+        ),
+        (
+            "invalid-not-an-object.json",
+            "expected a CodePipeline job or the deployment parameters as a JSON object, got an array",
+        ),
+        (
+            "invalid-job-without-id.json",
+            "CodePipeline.job: missing field `id`",
+        ),
+    ] {
+        let deps = Deps::new(MockClusterAccess::new(), MockJobResults::new(), config());
+        let error = handle(&deps, event(name), in_an_hour()).await.unwrap_err();
+        assert_eq!(error.error_type(), "InvalidEvent", "{name}");
+        assert!(error.to_string().contains(expected), "{name}: {error}");
+    }
+}
+
+#[test]
+fn the_continuation_token_round_trips_and_fits_codepipeline() {
+    let continuation = Continuation {
+        image: IMAGE.into(),
+        previous: Some(OLD.into()),
+        started_at: 1_795_000_000,
+    };
+    let token = continuation.encode();
+    assert!(token.len() <= 2048);
+    assert_eq!(Continuation::decode(&token), Some(continuation));
+    assert_eq!(Continuation::decode("garbage"), None);
+}
+
+#[test]
+fn the_sample_events_carry_the_parameters_expected_here() {
+    let Invocation::Job(job) = parse(event("job-deploy.json")).unwrap() else {
+        panic!("job-deploy.json is a job");
+    };
+    assert_eq!(job.id, JOB);
+    let params = DeployParameters::from_user_parameters(job.user_parameters()).unwrap();
+    assert_eq!(params.image, IMAGE);
+    // The job's artifact credentials are never kept.
+    assert!(!format!("{job:?}").contains("EXAMPLE+secret"));
+}

@@ -1,0 +1,49 @@
+use std::time::{Duration, UNIX_EPOCH};
+
+use aws_config::Region;
+use eks_deploy::config::Config;
+use eks_deploy::handler::{self, Deps};
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+use shared::ConfigError;
+use shared::aws::{CodePipeline, EksClusters, load_sdk_config};
+use shared::runtime::{log_failure, report_init_error};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => return Err(report_init_error(error.into()).await),
+    };
+    let sdk = load_sdk_config().await;
+    let (Some(credentials), Some(region)) = (
+        sdk.credentials_provider(),
+        sdk.region().map(Region::to_string),
+    ) else {
+        let error = ConfigError::new(
+            "AWS_REGION",
+            "no region or credentials to sign EKS tokens with",
+        );
+        return Err(report_init_error(error.into()).await);
+    };
+    let clusters = EksClusters::new(
+        aws_sdk_eks::Client::new(&sdk),
+        credentials,
+        region,
+        config.api_url_override.clone(),
+    );
+    let deps = Deps::new(
+        clusters,
+        CodePipeline::new(aws_sdk_codepipeline::Client::new(&sdk)),
+        config,
+    );
+    let deps = &deps;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
+        handler::handle(deps, event.payload, deadline)
+            .await
+            .inspect_err(log_failure)
+    }))
+    .await
+}

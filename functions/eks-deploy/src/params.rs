@@ -1,0 +1,333 @@
+//! What to deploy where: the action's `UserParameters`, or a direct invocation's payload.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A deployment request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployParameters {
+    /// The EKS cluster's name.
+    pub cluster: String,
+    /// The Deployment's namespace.
+    pub namespace: String,
+    /// The Deployment's name.
+    pub deployment: String,
+    /// The container whose image changes.
+    pub container: String,
+    /// The image to run.
+    pub image: String,
+    /// Roll back to the previous image when the rollout fails; the function's setting when
+    /// absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback_on_failure: Option<bool>,
+}
+
+/// A parameter that is missing or wrong, named by its field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct ParameterError {
+    /// The field at fault (`image`), or `UserParameters` for the whole.
+    pub field: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl ParameterError {
+    fn new(field: &str, problem: impl Into<String>) -> Self {
+        Self {
+            field: field.to_owned(),
+            problem: problem.into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Raw {
+    cluster: Option<Value>,
+    namespace: Option<Value>,
+    deployment: Option<Value>,
+    container: Option<Value>,
+    image: Option<Value>,
+    rollback_on_failure: Option<Value>,
+}
+
+impl DeployParameters {
+    /// Parses the action's `UserParameters` string.
+    pub fn from_user_parameters(text: Option<&str>) -> Result<Self, ParameterError> {
+        let text = text
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ParameterError::new("UserParameters", "missing: give a JSON object with cluster, namespace, deployment, container and image"))?;
+        let value: Value = serde_json::from_str(text)
+            .map_err(|error| ParameterError::new("UserParameters", format!("not JSON: {error}")))?;
+        Self::from_value(value)
+    }
+
+    /// Parses a JSON object holding the parameters.
+    pub fn from_value(value: Value) -> Result<Self, ParameterError> {
+        if !value.is_object() {
+            return Err(ParameterError::new(
+                "UserParameters",
+                format!(
+                    "expected a JSON object, got {}",
+                    shared::events::kind_of(&value)
+                ),
+            ));
+        }
+        let raw: Raw = serde_json::from_value(value).map_err(|error| {
+            let message = error.to_string();
+            // serde names the unknown field: surface it as the field at fault.
+            let field = message
+                .strip_prefix("unknown field `")
+                .and_then(|rest| rest.split('`').next())
+                .unwrap_or("UserParameters");
+            ParameterError::new(
+                field,
+                message
+                    .split(", expected")
+                    .next()
+                    .unwrap_or(&message)
+                    .to_owned(),
+            )
+        })?;
+        let cluster = text("cluster", raw.cluster)?;
+        check_cluster(&cluster)?;
+        let namespace = text("namespace", raw.namespace)?;
+        check_label("namespace", &namespace)?;
+        let deployment = text("deployment", raw.deployment)?;
+        check_subdomain("deployment", &deployment)?;
+        let container = text("container", raw.container)?;
+        check_label("container", &container)?;
+        let image = text("image", raw.image)?;
+        check_image(&image)?;
+        let rollback_on_failure = match raw.rollback_on_failure {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(b),
+            Some(other) => {
+                return Err(ParameterError::new(
+                    "rollbackOnFailure",
+                    format!(
+                        "expected true or false, got {}",
+                        shared::events::kind_of(&other)
+                    ),
+                ));
+            }
+        };
+        Ok(Self {
+            cluster,
+            namespace,
+            deployment,
+            container,
+            image,
+            rollback_on_failure,
+        })
+    }
+}
+
+fn text(field: &str, value: Option<Value>) -> Result<String, ParameterError> {
+    match value {
+        None | Some(Value::Null) => Err(ParameterError::new(field, "missing")),
+        Some(Value::String(s)) if s.trim().is_empty() => Err(ParameterError::new(field, "empty")),
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => Err(ParameterError::new(
+            field,
+            format!("expected a string, got {}", shared::events::kind_of(&other)),
+        )),
+    }
+}
+
+/// EKS cluster names: 1–100 characters, a letter or digit first, then letters, digits, `-`, `_`.
+fn check_cluster(name: &str) -> Result<(), ParameterError> {
+    let valid = name.len() <= 100
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(ParameterError::new(
+            "cluster",
+            format!("{name:?} is not an EKS cluster name"),
+        ))
+    }
+}
+
+/// Kubernetes DNS-1123 labels: namespaces and container names.
+fn check_label(field: &str, name: &str) -> Result<(), ParameterError> {
+    if is_label(name) {
+        Ok(())
+    } else {
+        Err(ParameterError::new(
+            field,
+            format!(
+                "{name:?} is not a valid name (lowercase letters, digits and '-', at most 63, starting and ending alphanumeric)"
+            ),
+        ))
+    }
+}
+
+fn is_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// Kubernetes DNS-1123 subdomains: Deployment names.
+fn check_subdomain(field: &str, name: &str) -> Result<(), ParameterError> {
+    if name.len() <= 253 && name.split('.').all(is_label) {
+        Ok(())
+    } else {
+        Err(ParameterError::new(
+            field,
+            format!("{name:?} is not a valid Deployment name"),
+        ))
+    }
+}
+
+/// An image reference: no whitespace or control characters, a sane length, a name before any
+/// tag or digest.
+fn check_image(image: &str) -> Result<(), ParameterError> {
+    let bad = |problem: &str| Err(ParameterError::new("image", format!("{image:?} {problem}")));
+    if image.len() > 4096 {
+        return bad("is too long");
+    }
+    if image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("contains whitespace");
+    }
+    if image.starts_with([':', '@', '/']) || image.ends_with([':', '@', '/']) {
+        return bad("is not an image reference");
+    }
+    if let Some((_, digest)) = image.split_once('@')
+        && !(digest.starts_with("sha256:")
+            && digest.len() == 71
+            && digest[7..].bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return bad("has a malformed digest (expected @sha256:<64 hex>)");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn valid() -> Value {
+        json!({
+            "cluster": "shop-prod",
+            "namespace": "shop",
+            "deployment": "web",
+            "container": "web",
+            "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:0ccf1ae"
+        })
+    }
+
+    #[test]
+    fn valid_parameters_parse_from_the_user_parameters_string() {
+        let parsed = DeployParameters::from_user_parameters(Some(&valid().to_string())).unwrap();
+        assert_eq!(parsed.cluster, "shop-prod");
+        assert_eq!(
+            parsed.image,
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:0ccf1ae"
+        );
+        assert_eq!(parsed.rollback_on_failure, None);
+        let mut with_rollback = valid();
+        with_rollback["rollbackOnFailure"] = json!(false);
+        assert_eq!(
+            DeployParameters::from_value(with_rollback)
+                .unwrap()
+                .rollback_on_failure,
+            Some(false)
+        );
+        let mut digest = valid();
+        digest["image"] = json!(format!("shop@sha256:{}", "a".repeat(64)));
+        assert!(DeployParameters::from_value(digest).is_ok());
+    }
+
+    #[test]
+    fn each_wrong_field_is_named() {
+        let cases: Vec<(Value, &str, &str)> = vec![
+            (json!({}), "cluster", "missing"),
+            (
+                json!({"cluster": 7}),
+                "cluster",
+                "expected a string, got a number",
+            ),
+            (
+                json!({"cluster": "shop prod"}),
+                "cluster",
+                "is not an EKS cluster name",
+            ),
+            (json!({"cluster": "c"}), "namespace", "missing"),
+            (
+                json!({"cluster": "c", "namespace": "Shop"}),
+                "namespace",
+                "is not a valid name",
+            ),
+            (
+                json!({"cluster": "c", "namespace": "shop", "deployment": "web_1"}),
+                "deployment",
+                "is not a valid Deployment name",
+            ),
+            (
+                json!({"cluster": "c", "namespace": "shop", "deployment": "web", "container": ""}),
+                "container",
+                "empty",
+            ),
+            (
+                json!({"cluster": "c", "namespace": "shop", "deployment": "web", "container": "web"}),
+                "image",
+                "missing",
+            ),
+            (
+                json!({"cluster": "c", "namespace": "shop", "deployment": "web", "container": "web", "image": "shop: v2"}),
+                "image",
+                "contains whitespace",
+            ),
+            (
+                json!({"cluster": "c", "namespace": "shop", "deployment": "web", "container": "web", "image": "shop@sha256:abc"}),
+                "image",
+                "malformed digest",
+            ),
+            (
+                json!({"cluster": "c", "namespace": "shop", "deployment": "web", "container": "web", "image": "shop:1", "rollbackOnFailure": "yes"}),
+                "rollbackOnFailure",
+                "expected true or false",
+            ),
+            (
+                json!({"cluster": "c", "namespace": "shop", "deployment": "web", "container": "web", "image": "shop:1", "imag": "x"}),
+                "imag",
+                "unknown field `imag`",
+            ),
+            (
+                json!([1]),
+                "UserParameters",
+                "expected a JSON object, got an array",
+            ),
+        ];
+        for (value, field, problem) in cases {
+            let error = DeployParameters::from_value(value.clone()).unwrap_err();
+            assert_eq!(error.field, field, "{value}: {error}");
+            assert!(error.problem.contains(problem), "{value}: {error}");
+        }
+    }
+
+    #[test]
+    fn missing_or_garbled_user_parameters_are_named_as_such() {
+        let missing = DeployParameters::from_user_parameters(None).unwrap_err();
+        assert_eq!(missing.field, "UserParameters");
+        let blank = DeployParameters::from_user_parameters(Some("  ")).unwrap_err();
+        assert_eq!(blank.field, "UserParameters");
+        let garbled = DeployParameters::from_user_parameters(Some("{cluster: shop}")).unwrap_err();
+        assert_eq!(garbled.field, "UserParameters");
+        assert!(garbled.problem.starts_with("not JSON"));
+    }
+}
