@@ -365,3 +365,43 @@ pub async fn pull_request(
         .and_then(|p| p.pull_request_id)
         .unwrap()
 }
+
+/// Creates the pull-request validation project: a CodeBuild project building `repository`
+/// from CodeCommit with `infra/buildspec-pr.yml`, as `infra/pr-validation.yaml` does.
+pub async fn validation_project(sdk: &SdkConfig, name: &str, repository: &str, region: &str) {
+    use aws_sdk_codebuild::types::{
+        ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment,
+        ProjectSource, SourceType,
+    };
+    aws_sdk_codebuild::Client::new(sdk)
+        .create_project()
+        .name(name)
+        .source(
+            ProjectSource::builder()
+                .r#type(SourceType::Codecommit)
+                .location(format!(
+                    "https://git-codecommit.{region}.amazonaws.com/v1/repos/{repository}"
+                ))
+                .buildspec("infra/buildspec-pr.yml")
+                .build()
+                .unwrap(),
+        )
+        .artifacts(
+            ProjectArtifacts::builder()
+                .r#type(ArtifactsType::NoArtifacts)
+                .build()
+                .unwrap(),
+        )
+        .environment(
+            ProjectEnvironment::builder()
+                .r#type(EnvironmentType::ArmContainer)
+                .image("aws/codebuild/amazonlinux-aarch64-standard:3.0")
+                .compute_type(ComputeType::BuildGeneral1Large)
+                .build()
+                .unwrap(),
+        )
+        .service_role("arn:aws:iam::123456789012:role/shop-pr-validation")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateProject {name}: {e:?}"));
+}

@@ -4,10 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failed test
 
 use aws_config::SdkConfig;
-use aws_sdk_codebuild::types::{
-    ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment,
-    ProjectSource, SourceType,
-};
 use aws_sdk_codecommit::types::ApprovalState;
 use integration_tests::aws::sdk_config;
 use integration_tests::{Emulators, Function, fixtures, http, unique};
@@ -55,7 +51,7 @@ impl Scenario {
         )
         .await;
         let project = unique("shop-pr");
-        create_project(&bot, &project, &repository, &emulators.region).await;
+        fixtures::validation_project(&bot, &project, &repository, &emulators.region).await;
         let mut env = emulators.function_env();
         env.extend([
             ("PR_VALIDATION_PROJECT".to_owned(), project.clone()),
@@ -226,40 +222,6 @@ impl Scenario {
     }
 }
 
-async fn create_project(sdk: &SdkConfig, name: &str, repository: &str, region: &str) {
-    aws_sdk_codebuild::Client::new(sdk)
-        .create_project()
-        .name(name)
-        .source(
-            ProjectSource::builder()
-                .r#type(SourceType::Codecommit)
-                .location(format!(
-                    "https://git-codecommit.{region}.amazonaws.com/v1/repos/{repository}"
-                ))
-                .buildspec("infra/buildspec-pr.yml")
-                .build()
-                .unwrap(),
-        )
-        .artifacts(
-            ProjectArtifacts::builder()
-                .r#type(ArtifactsType::NoArtifacts)
-                .build()
-                .unwrap(),
-        )
-        .environment(
-            ProjectEnvironment::builder()
-                .r#type(EnvironmentType::ArmContainer)
-                .image("aws/codebuild/amazonlinux-aarch64-standard:3.0")
-                .compute_type(ComputeType::BuildGeneral1Small)
-                .build()
-                .unwrap(),
-        )
-        .service_role("arn:aws:iam::123456789012:role/shop-pr-codebuild")
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("CreateProject {name}: {e:?}"));
-}
-
 fn encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
@@ -400,6 +362,9 @@ async fn a_push_stops_the_old_build_marks_it_superseded_and_only_the_new_head_is
     let response = scenario.invoke(&stopped).await;
     assert_eq!(response["outcome"], "superseded", "{response}");
     assert!(scenario.approvals(&id).await.is_empty());
+    // Delivered again: the same comment is not posted twice (counted below).
+    let again = scenario.invoke(&stopped).await;
+    assert_eq!(again["outcome"], "superseded", "{again}");
 
     scenario.finish(&second, "SUCCEEDED").await;
     let passed = scenario.build_event(&second).await;
