@@ -556,3 +556,103 @@ pub async fn waiting_jobs(emulators: &crate::Emulators, pipeline: &str) -> Vec<s
     assert_eq!(code, 200, "{answer}");
     answer["jobs"].as_array().cloned().unwrap_or_default()
 }
+
+/// Creates IAM user `name` with an access key and returns an SDK configuration acting as that
+/// user (the emulators name the caller after the key: a pull request's author, say, who is not
+/// the function approving it).
+pub async fn user(emulators: &crate::Emulators, sdk: &SdkConfig, name: &str) -> SdkConfig {
+    let iam = aws_sdk_iam::Client::new(sdk);
+    iam.create_user()
+        .user_name(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateUser {name}: {e:?}"));
+    let key = iam
+        .create_access_key()
+        .user_name(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateAccessKey {name}: {e:?}"))
+        .access_key
+        .unwrap();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(emulators.region.clone()))
+        .endpoint_url(&emulators.aws.endpoint)
+        .credentials_provider(aws_credential_types::Credentials::new(
+            key.access_key_id,
+            key.secret_access_key,
+            None,
+            None,
+            "emulator-user",
+        ))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await
+}
+
+/// Opens a pull request from `source` into `destination` of `repository`; returns its id.
+pub async fn pull_request(
+    sdk: &SdkConfig,
+    repository: &str,
+    source: &str,
+    destination: &str,
+    title: &str,
+) -> String {
+    let target = aws_sdk_codecommit::types::Target::builder()
+        .repository_name(repository)
+        .source_reference(source)
+        .destination_reference(destination)
+        .build()
+        .unwrap();
+    aws_sdk_codecommit::Client::new(sdk)
+        .create_pull_request()
+        .title(title)
+        .description("created by a test")
+        .targets(target)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreatePullRequest {repository} {source}->{destination}: {e:?}"))
+        .pull_request
+        .and_then(|p| p.pull_request_id)
+        .unwrap()
+}
+
+/// Creates the pull-request validation project: a CodeBuild project building `repository`
+/// from CodeCommit with `infra/buildspec-pr.yml`, as `infra/pr-validation.yaml` does.
+pub async fn validation_project(sdk: &SdkConfig, name: &str, repository: &str, region: &str) {
+    use aws_sdk_codebuild::types::{
+        ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment,
+        ProjectSource, SourceType,
+    };
+    aws_sdk_codebuild::Client::new(sdk)
+        .create_project()
+        .name(name)
+        .source(
+            ProjectSource::builder()
+                .r#type(SourceType::Codecommit)
+                .location(format!(
+                    "https://git-codecommit.{region}.amazonaws.com/v1/repos/{repository}"
+                ))
+                .buildspec("infra/buildspec-pr.yml")
+                .build()
+                .unwrap(),
+        )
+        .artifacts(
+            ProjectArtifacts::builder()
+                .r#type(ArtifactsType::NoArtifacts)
+                .build()
+                .unwrap(),
+        )
+        .environment(
+            ProjectEnvironment::builder()
+                .r#type(EnvironmentType::ArmContainer)
+                .image("aws/codebuild/amazonlinux-aarch64-standard:3.0")
+                .compute_type(ComputeType::BuildGeneral1Large)
+                .build()
+                .unwrap(),
+        )
+        .service_role("arn:aws:iam::123456789012:role/shop-pr-validation")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateProject {name}: {e:?}"));
+}

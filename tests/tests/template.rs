@@ -17,6 +17,7 @@ const FUNCTIONS: &[&str] = &[
     "codebuild-status",
     "codecommit-push",
     "eks-deploy",
+    "pr-validator",
 ];
 
 fn template() -> Value {
@@ -151,6 +152,20 @@ fn take(function: &str, event: Json) -> Result<(), shared::InvalidEvent> {
         },
         "approval-notify" => approval_notify::handler::parse(event).map(drop),
         "approval-callback" => approval_callback::handler::parse(event).map(drop),
+        "pr-validator" => {
+            let config = pr_validator::config::Config::from_lookup(local_settings(
+                "PullRequestValidatorFunction",
+            ))
+            .unwrap();
+            match pr_validator::handler::parse(event)? {
+                pr_validator::handler::Incoming::PullRequest(event) => {
+                    pr_validator::pull_request::decide(&event, &config).map(drop)
+                }
+                pr_validator::handler::Incoming::Build(event) => {
+                    pr_validator::build::classify(&event.detail, &config).map(drop)
+                }
+            }
+        }
         other => panic!("no parser known for events/{other}/: add it to this test"),
     }
 }

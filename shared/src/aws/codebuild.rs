@@ -1,10 +1,10 @@
 use aws_sdk_codebuild::Client;
-use aws_sdk_codebuild::types::{EnvironmentVariableType, SortOrderType};
+use aws_sdk_codebuild::types::{EnvironmentVariable, EnvironmentVariableType, SortOrderType};
 
 use super::upstream;
 use crate::error::UpstreamError;
 use crate::events::codebuild::BuildStatus;
-use crate::ports::{BuildApi, BuildRecord};
+use crate::ports::{BuildApi, BuildRecord, StartBuild, StartedBuild};
 
 const SERVICE: &str = "CodeBuild";
 
@@ -89,6 +89,58 @@ impl BuildApi for CodeBuild {
         // BatchGetBuilds does not promise the order asked for.
         records.sort_by_key(|record| ids.iter().position(|id| *id == record.id));
         Ok(records)
+    }
+
+    async fn start_build(&self, request: &StartBuild) -> Result<StartedBuild, UpstreamError> {
+        const OPERATION: &str = "StartBuild";
+        let mut call = self
+            .client
+            .start_build()
+            .project_name(&request.project)
+            .source_version(&request.source_version)
+            .idempotency_token(&request.idempotency_token);
+        for (name, value) in &request.variables {
+            let variable = EnvironmentVariable::builder()
+                .name(name)
+                .value(value)
+                .r#type(EnvironmentVariableType::Plaintext)
+                .build()
+                .map_err(|error| {
+                    UpstreamError::new(SERVICE, OPERATION, None, format!("variable {name}"))
+                        .with_source(error)
+                })?;
+            call = call.environment_variables_override(variable);
+        }
+        let output = call
+            .send()
+            .await
+            .map_err(|error| upstream(SERVICE, OPERATION, error))?;
+        let build = output.build_value().ok_or_else(|| {
+            UpstreamError::new(SERVICE, OPERATION, None, "the answer carries no build")
+        })?;
+        let (Some(id), Some(arn)) = (build.id(), build.arn()) else {
+            return Err(UpstreamError::new(
+                SERVICE,
+                OPERATION,
+                None,
+                "the answer's build has no id or ARN",
+            ));
+        };
+        Ok(StartedBuild {
+            id: id.to_owned(),
+            arn: arn.to_owned(),
+            number: build.build_number().and_then(|n| u64::try_from(n).ok()),
+        })
+    }
+
+    async fn stop_build(&self, build_id: &str) -> Result<(), UpstreamError> {
+        self.client
+            .stop_build()
+            .id(build_id)
+            .send()
+            .await
+            .map_err(|error| upstream(SERVICE, "StopBuild", error))?;
+        Ok(())
     }
 }
 

@@ -1,12 +1,17 @@
 use aws_sdk_codecommit::Client;
+use aws_sdk_codecommit::operation::post_comment_for_pull_request::PostCommentForPullRequestError;
+use aws_sdk_codecommit::types::{ApprovalState, PullRequestStatusEnum};
 
 use super::upstream;
 use crate::error::UpstreamError;
-use crate::ports::{Commit, RepositoryApi};
+use crate::ports::{
+    Commit, PostedComment, PullRequest, PullRequestApi, PullRequestApproval, PullRequestComment,
+    RepositoryApi,
+};
 
 const SERVICE: &str = "CodeCommit";
 
-/// [`RepositoryApi`] over AWS CodeCommit.
+/// [`RepositoryApi`] and [`PullRequestApi`] over AWS CodeCommit.
 #[derive(Debug, Clone)]
 pub struct CodeCommit {
     client: Client,
@@ -37,5 +42,116 @@ impl RepositoryApi for CodeCommit {
             message: commit.message().unwrap_or_default().to_owned(),
             author: commit.author().and_then(|a| a.name()).map(str::to_owned),
         })
+    }
+}
+
+impl PullRequestApi for CodeCommit {
+    async fn pull_request(&self, pull_request_id: &str) -> Result<PullRequest, UpstreamError> {
+        const OPERATION: &str = "GetPullRequest";
+        let output = self
+            .client
+            .get_pull_request()
+            .pull_request_id(pull_request_id)
+            .send()
+            .await
+            .map_err(|error| upstream(SERVICE, OPERATION, error))?;
+        let incomplete = |what: &str| {
+            UpstreamError::new(
+                SERVICE,
+                OPERATION,
+                None,
+                format!("the answer has no {what}"),
+            )
+        };
+        let pull_request = output
+            .pull_request()
+            .ok_or_else(|| incomplete("pullRequest"))?;
+        // CodeCommit pull requests have exactly one target.
+        let target = pull_request
+            .pull_request_targets()
+            .first()
+            .ok_or_else(|| incomplete("pullRequestTargets"))?;
+        let text = |value: Option<&str>, what: &str| {
+            value
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| incomplete(what))
+        };
+        Ok(PullRequest {
+            id: pull_request
+                .pull_request_id()
+                .unwrap_or(pull_request_id)
+                .to_owned(),
+            title: pull_request.title().unwrap_or_default().to_owned(),
+            open: pull_request.pull_request_status() == Some(&PullRequestStatusEnum::Open),
+            merged: target
+                .merge_metadata()
+                .is_some_and(|merge| merge.is_merged()),
+            revision_id: text(pull_request.revision_id(), "revisionId")?,
+            author_arn: pull_request.author_arn().map(str::to_owned),
+            repository: text(target.repository_name(), "repositoryName")?,
+            source_reference: text(target.source_reference(), "sourceReference")?,
+            destination_reference: text(target.destination_reference(), "destinationReference")?,
+            source_commit: text(target.source_commit(), "sourceCommit")?,
+            destination_commit: text(target.destination_commit(), "destinationCommit")?,
+        })
+    }
+
+    async fn post_comment(
+        &self,
+        comment: &PullRequestComment,
+    ) -> Result<PostedComment, UpstreamError> {
+        let result = self
+            .client
+            .post_comment_for_pull_request()
+            .pull_request_id(&comment.pull_request_id)
+            .repository_name(&comment.repository)
+            .before_commit_id(&comment.before_commit_id)
+            .after_commit_id(&comment.after_commit_id)
+            .content(&comment.content)
+            .client_request_token(&comment.client_request_token)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(PostedComment::Posted {
+                comment_id: output
+                    .comment()
+                    .and_then(|c| c.comment_id())
+                    .unwrap_or_default()
+                    .to_owned(),
+            }),
+            // The token was used before with other content (a build link, a commit that has
+            // moved on since): that comment is the one this request meant to post.
+            Err(error)
+                if matches!(
+                    error.as_service_error(),
+                    Some(PostCommentForPullRequestError::IdempotencyParameterMismatchException(_))
+                ) =>
+            {
+                Ok(PostedComment::AlreadyPosted)
+            }
+            Err(error) => Err(upstream(SERVICE, "PostCommentForPullRequest", error)),
+        }
+    }
+
+    async fn update_approval(
+        &self,
+        pull_request_id: &str,
+        revision_id: &str,
+        approval: PullRequestApproval,
+    ) -> Result<(), UpstreamError> {
+        let state = match approval {
+            PullRequestApproval::Approve => ApprovalState::Approve,
+            PullRequestApproval::Revoke => ApprovalState::Revoke,
+        };
+        self.client
+            .update_pull_request_approval_state()
+            .pull_request_id(pull_request_id)
+            .revision_id(revision_id)
+            .approval_state(state)
+            .send()
+            .await
+            .map_err(|error| upstream(SERVICE, "UpdatePullRequestApprovalState", error))?;
+        Ok(())
     }
 }

@@ -213,3 +213,74 @@ impl BuildStateChange {
             .map_or(self.build_id.as_str(), |(_, id)| id)
     }
 }
+
+/// The CodeBuild console page of the build with ARN `build_arn`
+/// (`arn:aws:codebuild:REGION:ACCOUNT:build/PROJECT:UUID`), or `None` when it is not a build ARN.
+pub fn build_console_url(build_arn: &str) -> Option<String> {
+    let mut parts = build_arn.splitn(6, ':');
+    let (Some("arn"), Some(partition), Some("codebuild"), Some(region), Some(account), Some(rest)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    let build_id = rest.strip_prefix("build/")?;
+    let (project, _) = build_id.split_once(':')?;
+    if region.is_empty() || account.is_empty() || project.is_empty() {
+        return None;
+    }
+    let host = match partition {
+        "aws-cn" => format!("{region}.console.amazonaws.cn"),
+        "aws-us-gov" => format!("{region}.console.amazonaws-us-gov.com"),
+        _ => format!("{region}.console.aws.amazon.com"),
+    };
+    Some(format!(
+        "https://{host}/codesuite/codebuild/{account}/projects/{}/build/{}/?region={region}",
+        encode_segment(project),
+        encode_segment(build_id)
+    ))
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn encode_segment(segment: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_build_arn_gives_its_console_page() {
+        assert_eq!(
+            build_console_url(
+                "arn:aws:codebuild:eu-west-1:123456789012:build/shop-pr:9a2b7c4d-6e8f-4d0a-1b2c-3d4e5f6a7b8c"
+            )
+            .as_deref(),
+            Some(
+                "https://eu-west-1.console.aws.amazon.com/codesuite/codebuild/123456789012/projects/shop-pr/build/shop-pr%3A9a2b7c4d-6e8f-4d0a-1b2c-3d4e5f6a7b8c/?region=eu-west-1"
+            )
+        );
+        for not_a_build in [
+            "shop-pr:9a2b",
+            "arn:aws:codebuild:eu-west-1:123456789012:project/shop-pr",
+            "arn:aws:s3:::bucket/key",
+            "arn:aws:codebuild:::build/x:y",
+        ] {
+            assert_eq!(build_console_url(not_a_build), None, "{not_a_build}");
+        }
+    }
+}

@@ -11,6 +11,7 @@ mod jobs;
 mod ledger;
 mod notifier;
 mod pipeline;
+mod pull_requests;
 mod repository;
 
 #[cfg(any(test, feature = "mocks"))]
@@ -33,9 +34,16 @@ pub use ledger::{Claim, Ledger};
 pub use notifier::MockNotifier;
 pub use notifier::{MAX_SUBJECT_CHARS, Notification, Notifier};
 
+pub use builds::{StartBuild, StartedBuild};
 #[cfg(any(test, feature = "mocks"))]
 pub use pipeline::MockPipelineApi;
 pub use pipeline::{PipelineApi, SourceAction, StartExecution, StartedExecution};
+#[cfg(any(test, feature = "mocks"))]
+pub use pull_requests::MockPullRequestApi;
+pub use pull_requests::{
+    MAX_COMMENT_CHARS, PostedComment, PullRequest, PullRequestApi, PullRequestApproval,
+    PullRequestComment,
+};
 #[cfg(any(test, feature = "mocks"))]
 pub use repository::MockRepositoryApi;
 pub use repository::{Commit, RepositoryApi};

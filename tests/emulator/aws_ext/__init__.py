@@ -5,6 +5,7 @@
 ``codecommit``   branches and commits on moto's repositories
 ``codepipeline`` pipeline executions that run stage by stage
 ``codebuild``    builds with numbers, phases and overrides, and their EventBridge events
+``pullrequests`` pull requests on those branches: comments, approval states, their events
 ``app``          the WSGI application (``make_app``) with the ``/_emulator`` admin API
 """
 

@@ -43,6 +43,7 @@ from . import sns as sns_readback
 from .approvals import ManualApprovals
 from .codecommit import CodeCommitExtension
 from .codepipeline import ActionNotInProgress, CodePipelineExtension, ExecutionNotFound
+from .pullrequests import PullRequestExtension, PullRequestNotFound, PullRequestStateConflict
 from .context import RequestContext
 from .jobs import LambdaJobs
 
@@ -107,6 +108,7 @@ class EmulatorApp:
         self.codecommit = CodeCommitExtension(self.lock)
         self.codepipeline = CodePipelineExtension(self.lock, self.codecommit)
         self.codebuild = CodeBuildExtension(self.lock, self.codecommit)
+        self.pullrequests = PullRequestExtension(self.lock, self.codecommit)
         # Registers itself as the engine's hook for Invoke/Lambda actions.
         self.jobs = LambdaJobs(self.lock, self.codepipeline)
         self._moto = DomainDispatcherApplication(create_backend_app)
@@ -125,6 +127,8 @@ class EmulatorApp:
         # Kept apart from _handlers: test_aws_ext's round-trip test exercises every
         # entry of _handlers itself; test_codebuild covers these.
         self._codebuild_handlers = {("codebuild", op): h for op, h in self.codebuild.operations().items()}
+        # Apart as well: test_pull_requests covers these.
+        self._pull_request_handlers = {("codecommit", op): h for op, h in self.pullrequests.operations().items()}
         # Likewise apart: test_jobs covers the job operations.
         self._job_handlers = {("codepipeline", op): h for op, h in self.jobs.operations().items()}
         # Manual approvals: PutApprovalResult, and execution reads that first expire what is due.
@@ -145,6 +149,8 @@ class EmulatorApp:
             "/codepipeline/approval-ttl": {"POST": self._approval_ttl},
             "/sns/published": {"GET": self._sns_published},
             "/sns/inbox": {"GET": self._sns_inbox},
+            "/codecommit/pull-request-event": {"GET": self._pull_request_event},
+            "/codecommit/reopen-pull-request": {"POST": self._reopen_pull_request},
             "/kubernetes/bad-images": {"POST": self._mark_image_bad, "DELETE": self._clear_bad_images},
             "/kubernetes/requests": {"GET": self._request_log, "DELETE": self._clear_request_log},
             "/kubernetes/faults": {"POST": self._inject_faults},
@@ -182,6 +188,7 @@ class EmulatorApp:
                 self._handlers.get((service, name))
                 or self._codebuild_handlers.get((service, name))
                 or self._job_handlers.get((service, name))
+                or self._pull_request_handlers.get((service, name))
             )
             if handler is None:
                 if (service, name) in self._moto_operations:
@@ -271,6 +278,7 @@ class EmulatorApp:
             self.approvals.reset()
             self.codecommit.reset()
             self.codebuild.reset()
+            self.pullrequests.reset()
             self.jobs.reset()
             if self.kube is not None:
                 self.kube.reset()
@@ -360,6 +368,37 @@ class EmulatorApp:
     def _sns_inbox(self, body: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             return {"messages": sns_readback.inbox(_field(body, "endpoint", str))}
+
+    def _pull_request_event(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.pullrequests.event_document(
+                _field(body, "pullRequestId", str),
+                _field(body, "event", str),
+                repository=_field(body, "repositoryName", str, required=False),
+                event_id=_field(body, "eventId", str, required=False),
+            )
+        except PullRequestNotFound as exc:
+            raise AdminError(404, str(exc)) from None
+        except PullRequestStateConflict as exc:
+            raise AdminError(409, str(exc)) from None
+        except ValueError as exc:
+            raise AdminError(400, str(exc)) from None
+
+    def _reopen_pull_request(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            pull_request = self.pullrequests.reopen(
+                _field(body, "pullRequestId", str), _field(body, "repositoryName", str, required=False)
+            )
+        except PullRequestNotFound as exc:
+            raise AdminError(404, str(exc)) from None
+        except PullRequestStateConflict as exc:
+            raise AdminError(409, str(exc)) from None
+        return {
+            "pullRequestId": pull_request.pull_request_id,
+            "pullRequestStatus": pull_request.status,
+            "revisionId": pull_request.current.revision_id,
+            "sourceCommit": pull_request.current.source_commit,
+        }
 
     def _kubernetes(self) -> Any:
         if self.kube is None:

@@ -9,10 +9,10 @@ object encoding), so ids look and behave like CodeCommit's.
 State hangs off moto's repository objects (weak keys): a deleted and
 re-created repository starts empty, as in AWS, without any bookkeeping here.
 
-Pull requests (CreatePullRequest, GetPullRequest, comments, approval states)
-and file reads (GetFile, GetDifferences, merges) slot in as further handlers
-in ``operations()`` working on ``RepositoryState``: every commit keeps its
-complete file snapshot, so differences and merges need nothing else.
+Pull requests live in ``pullrequests.py``; they follow their branches through
+the ``on_branch_moved`` hooks.  File reads (GetFile, GetDifferences) slot in as
+further handlers in ``operations()`` working on ``RepositoryState``: every
+commit keeps its complete file snapshot, so differences need nothing else.
 """
 
 from __future__ import annotations
@@ -170,6 +170,9 @@ class CodeCommitExtension:
     def __init__(self, lock: threading.RLock):
         self._lock = lock
         self._repositories: weakref.WeakKeyDictionary[CodeCommit, RepositoryState] = weakref.WeakKeyDictionary()
+        # Called as hook(ctx, repository, branch, commit_id) after a branch moved to a new commit
+        # (pull requests follow their branches); the state lock is held.
+        self.on_branch_moved: list[Callable[[RequestContext, str, str, str], None]] = []
 
     def operations(self) -> dict[str, Callable[[RequestContext, dict[str, Any]], dict[str, Any]]]:
         return {
@@ -216,6 +219,11 @@ class CodeCommitExtension:
         if not _valid_branch_name(name):
             raise ApiError("InvalidBranchNameException", f"The specified branch name {name} is not valid.")
         return name
+
+    def branch_moved(self, ctx: RequestContext, repository: str, branch: str, commit_id: str) -> None:
+        """Tells the ``on_branch_moved`` hooks that ``branch`` of ``repository`` now points at ``commit_id``."""
+        for hook in self.on_branch_moved:
+            hook(ctx, repository, branch, commit_id)
 
     # --- handlers ----------------------------------------------------------------------
 
@@ -267,6 +275,7 @@ class CodeCommitExtension:
             state.default_branch = branch
             repo.repository_metadata["defaultBranch"] = branch
         repo.repository_metadata["lastModifiedDate"] = iso_8601_datetime_with_milliseconds()
+        self.branch_moved(ctx, repo.repository_metadata["repositoryName"], branch, commit_id)
 
         def metadata(paths: list[str], snapshot: Mapping[str, FileEntry]) -> list[dict[str, str]]:
             return [{"absolutePath": p, "blobId": snapshot[p].blob_id, "fileMode": snapshot[p].mode} for p in paths]

@@ -1,0 +1,225 @@
+//! Settings of pr-validator, read once per cold start.
+
+use shared::ConfigError;
+use shared::config::{Settings, env_lookup};
+use shared::glob::Glob;
+
+/// The environment variable naming the CodeBuild project that validates pull requests.
+pub const PROJECT_VARIABLE: &str = "PR_VALIDATION_PROJECT";
+/// The environment variable listing the repositories whose pull requests are validated.
+pub const REPOSITORIES_VARIABLE: &str = "PR_REPOSITORIES";
+/// The environment variable listing the destination branch patterns validated.
+pub const DESTINATIONS_VARIABLE: &str = "PR_DESTINATIONS";
+/// The environment variable giving the badge images' base URL.
+pub const BADGE_VARIABLE: &str = "BADGE_BASE_URL";
+/// The environment variable bounding the search for a pull request's running builds.
+pub const HISTORY_VARIABLE: &str = "HISTORY_DEPTH";
+
+/// shields.io's static badges: `<base>/<label>-<message>-<color>`.
+pub const DEFAULT_BADGE_BASE_URL: &str = "https://img.shields.io/badge";
+
+/// Everything pr-validator needs besides the event.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The CodeBuild project that builds pull requests.
+    pub project: String,
+    /// The repositories whose pull requests are validated.
+    pub repositories: Vec<String>,
+    /// The destination branches whose pull requests are validated.
+    pub destinations: Vec<Glob>,
+    /// Where badge images live, without a trailing `/`.
+    pub badge_base_url: String,
+    /// How many of the project's latest builds to search for the pull request's running ones.
+    pub history_depth: usize,
+}
+
+impl Config {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(env_lookup)
+    }
+
+    /// Reads the settings through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let settings = Settings::new(lookup);
+
+        let project = settings.required(PROJECT_VARIABLE)?;
+        if !is_project_name(&project) {
+            return Err(ConfigError::new(
+                PROJECT_VARIABLE,
+                format!("{project:?} is not a CodeBuild project name"),
+            ));
+        }
+
+        let repositories = list(&settings.required(REPOSITORIES_VARIABLE)?);
+        if repositories.is_empty() {
+            return Err(ConfigError::new(
+                REPOSITORIES_VARIABLE,
+                "names no repository",
+            ));
+        }
+        if let Some(bad) = repositories.iter().find(|r| !is_repository_name(r)) {
+            return Err(ConfigError::new(
+                REPOSITORIES_VARIABLE,
+                format!("{bad:?} is not a CodeCommit repository name"),
+            ));
+        }
+
+        let destinations = list(&settings.required(DESTINATIONS_VARIABLE)?)
+            .into_iter()
+            .map(|pattern| {
+                let branch = pattern.strip_prefix("refs/heads/").unwrap_or(&pattern);
+                Glob::new(branch).map_err(|error| {
+                    ConfigError::new(DESTINATIONS_VARIABLE, format!("{pattern:?}: {error}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if destinations.is_empty() {
+            return Err(ConfigError::new(DESTINATIONS_VARIABLE, "names no branch"));
+        }
+
+        let badge_base_url = settings
+            .optional(BADGE_VARIABLE)
+            .unwrap_or_else(|| DEFAULT_BADGE_BASE_URL.to_owned())
+            .trim_end_matches('/')
+            .to_owned();
+        if !(badge_base_url.starts_with("https://") || badge_base_url.starts_with("http://"))
+            || badge_base_url.contains(char::is_whitespace)
+            || badge_base_url.contains([')', '(', '"'])
+        {
+            return Err(ConfigError::new(
+                BADGE_VARIABLE,
+                format!("{badge_base_url:?} is not an http(s) URL fit for a Markdown image"),
+            ));
+        }
+
+        let history_depth = settings.parsed_or(HISTORY_VARIABLE, 25_usize)?;
+        if !(1..=500).contains(&history_depth) {
+            return Err(ConfigError::new(
+                HISTORY_VARIABLE,
+                "must be between 1 and 500",
+            ));
+        }
+
+        Ok(Self {
+            project,
+            repositories,
+            destinations,
+            badge_base_url,
+            history_depth,
+        })
+    }
+
+    /// Whether pull requests of `repository` are validated.
+    pub fn validates_repository(&self, repository: &str) -> bool {
+        self.repositories.iter().any(|r| r == repository)
+    }
+
+    /// Whether pull requests into `branch` are validated.
+    pub fn validates_destination(&self, branch: &str) -> bool {
+        self.destinations.iter().any(|glob| glob.matches(branch))
+    }
+}
+
+fn list(raw: &str) -> Vec<String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+// Checked now against the services' own rules, so a typo is a clear configuration error at cold
+// start instead of a ResourceNotFoundException on the first pull request.
+fn is_project_name(name: &str) -> bool {
+    (2..=255).contains(&name.len())
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+}
+
+fn is_repository_name(name: &str) -> bool {
+    (1..=100).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use shared::config::map_lookup;
+
+    use super::*;
+
+    const BASE: [(&str, &str); 3] = [
+        (PROJECT_VARIABLE, "shop-pr"),
+        (REPOSITORIES_VARIABLE, "shop, payments"),
+        (DESTINATIONS_VARIABLE, "main,refs/heads/release/*"),
+    ];
+
+    fn with<'a>(extra: &[(&'a str, &'a str)]) -> Result<Config, ConfigError> {
+        let mut pairs: Vec<(&str, &str)> = BASE
+            .iter()
+            .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
+            .copied()
+            .collect();
+        pairs.extend(extra.iter().copied());
+        Config::from_lookup(map_lookup(&pairs))
+    }
+
+    #[test]
+    fn lists_are_comma_separated_and_destinations_are_branch_patterns() {
+        let config = with(&[]).unwrap();
+        assert_eq!(config.project, "shop-pr");
+        assert_eq!(config.repositories, ["shop", "payments"]);
+        assert!(config.validates_repository("payments"));
+        assert!(!config.validates_repository("shop2"));
+        assert!(config.validates_destination("main"));
+        assert!(config.validates_destination("release/2.4"));
+        assert!(!config.validates_destination("release/2.4/hotfix"));
+        assert!(!config.validates_destination("develop"));
+        assert_eq!(config.badge_base_url, DEFAULT_BADGE_BASE_URL);
+        assert_eq!(config.history_depth, 25);
+    }
+
+    #[test]
+    fn the_badge_base_loses_its_trailing_slash() {
+        let config = with(&[(BADGE_VARIABLE, "https://badges.example.com/static/")]).unwrap();
+        assert_eq!(config.badge_base_url, "https://badges.example.com/static");
+    }
+
+    #[test]
+    fn bad_settings_name_their_variable() {
+        let cases: [(&[(&str, &str)], &str); 10] = [
+            (&[(PROJECT_VARIABLE, "")], PROJECT_VARIABLE),
+            (&[(PROJECT_VARIABLE, "shop pr")], PROJECT_VARIABLE),
+            (&[(REPOSITORIES_VARIABLE, " , ")], REPOSITORIES_VARIABLE),
+            (
+                &[(REPOSITORIES_VARIABLE, "shop,my repo")],
+                REPOSITORIES_VARIABLE,
+            ),
+            (
+                &[(DESTINATIONS_VARIABLE, "main,a b")],
+                DESTINATIONS_VARIABLE,
+            ),
+            (&[(DESTINATIONS_VARIABLE, ",")], DESTINATIONS_VARIABLE),
+            (&[(BADGE_VARIABLE, "ftp://x")], BADGE_VARIABLE),
+            (&[(BADGE_VARIABLE, "https://x/a)b")], BADGE_VARIABLE),
+            (&[(HISTORY_VARIABLE, "0")], HISTORY_VARIABLE),
+            (&[(HISTORY_VARIABLE, "many")], HISTORY_VARIABLE),
+        ];
+        for (pairs, variable) in cases {
+            let error = with(pairs).unwrap_err();
+            assert_eq!(error.variable(), variable, "{error}");
+        }
+        let missing = Config::from_lookup(map_lookup(&[])).unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            "configuration PR_VALIDATION_PROJECT: is not set"
+        );
+    }
+}
