@@ -53,9 +53,21 @@ pub fn binary(name: &str) -> PathBuf {
 impl Function {
     /// Starts function `name` with exactly `env` (plus what Lambda itself sets), logging JSON.
     pub async fn start(name: &str, env: &[(String, String)]) -> Self {
+        Self::start_program(name, &binary(name), &[], env).await
+    }
+
+    /// Like [`Self::start`], running `program` with `args` as the function (another runtime's
+    /// bootstrap, such as `python -m awslambdaric module.handler`).
+    pub async fn start_program(
+        name: &str,
+        program: &std::path::Path,
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> Self {
         let runtime = RuntimeApi::start().await;
-        let mut command = Command::new(binary(name));
+        let mut command = Command::new(program);
         command
+            .args(args)
             .env_clear()
             .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
             .env("AWS_LAMBDA_FUNCTION_NAME", name)
@@ -147,5 +159,15 @@ impl Function {
     /// The Runtime API emulator the function polls.
     pub fn runtime(&self) -> &RuntimeApi {
         &self.runtime
+    }
+
+    /// The function's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Ends the process and waits for it.
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
     }
 }

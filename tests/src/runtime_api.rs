@@ -17,7 +17,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex as AsyncMutex, mpsc, oneshot};
+use tokio::sync::{Mutex as AsyncMutex, Notify, mpsc, oneshot};
 
 /// How one invocation ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +78,8 @@ struct Shared {
     init_error: Option<InitError>,
     first_poll: Option<Instant>,
     polls: u64,
+    /// Woken on every poll, for [`RuntimeApi::wait_for_polls`].
+    polled: Arc<Notify>,
 }
 
 /// A running Runtime API emulator on 127.0.0.1.
@@ -198,6 +200,24 @@ impl RuntimeApi {
     pub fn polls(&self) -> u64 {
         self.shared.lock().unwrap().polls
     }
+
+    /// Waits until the function has asked for work `polls` times in all (after an invocation:
+    /// it is idle again, its work for that event done); false if it did not within `timeout`.
+    pub async fn wait_for_polls(&self, polls: u64, timeout: Duration) -> bool {
+        let polled = self.shared.lock().unwrap().polled.clone();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = polled.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.polls() >= polls {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.polls() >= polls;
+            }
+        }
+    }
 }
 
 impl Drop for RuntimeApi {
@@ -222,6 +242,7 @@ async fn route(
                 let mut shared = shared.lock().unwrap();
                 shared.polls += 1;
                 shared.first_poll.get_or_insert_with(Instant::now);
+                shared.polled.notify_waiters();
             }
             let next = receiver.lock().await.recv().await;
             match next {

@@ -45,6 +45,7 @@ from .codecommit import CodeCommitExtension
 from .codepipeline import ActionNotInProgress, CodePipelineExtension, ExecutionNotFound
 from .pullrequests import PullRequestExtension, PullRequestNotFound, PullRequestStateConflict
 from .context import RequestContext
+from .request_log import AwsRequestLog
 from .jobs import LambdaJobs
 
 # JSON-protocol services whose requests are validated, with moto's response class.
@@ -111,6 +112,8 @@ class EmulatorApp:
         self.pullrequests = PullRequestExtension(self.lock, self.codecommit)
         # Registers itself as the engine's hook for Invoke/Lambda actions.
         self.jobs = LambdaJobs(self.lock, self.codepipeline)
+        # Every AWS call answered, for the benchmark's per-event counts.
+        self.aws_requests = AwsRequestLog()
         self._moto = DomainDispatcherApplication(create_backend_app)
         self._services = model.target_prefixes(tuple(VALIDATED_SERVICES))
         self._moto_operations = {
@@ -155,6 +158,8 @@ class EmulatorApp:
             "/kubernetes/requests": {"GET": self._request_log, "DELETE": self._clear_request_log},
             "/kubernetes/faults": {"POST": self._inject_faults},
             "/kubernetes/drop-watches": {"POST": self._drop_watches},
+            "/kubernetes/step-seconds": {"POST": self._step_seconds},
+            "/aws/requests": {"GET": self._aws_request_log, "DELETE": self._clear_aws_request_log},
         }
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
@@ -162,12 +167,14 @@ class EmulatorApp:
         prefix, _, operation = environ.get("HTTP_X_AMZ_TARGET", "").partition(".")
         if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
             response = self._admin(Request(environ), path[len(ADMIN_PREFIX) :])
-        elif prefix in self._services:
-            response = self._json_operation(self._services[prefix], operation, environ)
-        elif self.kube is not None and self._is_eks_create_cluster(environ):
-            response = self._eks_create_cluster(environ)
         else:
-            response = None
+            self.aws_requests.record(environ)
+            if prefix in self._services:
+                response = self._json_operation(self._services[prefix], operation, environ)
+            elif self.kube is not None and self._is_eks_create_cluster(environ):
+                response = self._eks_create_cluster(environ)
+            else:
+                response = None
         if response is None:
             return self._moto(environ, start_response)
         return response(environ, start_response)
@@ -280,6 +287,7 @@ class EmulatorApp:
             self.codebuild.reset()
             self.pullrequests.reset()
             self.jobs.reset()
+            self.aws_requests.clear()
             if self.kube is not None:
                 self.kube.reset()
         return {"status": "ok"}
@@ -438,4 +446,19 @@ class EmulatorApp:
         kube = self._kubernetes()
         count = _field(body, "count", int, required=False)
         kube.drop_watches_after(events=_field(body, "events", int), **({"count": count} if count is not None else {}))
+        return {"status": "ok"}
+
+    def _step_seconds(self, body: dict[str, Any]) -> dict[str, Any]:
+        seconds = _field(body, "stepSeconds", (int, float))
+        try:
+            self._kubernetes().set_step_seconds(float(seconds))
+        except ValueError as exc:
+            raise AdminError(400, str(exc)) from None
+        return {"status": "ok"}
+
+    def _aws_request_log(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"requests": self.aws_requests.entries()}
+
+    def _clear_aws_request_log(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.aws_requests.clear()
         return {"status": "ok"}

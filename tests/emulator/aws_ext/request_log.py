@@ -1,0 +1,75 @@
+"""The AWS calls the emulator answered, for counting them (``GET /_emulator/aws/requests``).
+
+The benchmark (``tests/scripts/bench``) counts what each function asks of AWS per event, and
+checks that the Python baselines make the same calls.  Each entry names the service (the SigV4
+credential scope), the operation and the caller's SDK:
+
+* JSON protocol (``X-Amz-Target: Prefix.Operation``): the operation;
+* query protocol (SNS, SQS, STS…): the ``Action`` parameter, from the query string or the form
+  body (which is read, then put back for moto);
+* REST protocol (EKS, S3…): ``METHOD /path``;
+
+and ``app``, the application name the caller's SDK was given (``app/NAME`` in its user agent),
+so that a harness's own calls can be told from the function's.
+
+Admin requests (``/_emulator/...``, moto's ``/moto-api/...``) are not AWS calls and are not
+recorded.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import deque
+from typing import Any
+from urllib.parse import parse_qs
+
+from .context import RequestContext
+
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+
+def describe(environ: dict[str, Any]) -> dict[str, str]:
+    """``{service, operation, sdk, app}`` of one AWS request; restores a form body it reads."""
+    service = RequestContext.from_environ(environ).signing_service or "unsigned"
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        operation = target.rpartition(".")[2]
+    else:
+        action = parse_qs(environ.get("QUERY_STRING", "")).get("Action")
+        if not action and environ.get("CONTENT_TYPE", "").startswith(FORM_CONTENT_TYPE):
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length > 0 else b""
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+            action = parse_qs(body.decode("utf-8", "replace")).get("Action")
+        operation = action[0] if action else f"{environ.get('REQUEST_METHOD', 'GET')} {environ.get('PATH_INFO', '/')}"
+    # "aws-sdk-rust/1.3.9 os/linux… app/NAME" or "Boto3/1.43.108 md/Botocore#1.43.127…": the
+    # first token names the SDK, an `app/` token the application that set one.
+    tokens = environ.get("HTTP_USER_AGENT", "").split()
+    sdk = tokens[0].split("/", 1)[0] if tokens else ""
+    app = next((t.split("/", 1)[1] for t in tokens if t.startswith("app/")), "")
+    return {"service": service, "operation": operation, "sdk": sdk, "app": app}
+
+
+class AwsRequestLog:
+    """A bounded, thread-safe log of the AWS requests served, oldest first."""
+
+    def __init__(self, size: int = 100_000) -> None:
+        self._lock = threading.Lock()
+        self._entries: deque[dict[str, str]] = deque(maxlen=size)
+
+    def record(self, environ: dict[str, Any]) -> None:
+        if environ.get("PATH_INFO", "").startswith("/moto-api/"):
+            return
+        entry = describe(environ)
+        with self._lock:
+            self._entries.append(entry)
+
+    def entries(self) -> list[dict[str, str]]:
+        with self._lock:
+            return list(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()

@@ -1,0 +1,239 @@
+//! eks-deploy's requests to the Kubernetes API and to AWS for one deployment driven by a
+//! CodePipeline job: a normal rollout, a failed one (an image that cannot be pulled, rolled
+//! back) and a rollout several times longer (more replicas, slower steps).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use integration_tests::runtime_api::InvocationResult;
+use integration_tests::{Emulators, fixtures, http, kubernetes, unique};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::AwsLog;
+use crate::measure::{Subject, outcome_of};
+use crate::workloads::EksDeploy;
+
+/// The requests of one deployment.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutRequests {
+    /// What was deployed.
+    pub scenario: String,
+    /// The Deployment's replicas.
+    pub replicas: i32,
+    /// The Kubernetes emulator's pace: seconds per controller step.
+    pub step_seconds: f64,
+    /// How the job ended (`succeeded`, `failed`).
+    pub outcome: String,
+    /// How long the invocation took, in seconds.
+    pub seconds: f64,
+    /// Kubernetes API requests by verb and resource (`GET deployment`, `WATCH deployments`…).
+    pub kubernetes: BTreeMap<String, u64>,
+    /// AWS calls by `service:operation`.
+    pub aws: BTreeMap<String, u64>,
+}
+
+struct Case {
+    scenario: &'static str,
+    replicas: i32,
+    step_seconds: f64,
+    progress_deadline: i32,
+    bad_image: bool,
+}
+
+const CASES: [Case; 3] = [
+    Case {
+        scenario: "normal rollout",
+        replicas: 3,
+        step_seconds: 0.2,
+        progress_deadline: 30,
+        bad_image: false,
+    },
+    Case {
+        scenario: "failed rollout (image cannot be pulled; rolled back)",
+        replicas: 3,
+        step_seconds: 0.2,
+        progress_deadline: 2,
+        bad_image: true,
+    },
+    Case {
+        scenario: "long rollout (4x the replicas, 3x slower steps)",
+        replicas: 12,
+        step_seconds: 0.6,
+        progress_deadline: 30,
+        bad_image: false,
+    },
+];
+
+/// Runs every case, each in a fresh eks-deploy process (so DescribeCluster is counted too).
+pub async fn run(
+    emulators: &Emulators,
+    sdk: &SdkConfig,
+    subject: &Subject,
+    aws_log: &AwsLog,
+) -> Vec<RolloutRequests> {
+    let mut results = Vec::new();
+    for case in &CASES {
+        set_step(emulators, case.step_seconds).await;
+        // The Deployment's progress deadline decides when a stuck rollout fails.
+        let target = EksDeploy::setup(emulators, sdk, case.replicas, case.progress_deadline).await;
+        let image = if case.bad_image {
+            let image = format!(
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:{}",
+                unique("bad")
+            );
+            kubernetes::mark_image_bad(emulators, &image, "ImagePullBackOff").await;
+            image
+        } else {
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v2".to_owned()
+        };
+        let job = pipeline_job(emulators, sdk, &target, &image).await;
+        let (function, _) = subject.start().await;
+        assert!(
+            function
+                .runtime()
+                .wait_for_polls(1, Duration::from_secs(30))
+                .await
+        );
+        clear_kubernetes_log(emulators).await;
+        aws_log.clear().await;
+        let started = Instant::now();
+        let result = function
+            .runtime()
+            .invoke_with_budget(&job, Duration::from_secs(600), Duration::from_secs(600))
+            .await;
+        let seconds = started.elapsed().as_secs_f64();
+        let kube_requests = kubernetes::requests(emulators).await;
+        let aws = aws_log.counts().await;
+        function.stop().await;
+        assert!(
+            matches!(result, InvocationResult::Response(_)),
+            "{}: {result:?}",
+            case.scenario
+        );
+        let outcome = job_outcome(&aws).unwrap_or_else(|| outcome_of(&result));
+        results.push(RolloutRequests {
+            scenario: case.scenario.to_owned(),
+            replicas: case.replicas,
+            step_seconds: case.step_seconds,
+            outcome,
+            seconds,
+            kubernetes: count_kubernetes(&kube_requests),
+            aws,
+        });
+    }
+    set_step(emulators, 0.2).await;
+    results
+}
+
+fn job_outcome(aws: &BTreeMap<String, u64>) -> Option<String> {
+    if aws.contains_key("codepipeline:PutJobSuccessResult") {
+        Some("job succeeded".to_owned())
+    } else if aws.contains_key("codepipeline:PutJobFailureResult") {
+        Some("job failed".to_owned())
+    } else {
+        None
+    }
+}
+
+/// Sets the Kubernetes emulator's pace.
+pub async fn set_step(emulators: &Emulators, seconds: f64) {
+    let (code, answer) = http::json(
+        "POST",
+        &format!("{}/kubernetes/step-seconds", emulators.admin),
+        Some(&json!({"stepSeconds": seconds})),
+    )
+    .await;
+    assert_eq!(code, 200, "{answer}");
+}
+
+async fn clear_kubernetes_log(emulators: &Emulators) {
+    let (code, answer) = http::json(
+        "DELETE",
+        &format!("{}/kubernetes/requests", emulators.admin),
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{answer}");
+}
+
+/// A pipeline whose Deploy action invokes eks-deploy for `target`, its build finished with
+/// `image`: the job CodePipeline gives the function.
+async fn pipeline_job(
+    emulators: &Emulators,
+    sdk: &SdkConfig,
+    target: &EksDeploy,
+    image: &str,
+) -> Value {
+    let repository = unique("shop-repo");
+    fixtures::repository(sdk, &repository).await;
+    fixtures::commit(sdk, &repository, "main", None, "feat: one-click checkout").await;
+    let name = unique("shop-main");
+    let parameters = json!({"cluster": target.cluster(), "namespace": target.namespace(),
+                            "deployment": "web", "container": "web",
+                            "image": "#{BuildVariables.IMAGE_URI}"});
+    fixtures::deploy_pipeline(
+        sdk,
+        &name,
+        &repository,
+        "eks-deploy",
+        &parameters.to_string(),
+    )
+    .await;
+    let execution_id = aws_sdk_codepipeline::Client::new(sdk)
+        .start_pipeline_execution()
+        .name(&name)
+        .send()
+        .await
+        .unwrap()
+        .pipeline_execution_id
+        .unwrap();
+    fixtures::complete_action(
+        emulators,
+        &execution_id,
+        "Build",
+        "Build",
+        "Succeeded",
+        json!({"IMAGE_URI": image}),
+    )
+    .await;
+    let jobs = fixtures::waiting_jobs(emulators, &name).await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    jobs[0]["event"].clone()
+}
+
+/// Requests of the function (not the harness's own, made with the emulator's static token), by
+/// verb and resource.
+fn count_kubernetes(requests: &[Value]) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for request in requests {
+        if request["user"] == "emulator-admin" {
+            continue;
+        }
+        let method = request["method"].as_str().unwrap_or_default();
+        let path = request["path"].as_str().unwrap_or_default();
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        // .../namespaces/<ns>/<resource>[/<name>[/<subresource>]]
+        let at = segments.iter().position(|s| *s == "namespaces");
+        let (resource, named) = match at {
+            Some(i) => (
+                segments.get(i + 2).copied().unwrap_or("namespace"),
+                segments.len() > i + 3,
+            ),
+            None => (segments.last().copied().unwrap_or_default(), false),
+        };
+        let verb = match method {
+            "GET" if request["watch"].as_bool() == Some(true) => "WATCH",
+            "GET" if !named => "LIST",
+            other => other,
+        };
+        let noun = if named {
+            resource.trim_end_matches('s')
+        } else {
+            resource
+        };
+        *counts.entry(format!("{verb} {noun}")).or_default() += 1;
+    }
+    counts
+}

@@ -1,0 +1,307 @@
+//! The figures as Markdown: the tables `BENCHMARKS.md` is made of, put into its template
+//! (`tests/bench/BENCHMARKS.md.in`) in place of `{{name}}` markers.
+
+use std::fmt::Write as _;
+
+use crate::measure::Stats;
+use crate::{Results, SubjectResult};
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// The targets the issue sets.
+const INIT_TARGET_MS: f64 = 15.0;
+const MEMORY_TARGET_MIB: f64 = 30.0;
+const ZIP_TARGET_MIB: f64 = 4.0;
+const CPU_TARGET_US: f64 = 1000.0;
+const COLD_START_FACTOR: f64 = 10.0;
+
+/// `template` with every `{{name}}` marker replaced by its table.
+pub fn fill(template: &str, results: &Results) -> String {
+    let sections = [
+        ("machine", machine(results)),
+        ("settings", settings(results)),
+        ("summary", summary(results)),
+        ("ratios", ratios(results)),
+        ("targets", targets(results)),
+        ("events", events(results)),
+        ("aws-calls", aws_calls(results)),
+        ("micro", micro(results)),
+        ("eks", eks(results)),
+    ];
+    let mut text = template.to_owned();
+    for (name, table) in sections {
+        text = text.replace(&format!("{{{{{name}}}}}"), table.trim_end());
+    }
+    text
+}
+
+fn spread(stats: &Stats, digits: usize) -> String {
+    format!(
+        "{:.d$} ({:.d$}–{:.d$})",
+        stats.median,
+        stats.p10,
+        stats.p90,
+        d = digits
+    )
+}
+
+fn machine(results: &Results) -> String {
+    let m = &results.machine;
+    format!(
+        "| | |\n| --- | --- |\n| CPU | {} ({} CPUs online, shared with other work) |\n| memory | {} MiB |\n| kernel | {} |\n| Rust | {} (release profile of the workspace: `opt-level`, fat LTO, `codegen-units = 1`, `strip`) |\n| baseline | {}, boto3 {}, awslambdaric {} |\n| load average (1 min) | {} before, {} after |\n| date | {} |\n",
+        m.cpu,
+        m.cpus,
+        m.memory_mib,
+        m.kernel,
+        m.rustc,
+        m.python,
+        m.boto3,
+        m.awslambdaric,
+        m.load_before,
+        m.load_after,
+        m.date
+    )
+}
+
+fn settings(results: &Results) -> String {
+    let s = &results.settings;
+    format!(
+        "{} cold starts per subject, {} events per warm run{}; the harness ran {:.0} s.",
+        s.cold_starts,
+        s.events,
+        if s.quick {
+            " (a --quick smoke run)"
+        } else {
+            ""
+        },
+        results.harness_seconds
+    )
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.2}", bytes as f64 / MIB)
+}
+
+/// One row per function and implementation.
+pub fn summary(results: &Results) -> String {
+    let mut out = String::from(
+        "| function | impl | init ms, median (p10–p90) | our CPU µs per event, median (p10–p90) | mean | wall ms per event, median (p10–p90) | peak RSS MiB | executable MiB | zip MiB |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for s in &results.subjects {
+        let (executable, zip) = s.package.as_ref().map_or(("–".into(), "–".into()), |p| {
+            (mib(p.executable_bytes), mib(p.zip_bytes))
+        });
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.0} | {} | {:.1} | {} | {} |",
+            s.function,
+            s.implementation,
+            spread(&s.cold.init_ms, 1),
+            spread(&s.warm.cpu_us, 0),
+            s.warm.cpu_us.mean,
+            spread(&s.warm.wall_ms, 2),
+            s.warm.peak_rss_kib as f64 / 1024.0,
+            executable,
+            zip
+        );
+    }
+    out
+}
+
+fn pairs(results: &Results) -> Vec<(&SubjectResult, &SubjectResult)> {
+    results
+        .subjects
+        .iter()
+        .filter(|s| s.implementation == "rust")
+        .filter_map(|ours| {
+            results
+                .subjects
+                .iter()
+                .find(|b| b.function == ours.function && b.implementation == "python")
+                .map(|baseline| (ours, baseline))
+        })
+        .collect()
+}
+
+fn ratios(results: &Results) -> String {
+    let mut out = String::from(
+        "| function | init (median) | CPU per event (mean) | wall per event (median) | peak RSS | zip |\n| --- | --- | --- | --- | --- | --- |\n",
+    );
+    for (ours, baseline) in pairs(results) {
+        let ratio = |a: f64, b: f64| {
+            if b > 0.0 {
+                format!("{:.3} (1/{:.0})", a / b, b / a)
+            } else {
+                "–".into()
+            }
+        };
+        let zip = match (&ours.package, &baseline.package) {
+            (Some(o), Some(b)) => format!(
+                "{:.0} (the baseline's zip holds only its module: boto3 comes with the runtime)",
+                o.zip_bytes as f64 / b.zip_bytes as f64
+            ),
+            _ => "–".into(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            ours.function,
+            ratio(ours.cold.init_ms.median, baseline.cold.init_ms.median),
+            ratio(ours.warm.cpu_us.mean, baseline.warm.cpu_us.mean),
+            ratio(ours.warm.wall_ms.median, baseline.warm.wall_ms.median),
+            ratio(
+                ours.warm.peak_rss_kib as f64,
+                baseline.warm.peak_rss_kib as f64
+            ),
+            zip
+        );
+    }
+    out
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "**missed**" }
+}
+
+fn targets(results: &Results) -> String {
+    let mut out = String::from(
+        "| function | init < 15 ms (median) | peak memory < 30 MiB | zip < 4 MiB | our work < 1 ms per event (mean CPU) | cold start ≥ 10x faster than Python |\n| --- | --- | --- | --- | --- | --- |\n",
+    );
+    for s in results
+        .subjects
+        .iter()
+        .filter(|s| s.implementation == "rust")
+    {
+        let init = s.cold.init_ms.median;
+        let peak = s.warm.peak_rss_kib as f64 / 1024.0;
+        let zip = s.package.as_ref().map(|p| p.zip_bytes as f64 / MIB);
+        let cpu = s.warm.cpu_us.mean;
+        let faster = results
+            .subjects
+            .iter()
+            .find(|b| b.function == s.function && b.implementation == "python")
+            .map(|b| b.cold.init_ms.median / init);
+        let _ = writeln!(
+            out,
+            "| {} | {} ({init:.1} ms) | {} ({peak:.1} MiB) | {} | {} ({cpu:.0} µs) | {} |",
+            s.function,
+            verdict(init < INIT_TARGET_MS),
+            verdict(peak < MEMORY_TARGET_MIB),
+            zip.map_or("not built".into(), |z| format!(
+                "{} ({z:.2} MiB)",
+                verdict(z < ZIP_TARGET_MIB)
+            )),
+            verdict(cpu < CPU_TARGET_US),
+            faster.map_or("no baseline".into(), |f| format!(
+                "{} ({f:.0}x)",
+                verdict(f >= COLD_START_FACTOR)
+            )),
+        );
+    }
+    out
+}
+
+fn events(results: &Results) -> String {
+    let mut out = String::from(
+        "| function | impl | event | n | our CPU µs, median (p10–p90) | wall ms, median (p10–p90) | outcomes |\n| --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for s in &results.subjects {
+        for (kind, figures) in &s.warm.by_event {
+            let outcomes = figures
+                .outcomes
+                .iter()
+                .map(|(o, n)| format!("{o} ×{n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = writeln!(
+                out,
+                "| {} | {} | {kind} | {} | {} | {} | {outcomes} |",
+                s.function,
+                s.implementation,
+                figures.count,
+                spread(&figures.cpu_us, 0),
+                spread(&figures.wall_ms, 2),
+            );
+        }
+    }
+    out
+}
+
+fn aws_calls(results: &Results) -> String {
+    let mut out = String::from(
+        "| function | impl | AWS calls in the warm run (per event) |\n| --- | --- | --- |\n",
+    );
+    for s in &results.subjects {
+        let events = s.warm.events.max(1) as f64;
+        let calls = if s.warm.aws_calls.is_empty() {
+            "none".to_owned()
+        } else {
+            s.warm
+                .aws_calls
+                .iter()
+                .map(|(op, n)| format!("{op} {n} ({:.2})", *n as f64 / events))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(out, "| {} | {} | {calls} |", s.function, s.implementation);
+    }
+    out
+}
+
+fn micro(results: &Results) -> String {
+    let mut out = String::from(
+        "| function | sample event | work timed | µs per event, median (p10–p90) |\n| --- | --- | --- | --- |\n",
+    );
+    for m in &results.micro {
+        let us = Stats {
+            min: m.ns.min / 1e3,
+            p10: m.ns.p10 / 1e3,
+            median: m.ns.median / 1e3,
+            p90: m.ns.p90 / 1e3,
+            max: m.ns.max / 1e3,
+            mean: m.ns.mean / 1e3,
+            n: m.ns.n,
+        };
+        let _ = writeln!(
+            out,
+            "| {} | `{}` | {} | {} |",
+            m.function,
+            m.event,
+            m.work,
+            spread(&us, 1)
+        );
+    }
+    out
+}
+
+fn eks(results: &Results) -> String {
+    if results.eks_requests.is_empty() {
+        return "(eks-deploy was not measured in this run)".into();
+    }
+    let mut out = String::from(
+        "| deployment | replicas | s per step | took s | job | Kubernetes API requests | AWS calls |\n| --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for r in &results.eks_requests {
+        let join = |counts: &std::collections::BTreeMap<String, u64>| {
+            let total: u64 = counts.values().sum();
+            let list = counts
+                .iter()
+                .map(|(k, n)| format!("{k} ×{n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("{total}: {list}")
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.1} | {} | {} | {} |",
+            r.scenario,
+            r.replicas,
+            r.step_seconds,
+            r.seconds,
+            r.outcome,
+            join(&r.kubernetes),
+            join(&r.aws)
+        );
+    }
+    out
+}
