@@ -566,3 +566,38 @@ pub async fn validation_project(sdk: &SdkConfig, name: &str, repository: &str, r
         .await
         .unwrap_or_else(|e| panic!("CreateProject {name}: {e:?}"));
 }
+
+/// Creates a pipeline image build project like `ImageBuildProject` of `infra/pipeline.yaml`
+/// (moto wants locations even for CODEPIPELINE sources and artifacts; AWS ignores them).
+pub async fn image_project(sdk: &SdkConfig, name: &str) {
+    aws_sdk_codebuild::Client::new(sdk)
+        .create_project()
+        .name(name)
+        .source(
+            aws_sdk_codebuild::types::ProjectSource::builder()
+                .r#type(aws_sdk_codebuild::types::SourceType::Codepipeline)
+                .location("pipeline")
+                .build()
+                .unwrap(),
+        )
+        .artifacts(
+            aws_sdk_codebuild::types::ProjectArtifacts::builder()
+                .r#type(aws_sdk_codebuild::types::ArtifactsType::Codepipeline)
+                .location("pipeline")
+                .build()
+                .unwrap(),
+        )
+        .environment(
+            aws_sdk_codebuild::types::ProjectEnvironment::builder()
+                .r#type(aws_sdk_codebuild::types::EnvironmentType::ArmContainer)
+                .image("aws/codebuild/amazonlinux-aarch64-standard:3.0")
+                .compute_type(aws_sdk_codebuild::types::ComputeType::BuildGeneral1Small)
+                .privileged_mode(true)
+                .build()
+                .unwrap(),
+        )
+        .service_role("arn:aws:iam::123456789012:role/shop-image-build")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateProject {name}: {e:?}"));
+}

@@ -7,10 +7,7 @@
 mod pull_request;
 
 use aws_config::SdkConfig;
-use aws_sdk_codebuild::types::{
-    ArtifactsType, ComputeType, EnvironmentType, EnvironmentVariable, ProjectArtifacts,
-    ProjectEnvironment, ProjectSource, SourceType,
-};
+use aws_sdk_codebuild::types::EnvironmentVariable;
 use serde_json::{Value, json};
 
 use crate::approvals::{self, APPROVERS};
@@ -166,7 +163,7 @@ async fn set_up(names: Names, timeline: &mut Timeline) -> World {
     let emulators = Emulators::load();
     let sdk = sdk_config(&emulators).await;
     fixtures::repository(&sdk, &names.repository).await;
-    image_project(&sdk, &names.image_project).await;
+    fixtures::image_project(&sdk, &names.image_project).await;
     let approval_requests = fixtures::topic(&sdk, &unique("approval-requests")).await;
     let approvers_topic = fixtures::topic(&sdk, &unique("approvers")).await;
     for approver in APPROVERS {
@@ -720,40 +717,6 @@ fn variable(name: &str, value: &str) -> EnvironmentVariable {
         .value(value)
         .build()
         .unwrap()
-}
-
-/// The pipeline's image build project (moto wants locations even for CODEPIPELINE sources).
-async fn image_project(sdk: &SdkConfig, name: &str) {
-    aws_sdk_codebuild::Client::new(sdk)
-        .create_project()
-        .name(name)
-        .source(
-            ProjectSource::builder()
-                .r#type(SourceType::Codepipeline)
-                .location("pipeline")
-                .build()
-                .unwrap(),
-        )
-        .artifacts(
-            ProjectArtifacts::builder()
-                .r#type(ArtifactsType::Codepipeline)
-                .location("pipeline")
-                .build()
-                .unwrap(),
-        )
-        .environment(
-            ProjectEnvironment::builder()
-                .r#type(EnvironmentType::ArmContainer)
-                .image("aws/codebuild/amazonlinux-aarch64-standard:3.0")
-                .compute_type(ComputeType::BuildGeneral1Small)
-                .privileged_mode(true)
-                .build()
-                .unwrap(),
-        )
-        .service_role("arn:aws:iam::123456789012:role/shop-image-build")
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("CreateProject {name}: {e:?}"));
 }
 
 /// The team's address, subscribed to build news of main only (the template's example policy).
