@@ -81,15 +81,6 @@ async fn a_push_starts_the_routed_pipeline_on_exactly_that_commit_and_a_redelive
         "feat: one-click checkout",
     )
     .await;
-    // A later commit exists on the branch: the execution must still build the pushed one.
-    fixtures::commit(
-        &scenario.sdk,
-        &scenario.repository,
-        "main",
-        Some(&pushed),
-        "feat: later work",
-    )
-    .await;
     let function = scenario.function(&scenario.routes()).await;
     let event = scenario.push("push-main.json", &pushed);
 
@@ -138,6 +129,22 @@ async fn a_push_starts_the_routed_pipeline_on_exactly_that_commit_and_a_redelive
         .filter(|r| r["fields"]["message"] == "pipeline started")
         .count();
     assert_eq!(started, 2, "one log line per invocation: {logs:?}");
+
+    // A newer push lands; the older push's event comes once more, late: it starts nothing,
+    // so the older commit can never deploy after the newer one.
+    let later = fixtures::commit(
+        &scenario.sdk,
+        &scenario.repository,
+        "main",
+        Some(&pushed),
+        "feat: later work",
+    )
+    .await;
+    let late = function.invoke(&event).await.response();
+    assert_eq!(late["outcome"], "ignored", "{late}");
+    assert_eq!(late["reason"]["kind"], "superseded", "{late}");
+    assert_eq!(late["reason"]["tip"], later.as_str());
+    assert_eq!(scenario.executions().await.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

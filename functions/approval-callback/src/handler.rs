@@ -10,14 +10,13 @@
 //! form values are never logged: a token shows only as its fingerprint.
 
 use lambda_http::http::{Method, StatusCode, header};
-use lambda_http::request::LambdaRequest;
 use lambda_http::{Body, Request, Response};
+use shared::UpstreamError;
 use shared::approval_link::{
     ApprovalLink, Decision, FormError, FormGuard, LinkError, SigningKey, fingerprint,
     nonce_from_cookie,
 };
 use shared::ports::{ApprovalApi, ApprovalState, Revision};
-use shared::{InvalidEvent, UpstreamError};
 use tracing::{info, warn};
 
 use crate::page::{Page, Tone, escape, facts};
@@ -47,12 +46,8 @@ impl<A: ApprovalApi> Deps<A> {
 }
 
 /// Parses a raw Lambda payload as a Function URL request (the API Gateway HTTP API v2 format,
-/// which Function URLs share), the way `lambda_http` does before calling the handler.
-pub fn parse(payload: serde_json::Value) -> Result<Request, InvalidEvent> {
-    serde_json::from_value::<LambdaRequest>(payload)
-        .map(Request::from)
-        .map_err(|_| InvalidEvent::new("not a Lambda Function URL request"))
-}
+/// which Function URLs share), as [`crate::function_url::parse`] does.
+pub use crate::function_url::parse;
 
 /// Handles one Function URL request at `now` (seconds since the epoch); `fresh_nonce` is 16
 /// random bytes, used if the browser has no nonce cookie yet.
@@ -269,6 +264,20 @@ async fn decide<A: ApprovalApi>(deps: &Deps<A>, request: &Request, now: i64) -> 
     };
     let summary = summary(&link, &comment);
     let approval = &link.approval;
+    // Only while the approval waits for this link's token: a form replayed after the decision,
+    // or sent for an approval that has moved on, changes nothing and calls nothing more.
+    let before = match deps
+        .approvals
+        .approval_state(&approval.pipeline, &approval.stage, &approval.action)
+        .await
+    {
+        Ok(state) => state,
+        Err(error) => return upstream_page(&link, &token_id, &error),
+    };
+    if !before.is_waiting_for(&approval.token) {
+        info!(pipeline = %approval.pipeline, approver = %link.approver, token = %token_id, "decision refused: the approval no longer waits for this link");
+        return already_decided(Some(&before));
+    }
     match deps
         .approvals
         .decide(approval, link.decision, &summary)
@@ -280,12 +289,45 @@ async fn decide<A: ApprovalApi>(deps: &Deps<A>, request: &Request, now: i64) -> 
         }
         Err(error) => match error.code() {
             Some("ApprovalAlreadyCompletedException") => {
-                info!(pipeline = %approval.pipeline, approver = %link.approver, token = %token_id, "decision refused: already decided");
-                already_decided(None)
+                // The SDK retries a call whose answer was lost (a timed-out attempt): if the
+                // first attempt was recorded, the retry is told "already completed", and the
+                // approval holds exactly this request's decision and summary.
+                match deps
+                    .approvals
+                    .approval_state(&approval.pipeline, &approval.stage, &approval.action)
+                    .await
+                {
+                    Ok(after) if records(&before, &after, link.decision, &summary) => {
+                        info!(pipeline = %approval.pipeline, stage = %approval.stage, action = %approval.action, approver = %link.approver, decision = link.decision.as_str(), token = %token_id, "approval decided (recorded by an earlier attempt of this request)");
+                        decided(&link, &summary, None)
+                    }
+                    Ok(after) => {
+                        info!(pipeline = %approval.pipeline, approver = %link.approver, token = %token_id, "decision refused: already decided");
+                        already_decided(Some(&after))
+                    }
+                    Err(_) => already_decided(None),
+                }
             }
             _ => upstream_page(&link, &token_id, &error),
         },
     }
+}
+
+/// Whether `after` is the approval `before` waited for, decided as `decision` with `summary`.
+fn records(
+    before: &ApprovalState,
+    after: &ApprovalState,
+    decision: Decision,
+    summary: &str,
+) -> bool {
+    let status = match decision {
+        Decision::Approve => "Succeeded",
+        Decision::Reject => "Failed",
+    };
+    after.execution_id.is_some()
+        && after.execution_id == before.execution_id
+        && after.status.as_deref() == Some(status)
+        && after.summary.as_deref() == Some(summary)
 }
 
 fn decided(link: &ApprovalLink, summary: &str, approved_at: Option<&str>) -> Page {

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use shared::events::codepipeline::{JOB_KEY, Job, JobEvent};
+use shared::events::codepipeline::Job;
 use shared::ports::{ClusterAccess, FailureKind, JobFailure, JobResults, JobSuccess, Reported};
 use shared::{FunctionError, InvalidEvent};
 use tokio::time::Instant;
@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use crate::cluster::{ClusterError, DeploymentHandle, Followed, recorded_previous_image};
 use crate::config::Config;
 use crate::params::{DeployParameters, ParameterError};
+pub use crate::params::{Invocation, parse};
 use crate::rollout::{RolloutStatus, image_of};
 
 /// The ports and settings a deployment is carried out with, built once per cold start.
@@ -35,30 +36,6 @@ impl<C: ClusterAccess, J: JobResults> Deps<C, J> {
             jobs,
             config,
         }
-    }
-}
-
-/// How an invocation came.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Invocation {
-    /// A CodePipeline Lambda invoke action.
-    Job(Job),
-    /// A person or a script, with the parameters as the payload.
-    Direct(Value),
-}
-
-/// Tells a CodePipeline job from a direct invocation.
-pub fn parse(payload: Value) -> Result<Invocation, InvalidEvent> {
-    match &payload {
-        Value::Object(fields) if fields.contains_key(JOB_KEY) => {
-            let event: JobEvent = shared::events::from_value(payload)?;
-            Ok(Invocation::Job(event.job))
-        }
-        Value::Object(_) => Ok(Invocation::Direct(payload)),
-        other => Err(InvalidEvent::new(format!(
-            "expected a CodePipeline job or the deployment parameters as a JSON object, got {}",
-            shared::events::kind_of(other)
-        ))),
     }
 }
 

@@ -2,7 +2,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use super::upstream;
 use crate::error::UpstreamError;
@@ -65,19 +65,22 @@ impl Ledger for DynamoLedger {
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":pending", AttributeValue::S("pending".into()))
             .expression_attribute_values(":stale", AttributeValue::N(stale.as_secs().to_string()))
+            // Tell "done" from "someone else's claim, still pending" without a second read.
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
             Ok(_) => Ok(Claim::Granted),
-            Err(error)
-                if matches!(
-                    error.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(Claim::Taken)
-            }
-            Err(error) => Err(upstream(SERVICE, "PutItem", error)),
+            Err(error) => match error.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                    let state = failed.item().and_then(|item| item.get("state"));
+                    Ok(match state {
+                        Some(AttributeValue::S(state)) if state == "done" => Claim::Done,
+                        _ => Claim::Pending,
+                    })
+                }
+                _ => Err(upstream(SERVICE, "PutItem", error)),
+            },
         }
     }
 
@@ -130,7 +133,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_claim_is_a_conditional_put_and_a_failed_condition_means_taken() {
+    async fn a_claim_is_a_conditional_put_and_a_failed_condition_tells_done_from_pending() {
         let granted = mock!(Client::put_item)
             .match_requests(|request| {
                 request.table_name() == Some("ledger")
@@ -139,17 +142,35 @@ mod tests {
                         == Some("attribute_not_exists(pk) OR (#state = :pending AND claimedAt < :stale)")
             })
             .then_output(|| PutItemOutput::builder().build());
-        let taken = mock!(Client::put_item).then_error(|| {
-            PutItemError::ConditionalCheckFailedException(
-                ConditionalCheckFailedException::builder().build(),
-            )
-        });
-        let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&granted, &taken]);
+        let refused = |state: &'static str| {
+            mock!(Client::put_item)
+                .match_requests(|request| {
+                    request.return_values_on_condition_check_failure()
+                        == Some(&ReturnValuesOnConditionCheckFailure::AllOld)
+                })
+                .then_error(move || {
+                    PutItemError::ConditionalCheckFailedException(
+                        ConditionalCheckFailedException::builder()
+                            .item("state", AttributeValue::S(state.into()))
+                            .build(),
+                    )
+                })
+        };
+        let (done, pending) = (refused("done"), refused("pending"));
+        let client = mock_client!(
+            aws_sdk_dynamodb,
+            RuleMode::Sequential,
+            [&granted, &done, &pending]
+        );
         let ledger = ledger(client);
 
         assert_eq!(ledger.claim("k-1").await.unwrap(), Claim::Granted);
-        assert_eq!(ledger.claim("k-1").await.unwrap(), Claim::Taken);
-        assert_eq!((granted.num_calls(), taken.num_calls()), (1, 1));
+        assert_eq!(ledger.claim("k-1").await.unwrap(), Claim::Done);
+        assert_eq!(ledger.claim("k-1").await.unwrap(), Claim::Pending);
+        assert_eq!(
+            (granted.num_calls(), done.num_calls(), pending.num_calls()),
+            (1, 1, 1)
+        );
     }
 
     #[tokio::test]

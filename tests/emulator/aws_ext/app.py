@@ -13,6 +13,10 @@ Request routing, in order:
    is attached: moto creates the cluster, then its endpoint and CA become the
    Kubernetes emulator's, so DescribeCluster hands out a real API server;
 4. everything else: moto unchanged.
+
+Before any of that (admin requests aside), faults injected with
+``POST /_emulator/aws/faults`` (``faults.py``) may throttle, fail or delay the
+request.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import io
 import json
 import sys
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -45,6 +50,7 @@ from .codecommit import CodeCommitExtension
 from .codepipeline import ActionNotInProgress, CodePipelineExtension, ExecutionNotFound
 from .pullrequests import PullRequestExtension, PullRequestNotFound, PullRequestStateConflict
 from .context import RequestContext
+from .faults import AwsFaults, FaultError, describe, error_response, read_body
 from .jobs import LambdaJobs
 
 # JSON-protocol services whose requests are validated, with moto's response class.
@@ -111,6 +117,7 @@ class EmulatorApp:
         self.pullrequests = PullRequestExtension(self.lock, self.codecommit)
         # Registers itself as the engine's hook for Invoke/Lambda actions.
         self.jobs = LambdaJobs(self.lock, self.codepipeline)
+        self.faults = AwsFaults()
         self._moto = DomainDispatcherApplication(create_backend_app)
         self._services = model.target_prefixes(tuple(VALIDATED_SERVICES))
         self._moto_operations = {
@@ -155,9 +162,31 @@ class EmulatorApp:
             "/kubernetes/requests": {"GET": self._request_log, "DELETE": self._clear_request_log},
             "/kubernetes/faults": {"POST": self._inject_faults},
             "/kubernetes/drop-watches": {"POST": self._drop_watches},
+            "/aws/faults": {"POST": self._add_fault, "GET": self._list_faults, "DELETE": self._clear_faults},
         }
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        is_admin = path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
+        if not is_admin and self.faults.active():
+            call = describe(environ, read_body(environ))
+            fault = self.faults.take(call)
+            if fault is not None:
+                if fault.status is not None:
+                    time.sleep(fault.delay_seconds)
+                    return error_response(fault, call)(environ, start_response)
+                # Served, its effect happens, and the answer comes late.
+                app_iter, status, headers = run_wsgi_app(self._serve, environ, buffered=True)
+                try:
+                    body = b"".join(app_iter)
+                finally:
+                    getattr(app_iter, "close", lambda: None)()
+                time.sleep(fault.delay_seconds)
+                start_response(status, list(headers))
+                return [body]
+        return self._serve(environ, start_response)
+
+    def _serve(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
         prefix, _, operation = environ.get("HTTP_X_AMZ_TARGET", "").partition(".")
         if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
@@ -280,6 +309,7 @@ class EmulatorApp:
             self.codebuild.reset()
             self.pullrequests.reset()
             self.jobs.reset()
+            self.faults.clear()
             if self.kube is not None:
                 self.kube.reset()
         return {"status": "ok"}
@@ -437,5 +467,25 @@ class EmulatorApp:
     def _drop_watches(self, body: dict[str, Any]) -> dict[str, Any]:
         kube = self._kubernetes()
         count = _field(body, "count", int, required=False)
-        kube.drop_watches_after(events=_field(body, "events", int), **({"count": count} if count is not None else {}))
+        path_regex = _field(body, "pathRegex", str, required=False)
+        kube.drop_watches_after(
+            events=_field(body, "events", int),
+            **({"count": count} if count is not None else {}),
+            **({"path_regex": path_regex} if path_regex is not None else {}),
+        )
+        return {"status": "ok"}
+
+    def _add_fault(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.faults.add(body)
+        except FaultError as exc:
+            raise AdminError(400, str(exc)) from None
+
+    def _list_faults(self, body: dict[str, Any]) -> dict[str, Any]:
+        faults = self.faults.views()
+        wanted = body.get("id")
+        return {"faults": [f for f in faults if wanted is None or f["id"] == wanted]}
+
+    def _clear_faults(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.faults.clear()
         return {"status": "ok"}
