@@ -83,6 +83,7 @@ async fn show<A: ApprovalApi>(
     fresh_nonce: [u8; 16],
 ) -> Page {
     let Some(signed) = field(request.uri().query().unwrap_or_default(), "link") else {
+        info!("request without a link refused");
         return bad_request("This page needs the link from your approval email.");
     };
     let link = match ApprovalLink::verify(&signed, &deps.key, now) {
@@ -208,6 +209,7 @@ fn what_is_decided(
 async fn decide<A: ApprovalApi>(deps: &Deps<A>, request: &Request, now: i64) -> Page {
     let body: &[u8] = request.body().as_ref();
     if body.len() > MAX_BODY_BYTES {
+        info!(bytes = body.len(), "oversized POST refused");
         return Page::message(
             StatusCode::PAYLOAD_TOO_LARGE,
             Tone::Error,
@@ -228,10 +230,12 @@ async fn decide<A: ApprovalApi>(deps: &Deps<A>, request: &Request, now: i64) -> 
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"));
     if !is_form {
+        info!("POST that is not a form refused");
         return bad_request("The decision must be sent from the approval page's form.");
     }
     let form = String::from_utf8_lossy(body);
     let Some(signed) = field(&form, "link") else {
+        info!("form without a link refused");
         return bad_request("The form did not carry the approval link.");
     };
     let link = match ApprovalLink::verify(&signed, &deps.key, now) {
@@ -260,7 +264,10 @@ async fn decide<A: ApprovalApi>(deps: &Deps<A>, request: &Request, now: i64) -> 
     }
     let comment = match comment(field(&form, "comment").as_deref().unwrap_or_default()) {
         Ok(comment) => comment,
-        Err(text) => return bad_request(&text),
+        Err(text) => {
+            info!("overlong comment refused");
+            return bad_request(&text);
+        }
     };
     let summary = summary(&link, &comment);
     let approval = &link.approval;
