@@ -14,5 +14,6 @@ pub mod glob;
 pub mod ports;
 pub mod runtime;
 pub mod telemetry;
+pub mod text;
 
 pub use error::{ConfigError, FunctionError, InvalidEvent, UpstreamError};

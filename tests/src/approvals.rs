@@ -168,12 +168,10 @@ impl ApprovalScenario {
         let inbox = self.inbox(address).await;
         assert_eq!(inbox.len(), 1, "{address} should have one email: {inbox:?}");
         let body = inbox[0]["message"].as_str().unwrap();
-        let url_after = |label: &str| {
-            let mut lines = body.lines();
-            lines.find(|line| *line == label).unwrap();
-            lines.next().unwrap().to_owned()
-        };
-        (url_after("Approve:"), url_after("Reject:"))
+        (
+            link_after(body, "Approve:").unwrap(),
+            link_after(body, "Reject:").unwrap(),
+        )
     }
 
     /// The approval action's latest run, as GetPipelineState shows it.
@@ -210,69 +208,30 @@ impl ApprovalScenario {
     }
 }
 
-/// The approval chapter of the local flow: the pipeline waits, approvers are mailed, one opens
-/// the link, sees the page, presses Approve, and the pipeline goes on.
-pub async fn tell(timeline: &mut crate::timeline::Timeline) {
-    timeline.chapter("The pipeline waits for a manual approval");
-    let scenario = ApprovalScenario::new().await;
-    timeline.step(
-        "CodePipeline",
-        &format!(
-            "{}: stage Approval waits (commit {}); notification published to SNS",
-            scenario.pipeline,
-            &scenario.commit_id[..7]
-        ),
-    );
-    let outcome = scenario.deliver().await;
-    timeline.step("approval-notify", &format!("mailed {}", outcome["sent"]));
-    timeline.expect(
-        outcome["sent"] == json!(APPROVERS),
-        "each approver got their own email",
-    );
-    let again = scenario.deliver().await;
-    timeline.expect(
-        again["sent"] == json!([]),
-        "a redelivered notification mails nobody twice",
-    );
-    let inbox = scenario.inbox("alice@example.com").await;
-    if let Some(email) = inbox.first() {
-        let text = email["message"].as_str().unwrap_or_default();
-        // The links carry the approval token: the story shows the email without them.
-        let shown: Vec<&str> = text
-            .lines()
-            .filter(|line| !line.contains("?link=") && !line.contains("/approve/"))
-            .take(12)
-            .collect();
-        timeline.step(
-            "alice (email)",
-            &format!(
-                "{}\n{}",
-                email["subject"].as_str().unwrap_or_default(),
-                shown.join("\n")
-            ),
-        );
-    }
-    timeline.expect(inbox.len() == 1, "alice received exactly one email");
+/// The URL on the line after `label` (`Approve:`, `Reject:`) in an approval email.
+pub fn link_after(email: &str, label: &str) -> Option<String> {
+    let mut lines = email.lines();
+    lines.find(|line| *line == label)?;
+    lines.next().map(str::to_owned)
+}
 
-    let (approve, _) = scenario.links_of("alice@example.com").await;
-    let page = http::send("GET", &approve, &[("accept", "text/html")], "").await;
-    timeline.step(
-        "alice (browser)",
-        &format!(
-            "opens the Approve link: HTTP {}, \"{}\"",
-            page.status,
-            heading(&page.body)
-        ),
-    );
-    let still_waiting = scenario
-        .approval_state()
-        .await
-        .status()
-        .map(|s| s.as_str().to_owned());
-    timeline.expect(
-        page.status == 200 && still_waiting.as_deref() == Some("InProgress"),
-        "opening the link shows the page and decides nothing",
-    );
+/// What a person sees deciding by link: the page the link opens, and the answer to its form.
+#[derive(Debug)]
+pub struct Decided {
+    /// The page (GET).
+    pub page: http::Answer,
+    /// Its heading.
+    pub page_heading: String,
+    /// The answer to the form (POST).
+    pub result: http::Answer,
+    /// Its heading.
+    pub result_heading: String,
+}
+
+/// Opens `link` as a browser would, then sends the page's form with `comment`, the page's
+/// cookie and the headers a browser sends for a same-origin form (`origin` is the callback's).
+pub async fn decide_by_link(link: &str, origin: &str, comment: &str) -> Decided {
+    let page = http::send("GET", link, &[("accept", "text/html")], "").await;
     let field = |name: &str| {
         let marker = format!("name=\"{name}\" value=\"");
         page.body
@@ -284,7 +243,7 @@ pub async fn tell(timeline: &mut crate::timeline::Timeline) {
     let form = form_urlencoded::Serializer::new(String::new())
         .append_pair("link", &field("link"))
         .append_pair("form", &field("form"))
-        .append_pair("comment", "Looks good on staging")
+        .append_pair("comment", comment)
         .finish();
     let cookie = page
         .header("set-cookie")
@@ -292,49 +251,28 @@ pub async fn tell(timeline: &mut crate::timeline::Timeline) {
         .next()
         .unwrap_or_default()
         .to_owned();
-    let origin = scenario.callback.origin();
-    let done = http::send(
+    let result = http::send(
         "POST",
-        &approve,
+        link,
         &[
             ("content-type", "application/x-www-form-urlencoded"),
-            ("origin", &origin),
+            ("origin", origin),
             ("sec-fetch-site", "same-origin"),
             ("cookie", &cookie),
         ],
         &form,
     )
     .await;
-    timeline.step(
-        "alice (browser)",
-        &format!(
-            "presses Approve: HTTP {}, \"{}\"",
-            done.status,
-            heading(&done.body)
-        ),
-    );
-    let decided = scenario.approval_state().await;
-    timeline.step(
-        "CodePipeline",
-        &format!(
-            "approval {}: \"{}\"; execution {}",
-            decided.status().map(|s| s.as_str()).unwrap_or("-"),
-            decided.summary().unwrap_or_default(),
-            scenario.execution_status().await
-        ),
-    );
-    timeline.expect(
-        decided.status().map(|s| s.as_str()) == Some("Succeeded"),
-        "the approval is recorded with alice's name and comment",
-    );
-    let replay = http::send("GET", &approve, &[], "").await;
-    timeline.expect(
-        replay.status == 409,
-        "the link is useless once the approval is decided",
-    );
+    Decided {
+        page_heading: heading(&page.body),
+        result_heading: heading(&result.body),
+        page,
+        result,
+    }
 }
 
-fn heading(html: &str) -> String {
+/// The `<h1>` of a page.
+pub fn heading(html: &str) -> String {
     html.split_once("<h1>")
         .and_then(|(_, rest)| rest.split_once("</h1>"))
         .map(|(text, _)| text.to_owned())

@@ -67,91 +67,151 @@ pub async fn pipeline_role(sdk: &SdkConfig, name: &str) -> String {
         .to_owned()
 }
 
-/// Creates a V2 pipeline: a CodeCommit source action `Source` on `repository`/`branch`, then a
-/// CodeBuild action `Build`.
-pub async fn pipeline(sdk: &SdkConfig, name: &str, repository: &str, branch: &str) {
-    let role = pipeline_role(sdk, &format!("{name}-role")).await;
-    let source = ActionDeclaration::builder()
-        .name("Source")
-        .action_type_id(
-            ActionTypeId::builder()
-                .category(ActionCategory::Source)
-                .owner(ActionOwner::Aws)
-                .provider("CodeCommit")
-                .version("1")
-                .build()
-                .unwrap(),
-        )
-        .configuration("RepositoryName", repository)
-        .configuration("BranchName", branch)
-        .configuration("PollForSourceChanges", "false")
-        .output_artifacts(
-            OutputArtifact::builder()
-                .name("SourceOutput")
-                .build()
-                .unwrap(),
-        )
-        .run_order(1)
-        .build()
-        .unwrap();
-    let build = ActionDeclaration::builder()
-        .name("Build")
-        .action_type_id(
-            ActionTypeId::builder()
-                .category(ActionCategory::Build)
-                .owner(ActionOwner::Aws)
-                .provider("CodeBuild")
-                .version("1")
-                .build()
-                .unwrap(),
-        )
-        .configuration("ProjectName", format!("{name}-image"))
-        .input_artifacts(
-            InputArtifact::builder()
-                .name("SourceOutput")
-                .build()
-                .unwrap(),
-        )
-        .run_order(1)
-        .build()
-        .unwrap();
-    let declaration = PipelineDeclaration::builder()
-        .name(name)
-        .role_arn(role)
-        .pipeline_type(PipelineType::V2)
-        .artifact_store(
-            ArtifactStore::builder()
-                .r#type(ArtifactStoreType::S3)
-                .location("pipeline-artifacts")
-                .build()
-                .unwrap(),
-        )
-        .stages(
-            StageDeclaration::builder()
-                .name("Source")
-                .actions(source)
-                .build()
-                .unwrap(),
-        )
-        .stages(
-            StageDeclaration::builder()
-                .name("Build")
-                .actions(build)
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
-    aws_sdk_codepipeline::Client::new(sdk)
-        .create_pipeline()
-        .pipeline(declaration)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("CreatePipeline {name}: {e:?}"));
+/// A V2 pipeline to create: a CodeCommit source action `Source` (output `SourceOutput`, namespace
+/// `SourceVariables`), then the stages added, in order, as `infra/pipeline.yaml` declares them.
+#[derive(Debug, Clone)]
+pub struct PipelineSpec {
+    name: String,
+    repository: String,
+    branch: String,
+    stages: Vec<StageDeclaration>,
 }
 
-/// Creates a V2 pipeline: a CodeCommit source action `Source` on `repository`/`branch`, then a
-/// stage `Approval` whose manual approval action `ProductionGate` notifies `topic_arn`.
+fn action(
+    name: &str,
+    category: ActionCategory,
+    provider: &str,
+) -> aws_sdk_codepipeline::types::builders::ActionDeclarationBuilder {
+    ActionDeclaration::builder()
+        .name(name)
+        .run_order(1)
+        .action_type_id(
+            ActionTypeId::builder()
+                .category(category)
+                .owner(ActionOwner::Aws)
+                .provider(provider)
+                .version("1")
+                .build()
+                .unwrap(),
+        )
+}
+
+fn stage(name: &str, action: ActionDeclaration) -> StageDeclaration {
+    StageDeclaration::builder()
+        .name(name)
+        .actions(action)
+        .build()
+        .unwrap()
+}
+
+impl PipelineSpec {
+    /// A pipeline `name` delivering `branch` of `repository`.
+    pub fn new(name: &str, repository: &str, branch: &str) -> Self {
+        let source = action("Source", ActionCategory::Source, "CodeCommit")
+            .namespace("SourceVariables")
+            .configuration("RepositoryName", repository)
+            .configuration("BranchName", branch)
+            // codecommit-push starts the pipeline on the pushed commit.
+            .configuration("PollForSourceChanges", "false")
+            .output_artifacts(
+                OutputArtifact::builder()
+                    .name("SourceOutput")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        Self {
+            name: name.to_owned(),
+            repository: repository.to_owned(),
+            branch: branch.to_owned(),
+            stages: vec![stage("Source", source)],
+        }
+    }
+
+    /// Adds stage `Build`: a CodeBuild action `Build` on `project`, namespace `BuildVariables`,
+    /// passing the branch and commit as codebuild-status reads them.
+    pub fn build(mut self, project: &str) -> Self {
+        let build = action("Build", ActionCategory::Build, "CodeBuild")
+            .namespace("BuildVariables")
+            .configuration("ProjectName", project)
+            .configuration(
+                "EnvironmentVariables",
+                r##"[{"name":"SOURCE_BRANCH","value":"#{SourceVariables.BranchName}","type":"PLAINTEXT"},{"name":"SOURCE_COMMIT","value":"#{SourceVariables.CommitId}","type":"PLAINTEXT"}]"##,
+            )
+            .input_artifacts(InputArtifact::builder().name("SourceOutput").build().unwrap())
+            .build()
+            .unwrap();
+        self.stages.push(stage("Build", build));
+        self
+    }
+
+    /// Adds stage `Approval`: a manual approval `ProductionGate` notifying `topic_arn`.
+    pub fn approval(mut self, topic_arn: &str) -> Self {
+        let gate = action("ProductionGate", ActionCategory::Approval, "Manual")
+            .configuration("NotificationArn", topic_arn)
+            .configuration("ExternalEntityLink", "https://staging.shop.example.com")
+            .configuration(
+                "CustomData",
+                "Staging runs the new checkout. Approve to deploy it to production.",
+            )
+            .build()
+            .unwrap();
+        self.stages.push(stage("Approval", gate));
+        self
+    }
+
+    /// Adds stage `Deploy`: a Lambda invoke action `Deploy` of `function` with `user_parameters`.
+    pub fn deploy(mut self, function: &str, user_parameters: &str) -> Self {
+        let deploy = action("Deploy", ActionCategory::Invoke, "Lambda")
+            .configuration("FunctionName", function)
+            .configuration("UserParameters", user_parameters)
+            .build()
+            .unwrap();
+        self.stages.push(stage("Deploy", deploy));
+        self
+    }
+
+    /// Creates it, with the IAM role CodePipeline assumes.
+    pub async fn create(self, sdk: &SdkConfig) {
+        let role = pipeline_role(sdk, &format!("{}-role", self.name)).await;
+        let declaration = PipelineDeclaration::builder()
+            .name(&self.name)
+            .role_arn(role)
+            .pipeline_type(PipelineType::V2)
+            .artifact_store(
+                ArtifactStore::builder()
+                    .r#type(ArtifactStoreType::S3)
+                    .location("pipeline-artifacts")
+                    .build()
+                    .unwrap(),
+            )
+            .set_stages(Some(self.stages))
+            .build()
+            .unwrap();
+        aws_sdk_codepipeline::Client::new(sdk)
+            .create_pipeline()
+            .pipeline(declaration)
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "CreatePipeline {} ({} {}): {e:?}",
+                    self.name, self.repository, self.branch
+                )
+            });
+    }
+}
+
+/// Creates a V2 pipeline Source → Build on `repository`/`branch` (the push tests' pipeline).
+pub async fn pipeline(sdk: &SdkConfig, name: &str, repository: &str, branch: &str) {
+    PipelineSpec::new(name, repository, branch)
+        .build(&format!("{name}-image"))
+        .create(sdk)
+        .await;
+}
+
+/// Creates a V2 pipeline Source → Approval (`ProductionGate`, notifying `topic_arn`).
 pub async fn approval_pipeline(
     sdk: &SdkConfig,
     name: &str,
@@ -159,81 +219,25 @@ pub async fn approval_pipeline(
     branch: &str,
     topic_arn: &str,
 ) {
-    let role = pipeline_role(sdk, &format!("{name}-role")).await;
-    let source = ActionDeclaration::builder()
-        .name("Source")
-        .action_type_id(
-            ActionTypeId::builder()
-                .category(ActionCategory::Source)
-                .owner(ActionOwner::Aws)
-                .provider("CodeCommit")
-                .version("1")
-                .build()
-                .unwrap(),
-        )
-        .configuration("RepositoryName", repository)
-        .configuration("BranchName", branch)
-        .configuration("PollForSourceChanges", "false")
-        .output_artifacts(
-            OutputArtifact::builder()
-                .name("SourceOutput")
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
-    let gate = ActionDeclaration::builder()
-        .name("ProductionGate")
-        .action_type_id(
-            ActionTypeId::builder()
-                .category(ActionCategory::Approval)
-                .owner(ActionOwner::Aws)
-                .provider("Manual")
-                .version("1")
-                .build()
-                .unwrap(),
-        )
-        .configuration("NotificationArn", topic_arn)
-        .configuration("ExternalEntityLink", "https://staging.shop.example.com")
-        .configuration(
-            "CustomData",
-            "Staging runs the new checkout. Approve to deploy it to production.",
-        )
-        .build()
-        .unwrap();
-    let declaration = PipelineDeclaration::builder()
-        .name(name)
-        .role_arn(role)
-        .pipeline_type(PipelineType::V2)
-        .artifact_store(
-            ArtifactStore::builder()
-                .r#type(ArtifactStoreType::S3)
-                .location("pipeline-artifacts")
-                .build()
-                .unwrap(),
-        )
-        .stages(
-            StageDeclaration::builder()
-                .name("Source")
-                .actions(source)
-                .build()
-                .unwrap(),
-        )
-        .stages(
-            StageDeclaration::builder()
-                .name("Approval")
-                .actions(gate)
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
-    aws_sdk_codepipeline::Client::new(sdk)
-        .create_pipeline()
-        .pipeline(declaration)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("CreatePipeline {name}: {e:?}"));
+    PipelineSpec::new(name, repository, branch)
+        .approval(topic_arn)
+        .create(sdk)
+        .await;
+}
+
+/// Creates a V2 pipeline Source → Build → Deploy (a Lambda invoke action of `function`).
+pub async fn deploy_pipeline(
+    sdk: &SdkConfig,
+    name: &str,
+    repository: &str,
+    function: &str,
+    user_parameters: &str,
+) {
+    PipelineSpec::new(name, repository, "main")
+        .build(&format!("{name}-image"))
+        .deploy(function, user_parameters)
+        .create(sdk)
+        .await;
 }
 
 /// Creates an SNS topic and returns its ARN.
@@ -431,100 +435,6 @@ pub async fn received(sdk: &SdkConfig, queue_url: &str) -> Vec<Delivered> {
     delivered
 }
 
-/// Creates a V2 pipeline Source → Build (namespace `BuildVariables`, exporting `IMAGE_URI`) →
-/// Deploy (a Lambda invoke action of `function` with `user_parameters`).
-pub async fn deploy_pipeline(
-    sdk: &SdkConfig,
-    name: &str,
-    repository: &str,
-    function: &str,
-    user_parameters: &str,
-) {
-    let role = pipeline_role(sdk, &format!("{name}-role")).await;
-    let action = |name: &str, category: ActionCategory, provider: &str| {
-        ActionDeclaration::builder()
-            .name(name)
-            .run_order(1)
-            .action_type_id(
-                ActionTypeId::builder()
-                    .category(category)
-                    .owner(ActionOwner::Aws)
-                    .provider(provider)
-                    .version("1")
-                    .build()
-                    .unwrap(),
-            )
-    };
-    let source = action("Source", ActionCategory::Source, "CodeCommit")
-        .configuration("RepositoryName", repository)
-        .configuration("BranchName", "main")
-        .configuration("PollForSourceChanges", "false")
-        .output_artifacts(
-            OutputArtifact::builder()
-                .name("SourceOutput")
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
-    let build = action("Build", ActionCategory::Build, "CodeBuild")
-        .configuration("ProjectName", format!("{name}-image"))
-        .namespace("BuildVariables")
-        .input_artifacts(
-            InputArtifact::builder()
-                .name("SourceOutput")
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
-    let deploy = action("Deploy", ActionCategory::Invoke, "Lambda")
-        .configuration("FunctionName", function)
-        .configuration("UserParameters", user_parameters)
-        .build()
-        .unwrap();
-    let declaration = PipelineDeclaration::builder()
-        .name(name)
-        .role_arn(role)
-        .pipeline_type(PipelineType::V2)
-        .artifact_store(
-            ArtifactStore::builder()
-                .r#type(ArtifactStoreType::S3)
-                .location("pipeline-artifacts")
-                .build()
-                .unwrap(),
-        )
-        .stages(
-            StageDeclaration::builder()
-                .name("Source")
-                .actions(source)
-                .build()
-                .unwrap(),
-        )
-        .stages(
-            StageDeclaration::builder()
-                .name("Build")
-                .actions(build)
-                .build()
-                .unwrap(),
-        )
-        .stages(
-            StageDeclaration::builder()
-                .name("Deploy")
-                .actions(deploy)
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
-    aws_sdk_codepipeline::Client::new(sdk)
-        .create_pipeline()
-        .pipeline(declaration)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("CreatePipeline {name}: {e:?}"));
-}
-
 /// Completes an action that waits for the outside world (a build), as that world would.
 pub async fn complete_action(
     emulators: &crate::Emulators,
@@ -618,7 +528,7 @@ pub async fn pull_request(
 }
 
 /// Creates the pull-request validation project: a CodeBuild project building `repository`
-/// from CodeCommit with `infra/buildspec-pr.yml`, as `infra/pr-validation.yaml` does.
+/// from CodeCommit with `infra/buildspec-pr.yml`, as `PullRequestProject` in `infra/pipeline.yaml` does.
 pub async fn validation_project(sdk: &SdkConfig, name: &str, repository: &str, region: &str) {
     use aws_sdk_codebuild::types::{
         ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment,
@@ -652,6 +562,41 @@ pub async fn validation_project(sdk: &SdkConfig, name: &str, repository: &str, r
                 .unwrap(),
         )
         .service_role("arn:aws:iam::123456789012:role/shop-pr-validation")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateProject {name}: {e:?}"));
+}
+
+/// Creates a pipeline image build project like `ImageBuildProject` of `infra/pipeline.yaml`
+/// (moto wants locations even for CODEPIPELINE sources and artifacts; AWS ignores them).
+pub async fn image_project(sdk: &SdkConfig, name: &str) {
+    aws_sdk_codebuild::Client::new(sdk)
+        .create_project()
+        .name(name)
+        .source(
+            aws_sdk_codebuild::types::ProjectSource::builder()
+                .r#type(aws_sdk_codebuild::types::SourceType::Codepipeline)
+                .location("pipeline")
+                .build()
+                .unwrap(),
+        )
+        .artifacts(
+            aws_sdk_codebuild::types::ProjectArtifacts::builder()
+                .r#type(aws_sdk_codebuild::types::ArtifactsType::Codepipeline)
+                .location("pipeline")
+                .build()
+                .unwrap(),
+        )
+        .environment(
+            aws_sdk_codebuild::types::ProjectEnvironment::builder()
+                .r#type(aws_sdk_codebuild::types::EnvironmentType::ArmContainer)
+                .image("aws/codebuild/amazonlinux-aarch64-standard:3.0")
+                .compute_type(aws_sdk_codebuild::types::ComputeType::BuildGeneral1Small)
+                .privileged_mode(true)
+                .build()
+                .unwrap(),
+        )
+        .service_role("arn:aws:iam::123456789012:role/shop-image-build")
         .send()
         .await
         .unwrap_or_else(|e| panic!("CreateProject {name}: {e:?}"));

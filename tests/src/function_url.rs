@@ -10,10 +10,9 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::function::binary;
+use crate::function::spawn_function;
 use crate::workspace_root;
 
 /// How long `cargo lambda watch` may take to listen.
@@ -57,15 +56,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn collect(stream: impl AsyncRead + Send + Unpin + 'static, logs: Arc<Mutex<Vec<String>>>) {
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(stream).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            logs.lock().unwrap().push(line);
-        }
-    });
-}
-
 impl FunctionUrl {
     /// Serves function `name` at [`FunctionUrl::url`], with exactly `env` (plus what Lambda sets).
     pub async fn start(name: &str, env: &[(String, String)]) -> Self {
@@ -96,35 +86,10 @@ impl FunctionUrl {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
 
-        let mut function = Command::new(binary(name));
-        function
-            .env_clear()
-            // The function polls the runtime API under its own name, so the Function URL
-            // `/lambda-url/<name>/` reaches it.
-            .env(
-                "AWS_LAMBDA_RUNTIME_API",
-                format!("http://127.0.0.1:{port}/.rt/{name}"),
-            )
-            .env("AWS_LAMBDA_FUNCTION_NAME", name)
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-            .env("AWS_LAMBDA_LOG_LEVEL", "DEBUG")
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut function = function
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        if let Some(stdout) = function.stdout.take() {
-            collect(stdout, logs.clone());
-        }
-        if let Some(stderr) = function.stderr.take() {
-            collect(stderr, logs.clone());
-        }
+        // The function polls the runtime API under its own name, so the Function URL
+        // `/lambda-url/<name>/` reaches it.
+        let (function, logs) =
+            spawn_function(name, &format!("http://127.0.0.1:{port}/.rt/{name}"), env);
         Self {
             name: name.to_owned(),
             port,

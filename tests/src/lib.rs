@@ -16,6 +16,7 @@ pub mod function_url;
 pub mod http;
 pub mod kubernetes;
 pub mod runtime_api;
+pub mod story;
 pub mod timeline;
 
 pub use emulators::Emulators;

@@ -7,6 +7,7 @@ use std::time::Instant;
 pub struct Timeline {
     started: Instant,
     failures: Vec<String>,
+    checks: usize,
 }
 
 impl Default for Timeline {
@@ -21,6 +22,7 @@ impl Timeline {
         Self {
             started: Instant::now(),
             failures: Vec::new(),
+            checks: 0,
         }
     }
 
@@ -47,6 +49,7 @@ impl Timeline {
 
     /// Checks that something the story depends on happened; a failure is printed and counted.
     pub fn expect(&mut self, happened: bool, what: &str) -> bool {
+        self.checks += 1;
         if happened {
             println!("{:>7}   {:<14} ✔ {what}", "", "");
         } else {
@@ -54,6 +57,16 @@ impl Timeline {
             self.failures.push(what.to_owned());
         }
         happened
+    }
+
+    /// The expected steps that did not happen.
+    pub fn failures(&self) -> &[String] {
+        &self.failures
+    }
+
+    /// How many steps were checked.
+    pub fn checks(&self) -> usize {
+        self.checks
     }
 
     /// Ends the story: the process's exit code is 0 only when every expected step happened.

@@ -4,10 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failed test
 
 use aws_config::SdkConfig;
-use aws_sdk_codebuild::types::{
-    ArtifactsType, ComputeType, EnvironmentType, EnvironmentVariable, ProjectArtifacts,
-    ProjectEnvironment, ProjectSource, SourceType,
-};
+use aws_sdk_codebuild::types::EnvironmentVariable;
 use integration_tests::aws::sdk_config;
 use integration_tests::fixtures::{self, Delivered};
 use integration_tests::{Emulators, Function, http, unique};
@@ -29,7 +26,7 @@ impl Scenario {
         let emulators = Emulators::load();
         let sdk = sdk_config(&emulators).await;
         let project = unique("shop-image");
-        create_project(&sdk, &project).await;
+        fixtures::image_project(&sdk, &project).await;
         let table = unique("ledger");
         fixtures::ledger_table(&sdk, &table).await;
         let (topic, inbox) = fixtures::topic_with_inbox(&sdk, &unique("builds"), None).await;
@@ -118,39 +115,6 @@ fn encode(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-async fn create_project(sdk: &SdkConfig, name: &str) {
-    aws_sdk_codebuild::Client::new(sdk)
-        .create_project()
-        .name(name)
-        // moto insists on locations even for CODEPIPELINE sources and artifacts; AWS ignores them.
-        .source(
-            ProjectSource::builder()
-                .r#type(SourceType::Codepipeline)
-                .location("pipeline")
-                .build()
-                .unwrap(),
-        )
-        .artifacts(
-            ProjectArtifacts::builder()
-                .r#type(ArtifactsType::Codepipeline)
-                .location("pipeline")
-                .build()
-                .unwrap(),
-        )
-        .environment(
-            ProjectEnvironment::builder()
-                .r#type(EnvironmentType::ArmContainer)
-                .image("aws/codebuild/amazonlinux-aarch64-standard:3.0")
-                .compute_type(ComputeType::BuildGeneral1Small)
-                .build()
-                .unwrap(),
-        )
-        .service_role("arn:aws:iam::123456789012:role/shop-codebuild")
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("CreateProject {name}: {e:?}"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

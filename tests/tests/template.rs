@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use integration_tests::workspace_root;
+use serde::Deserialize as _;
 use serde_json::Value as Json;
 use serde_yaml_ng::Value;
 
@@ -223,5 +224,173 @@ fn the_local_variables_file_names_only_template_functions() {
                 "{id}: {name} is not set by the template"
             );
         }
+    }
+}
+
+fn yaml(path: &str) -> Value {
+    let text = std::fs::read_to_string(workspace_root().join(path)).unwrap();
+    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The string inside `!Sub '...'` (or a plain string).
+fn sub_text(value: &Value) -> String {
+    match value {
+        Value::Tagged(tagged) => tagged.value.as_str().unwrap().to_owned(),
+        other => other.as_str().unwrap().to_owned(),
+    }
+}
+
+#[test]
+fn the_pipeline_gives_the_functions_what_they_read() {
+    let pipeline = yaml("infra/pipeline.yaml");
+    let defaults = |name: &str| {
+        pipeline["Parameters"][name]["Default"]
+            .as_str()
+            .unwrap_or("x")
+            .to_owned()
+    };
+    let stages = pipeline["Resources"]["Pipeline"]["Properties"]["Stages"]
+        .as_sequence()
+        .unwrap();
+    let action =
+        |stage: &str| stages.iter().find(|s| s["Name"] == stage).unwrap()["Actions"][0].clone();
+    let names: Vec<_> = stages.iter().map(|s| s["Name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Source", "Build", "Approval", "Deploy"]);
+
+    // codecommit-push starts the pipeline: it must not also start itself.
+    assert_eq!(
+        action("Source")["Configuration"]["PollForSourceChanges"],
+        "false"
+    );
+    assert!(pipeline["Resources"]["Pipeline"]["Properties"]["Triggers"].is_null());
+
+    // codebuild-status words its emails from the build's branch and commit variables.
+    let build = action("Build");
+    let variables: Json = serde_json::from_str(
+        build["Configuration"]["EnvironmentVariables"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let names: Vec<_> = variables
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&codebuild_status::message::BRANCH_VARIABLE),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&codebuild_status::message::COMMIT_VARIABLE),
+        "{names:?}"
+    );
+
+    // The build exports IMAGE_URI; the Deploy action hands it to eks-deploy.
+    let buildspec = yaml("infra/buildspec-image.yml");
+    assert!(
+        buildspec["env"]["exported-variables"]
+            .as_sequence()
+            .unwrap()
+            .contains(&Value::from("IMAGE_URI"))
+    );
+    assert_eq!(build["Namespace"], "BuildVariables");
+    let mut parameters = sub_text(&action("Deploy")["Configuration"]["UserParameters"]);
+    assert!(parameters.contains("#{BuildVariables.IMAGE_URI}"));
+    for name in [
+        "ClusterName",
+        "Namespace",
+        "DeploymentName",
+        "ContainerName",
+    ] {
+        parameters = parameters.replace(&format!("${{{name}}}"), &defaults(name));
+    }
+    let parameters = parameters.replace(
+        "#{BuildVariables.IMAGE_URI}",
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:0ccf1ae1bf4c",
+    );
+    let parsed =
+        eks_deploy::params::DeployParameters::from_user_parameters(Some(&parameters)).unwrap();
+    assert_eq!(
+        (parsed.namespace.as_str(), parsed.deployment.as_str()),
+        ("shop", "web")
+    );
+
+    // The approval notifies the topic approval-notify listens to.
+    assert_eq!(
+        action("Approval")["Configuration"]["NotificationArn"],
+        serde_yaml_ng::from_str::<Value>("!Ref ApprovalRequestsTopicArn").unwrap()
+    );
+}
+
+#[test]
+fn the_sample_application_and_its_rbac_fit_what_eks_deploy_does() {
+    let text = std::fs::read_to_string(workspace_root().join("infra/k8s/app.yaml")).unwrap();
+    let deployment = serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|document| Value::deserialize(document).unwrap())
+        .find(|document| document["kind"] == "Deployment")
+        .unwrap();
+    let deployment: k8s_openapi::api::apps::v1::Deployment =
+        serde_json::from_value(serde_json::to_value(&deployment).unwrap()).unwrap();
+    let pipeline = yaml("infra/pipeline.yaml");
+    let container = pipeline["Parameters"]["ContainerName"]["Default"]
+        .as_str()
+        .unwrap();
+    assert!(
+        eks_deploy::rollout::image_of(&deployment, container).is_some(),
+        "no container {container}"
+    );
+    assert!(
+        deployment
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers
+            .len()
+            > 1
+    );
+
+    let rbac = std::fs::read_to_string(workspace_root().join("infra/k8s/rbac.yaml")).unwrap();
+    let role = serde_yaml_ng::Deserializer::from_str(&rbac)
+        .map(|document| Value::deserialize(document).unwrap())
+        .find(|document| document["kind"] == "Role")
+        .unwrap();
+    let allowed = |resource: &str, verb: &str| {
+        role["rules"].as_sequence().unwrap().iter().any(|rule| {
+            rule["resources"]
+                .as_sequence()
+                .unwrap()
+                .contains(&Value::from(resource))
+                && rule["verbs"]
+                    .as_sequence()
+                    .unwrap()
+                    .contains(&Value::from(verb))
+        })
+    };
+    for (resource, verb) in [
+        ("deployments", "get"),
+        ("deployments", "patch"),
+        ("deployments", "watch"),
+        ("pods", "list"),
+    ] {
+        assert!(
+            allowed(resource, verb),
+            "the Role must allow {verb} {resource}"
+        );
+    }
+    for (resource, verb) in [
+        ("deployments", "delete"),
+        ("pods", "delete"),
+        ("secrets", "get"),
+    ] {
+        assert!(
+            !allowed(resource, verb),
+            "the Role must not allow {verb} {resource}"
+        );
     }
 }

@@ -4,9 +4,9 @@
 use std::fmt::Write as _;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use chrono::{DateTime, NaiveDateTime, Utc};
-use shared::events::codebuild::BuildStateChange;
+use shared::events::codebuild::{BuildStateChange, build_console_url, build_duration};
 use shared::ports::Notification;
+use shared::text::{clip, human_duration, is_commit_id};
 
 use crate::config::NotifyOn;
 
@@ -38,7 +38,7 @@ impl SourceRef {
             .clone()
             .filter(|v| !v.is_empty());
         let (branch_from_version, commit_from_version) = match version.as_deref() {
-            Some(v) if is_commit(v) => (None, Some(v.to_owned())),
+            Some(v) if is_commit_id(v) => (None, Some(v.to_owned())),
             Some(v) => (v.strip_prefix("refs/heads/").map(str::to_owned), None),
             None => (None, None),
         };
@@ -50,7 +50,7 @@ impl SourceRef {
             commit: build
                 .variable(COMMIT_VARIABLE)
                 .map(str::to_owned)
-                .filter(|c| is_commit(c))
+                .filter(|c| is_commit_id(c))
                 .or(commit_from_version),
             version,
         }
@@ -60,11 +60,6 @@ impl SourceRef {
     pub fn label(&self) -> Option<&str> {
         self.branch.as_deref().or(self.version.as_deref())
     }
-}
-
-/// Whether `s` is a full git commit id.
-pub fn is_commit(s: &str) -> bool {
-    s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// What is being told.
@@ -80,8 +75,6 @@ pub struct Report {
 pub fn compose(event: &EventBridgeEvent<BuildStateChange>, report: &Report) -> Notification {
     let build = &event.detail;
     let source = SourceRef::of(build);
-    let region = event.region.as_deref().unwrap_or("us-east-1");
-    let account = event.account.as_deref().unwrap_or_default();
     let number = build.build_number();
     let status_word = match report.kind {
         NotifyOn::TimedOut => "TIMED OUT",
@@ -93,7 +86,7 @@ pub fn compose(event: &EventBridgeEvent<BuildStateChange>, report: &Report) -> N
         let _ = write!(subject, " #{number}");
     }
     if let Some(label) = source.label() {
-        let _ = write!(subject, " on {}", shorten(label, 40));
+        let _ = write!(subject, " on {}", clip(label, 40));
     }
     if let Some(commit) = &source.commit {
         let _ = write!(subject, " ({})", &commit[..7]);
@@ -168,7 +161,7 @@ pub fn compose(event: &EventBridgeEvent<BuildStateChange>, report: &Report) -> N
     if let Some(initiator) = &build.additional_information.initiator {
         facts.push(("Started by", initiator.clone()));
     }
-    if let Some(duration) = duration(event) {
+    if let Some(duration) = build_duration(event) {
         facts.push(("Duration", human_duration(duration)));
     }
     for (label, value) in facts {
@@ -176,11 +169,9 @@ pub fn compose(event: &EventBridgeEvent<BuildStateChange>, report: &Report) -> N
     }
 
     body.push('\n');
-    let _ = writeln!(
-        body,
-        "Build details: {}",
-        build_console_url(region, account, build)
-    );
+    if let Some(url) = build_console_url(&build.build_id) {
+        let _ = writeln!(body, "Build details: {url}");
+    }
     match build
         .additional_information
         .logs
@@ -219,70 +210,6 @@ pub fn deduplication_key(build: &BuildStateChange, report: &Report) -> String {
     )
 }
 
-fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_owned();
-    }
-    let mut cut: String = text.chars().take(max - 1).collect();
-    cut.push('…');
-    cut
-}
-
 fn phase_name(phase: &str) -> String {
     phase.replace('_', " ")
-}
-
-/// How long the build took: from its start to the event, else the sum of its phases.
-fn duration(event: &EventBridgeEvent<BuildStateChange>) -> Option<u64> {
-    let info = &event.detail.additional_information;
-    let from_clock = info
-        .build_start_time
-        .as_deref()
-        .and_then(parse_codebuild_time)
-        .zip(event.time)
-        .and_then(|(start, end)| u64::try_from((end - start).num_seconds()).ok());
-    from_clock.or_else(|| {
-        let total: f64 = info
-            .phases
-            .iter()
-            .filter_map(|p| p.duration_in_seconds)
-            .sum();
-        (total > 0.0 && total.is_finite()).then_some(total.round() as u64)
-    })
-}
-
-/// Parses CodeBuild's event time format, `Sep 1, 2017 4:12:29 PM` (UTC).
-pub fn parse_codebuild_time(text: &str) -> Option<DateTime<Utc>> {
-    NaiveDateTime::parse_from_str(text.trim(), "%b %d, %Y %I:%M:%S %p")
-        .ok()
-        .map(|naive| naive.and_utc())
-}
-
-/// `45 s`, `3 min 12 s`, `1 h 4 min`.
-pub fn human_duration(seconds: u64) -> String {
-    match seconds {
-        s if s < 60 => format!("{s} s"),
-        s if s < 3600 => format!("{} min {} s", s / 60, s % 60),
-        s => format!("{} h {} min", s / 3600, (s % 3600) / 60),
-    }
-}
-
-fn build_console_url(region: &str, account: &str, build: &BuildStateChange) -> String {
-    format!(
-        "https://{region}.console.aws.amazon.com/codesuite/codebuild/{account}/projects/{}/build/{}/?region={region}",
-        encode_segment(&build.project_name),
-        encode_segment(build.build_short_id())
-    )
-}
-
-fn encode_segment(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for byte in segment.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
 }

@@ -14,6 +14,7 @@ use shared::events::codecommit::{
     REPOSITORY_STATE_CHANGE, ReferenceType, RepositoryEventKind, RepositoryStateChange, SOURCE,
 };
 use shared::ports::{PipelineApi, RepositoryApi, StartExecution};
+use shared::text::{is_commit_id, short_commit};
 use shared::{ConfigError, FunctionError, InvalidEvent};
 use tracing::{info, warn};
 
@@ -133,7 +134,7 @@ impl fmt::Display for IgnoreReason {
                 write!(f, "no route for branch {branch} of {repository}")
             }
             Self::SkipCi { marker, commit_id } => {
-                write!(f, "commit {} asks to {marker}", short(commit_id))
+                write!(f, "commit {} asks to {marker}", short_commit(commit_id))
             }
             Self::NotAPush => f.write_str("the event is not a push to a reference"),
             Self::Superseded {
@@ -450,16 +451,8 @@ fn cache<P, R>(deps: &Deps<P, R>) -> std::sync::MutexGuard<'_, HashMap<(String, 
         .unwrap_or_else(PoisonError::into_inner)
 }
 
-fn is_commit_id(id: &str) -> bool {
-    id.len() == 40 && id.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 fn is_request_token(id: &str) -> bool {
     !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-}
-
-fn short(commit_id: &str) -> &str {
-    commit_id.get(..7).unwrap_or(commit_id)
 }
 
 #[cfg(test)]

@@ -7,9 +7,8 @@ use shared::ports::{PullRequest, PullRequestApproval};
 
 use crate::config::Config;
 use crate::handler::IgnoreReason;
-use crate::pull_request::{
-    PULL_REQUEST_VARIABLE, SOURCE_COMMIT_VARIABLE, is_commit_id, is_pull_request_id,
-};
+use crate::pull_request::{PULL_REQUEST_VARIABLE, SOURCE_COMMIT_VARIABLE, is_pull_request_id};
+use shared::text::is_commit_id;
 
 /// What a build event asks for before any I/O.
 #[derive(Debug, Clone, PartialEq, Eq)]

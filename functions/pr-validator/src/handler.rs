@@ -169,8 +169,8 @@ impl fmt::Display for IgnoreReason {
             } => write!(
                 f,
                 "the event names {} but the pull request's head is {}",
-                message::short(event_commit),
-                message::short(head_commit)
+                shared::text::short_commit(event_commit),
+                shared::text::short_commit(head_commit)
             ),
             Self::OtherProject { project } => {
                 write!(f, "{project} is not the validation project")

@@ -4,9 +4,9 @@
 use std::fmt::Write as _;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use chrono::{DateTime, NaiveDateTime, Utc};
-use shared::events::codebuild::{BuildStateChange, BuildStatus, build_console_url};
+use shared::events::codebuild::{BuildStateChange, BuildStatus, build_console_url, build_duration};
 use shared::ports::{MAX_COMMENT_CHARS, PullRequestApproval};
+use shared::text::{clip, human_duration, short_commit};
 
 /// The kinds of comment pr-validator posts; each build gets at most one of each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +67,10 @@ pub fn build_token(
         destination_commit,
         revision_id,
     ]);
-    format!("prv-{pull_request_id}-{}-{hash:016x}", short(source_commit))
+    format!(
+        "prv-{pull_request_id}-{}-{hash:016x}",
+        short_commit(source_commit)
+    )
 }
 
 /// 64-bit FNV-1a over the parts, each followed by a 0 byte so `["ab", "c"]` and `["a", "bc"]`
@@ -86,11 +89,6 @@ fn fnv1a(parts: &[&str]) -> u64 {
     hash
 }
 
-/// The first seven characters of a commit id, as git shows it.
-pub fn short(commit_id: &str) -> &str {
-    commit_id.get(..7).unwrap_or(commit_id)
-}
-
 /// A build as a Markdown link to its console page: `[shop-pr #12](https://…)`.
 pub fn build_link(project: &str, number: Option<u64>, build_arn: &str) -> String {
     let name = match number {
@@ -105,7 +103,10 @@ pub fn build_link(project: &str, number: Option<u64>, build_arn: &str) -> String
 
 /// "Build started for `4b7615d`: [shop-pr #12](…)."
 pub fn started(source_commit: &str, link: &str) -> String {
-    format!("Build started for `{}`: {link}.", short(source_commit))
+    format!(
+        "Build started for `{}`: {link}.",
+        short_commit(source_commit)
+    )
 }
 
 /// The badge image of a finished build, shields.io-style: `<base>/build-<message>-<color>`.
@@ -135,12 +136,12 @@ pub fn result(
     let link = build_link(&build.project_name, build.build_number(), &build.build_id);
     let mut text = badge(badge_base_url, build.build_status);
     text.push_str("\n\n");
-    let timing = duration(event).map(human_duration);
+    let timing = build_duration(event).map(human_duration);
     let (verb, preposition) = outcome_words(build.build_status);
     let _ = write!(
         text,
         "**Build {link} of `{}` {verb}**",
-        short(source_commit)
+        short_commit(source_commit)
     );
     match timing {
         Some(timing) => {
@@ -163,7 +164,7 @@ pub fn result(
             .flatten()
             .map(|c| c.trim().trim_start_matches(':').trim())
             .filter(|c| !c.is_empty())
-            .map(|c| truncate(c, 2_000))
+            .map(|c| clip(c, 2_000))
             .collect();
         if !contexts.is_empty() {
             // A fence the message cannot close early.
@@ -188,7 +189,7 @@ pub fn result(
         }
     }
     text.push('\n');
-    truncate(&text, MAX_COMMENT_CHARS)
+    clip(&text, MAX_COMMENT_CHARS)
 }
 
 /// The comment on a finished build whose commit the pull request has moved on from.
@@ -202,8 +203,8 @@ pub fn superseded(
     let (verb, _) = outcome_words(build.build_status);
     format!(
         "Build {link} of `{}` {verb}, but it is superseded by `{}`: its result changes no approval.",
-        short(source_commit),
-        short(head)
+        short_commit(source_commit),
+        short_commit(head)
     )
 }
 
@@ -237,50 +238,6 @@ fn escape(text: &str) -> String {
         out.push(c);
     }
     out
-}
-
-fn truncate(text: &str, max_chars: usize) -> String {
-    if text.chars().count() <= max_chars {
-        return text.to_owned();
-    }
-    let mut cut: String = text.chars().take(max_chars.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
-}
-
-/// How long the build took: from its start to the event, else the sum of its phases.
-pub fn duration(event: &EventBridgeEvent<BuildStateChange>) -> Option<u64> {
-    let info = &event.detail.additional_information;
-    let from_clock = info
-        .build_start_time
-        .as_deref()
-        .and_then(parse_codebuild_time)
-        .zip(event.time)
-        .and_then(|(start, end)| u64::try_from((end - start).num_seconds()).ok());
-    from_clock.or_else(|| {
-        let total: f64 = info
-            .phases
-            .iter()
-            .filter_map(|p| p.duration_in_seconds)
-            .sum();
-        (total > 0.0 && total.is_finite()).then(|| total.round() as u64)
-    })
-}
-
-/// Parses CodeBuild's event time format, `Sep 1, 2017 4:12:29 PM` (UTC).
-fn parse_codebuild_time(text: &str) -> Option<DateTime<Utc>> {
-    NaiveDateTime::parse_from_str(text.trim(), "%b %d, %Y %I:%M:%S %p")
-        .ok()
-        .map(|naive| naive.and_utc())
-}
-
-/// `45 s`, `3 min 12 s`, `1 h 4 min`.
-pub fn human_duration(seconds: u64) -> String {
-    match seconds {
-        s if s < 60 => format!("{s} s"),
-        s if s < 3600 => format!("{} min {} s", s / 60, s % 60),
-        s => format!("{} h {} min", s / 3600, (s % 3600) / 60),
-    }
 }
 
 #[cfg(test)]
@@ -350,7 +307,7 @@ mod tests {
 
     #[test]
     fn long_texts_are_cut_to_fit_a_comment() {
-        let text = truncate(&"é".repeat(20_000), MAX_COMMENT_CHARS);
+        let text = clip(&"é".repeat(20_000), MAX_COMMENT_CHARS);
         assert_eq!(text.chars().count(), MAX_COMMENT_CHARS);
         assert!(text.ends_with('…'));
         assert_eq!(human_duration(59), "59 s");

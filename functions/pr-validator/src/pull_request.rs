@@ -5,6 +5,7 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use shared::InvalidEvent;
 use shared::events::codecommit::{PullRequestEventKind, PullRequestStateChange, PullRequestStatus};
 use shared::ports::{BuildRecord, PullRequest, StartBuild};
+use shared::text::is_commit_id;
 
 use crate::config::Config;
 use crate::handler::IgnoreReason;
@@ -225,11 +226,6 @@ fn built_commit(build: &BuildRecord) -> Option<&str> {
         .variable(SOURCE_COMMIT_VARIABLE)
         .or(build.source_version.as_deref())
         .filter(|c| is_commit_id(c))
-}
-
-/// Whether `id` is a full git commit id.
-pub fn is_commit_id(id: &str) -> bool {
-    id.len() == 40 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Whether `id` looks like a CodeCommit pull request id.

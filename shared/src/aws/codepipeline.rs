@@ -110,19 +110,10 @@ const MAX_SUMMARY: usize = 2048;
 /// … and a failure message at this many.
 const MAX_FAILURE_MESSAGE: usize = 5000;
 
-fn clip(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_owned();
-    }
-    let mut clipped: String = text.chars().take(max - 1).collect();
-    clipped.push('…');
-    clipped
-}
-
 impl JobResults for CodePipeline {
     async fn succeed(&self, job_id: &str, result: &JobSuccess) -> Result<Reported, UpstreamError> {
         let details = ExecutionDetails::builder()
-            .summary(clip(&result.summary, MAX_SUMMARY))
+            .summary(crate::text::clip(&result.summary, MAX_SUMMARY))
             .set_external_execution_id(result.external_execution_id.clone())
             .set_percent_complete(result.percent_complete.map(i32::from))
             .build();
@@ -156,7 +147,7 @@ impl JobResults for CodePipeline {
         };
         let details = FailureDetails::builder()
             .r#type(kind)
-            .message(clip(&failure.message, MAX_FAILURE_MESSAGE))
+            .message(crate::text::clip(&failure.message, MAX_FAILURE_MESSAGE))
             .set_external_execution_id(failure.external_execution_id.clone())
             .build()
             .map_err(|error| {

@@ -245,6 +245,35 @@ pub fn build_console_url(build_arn: &str) -> Option<String> {
     ))
 }
 
+/// How long the build took: from its start to the event, else the sum of its phases' durations.
+pub fn build_duration(
+    event: &aws_lambda_events::event::eventbridge::EventBridgeEvent<BuildStateChange>,
+) -> Option<u64> {
+    let info = &event.detail.additional_information;
+    let from_clock = info
+        .build_start_time
+        .as_deref()
+        .and_then(parse_codebuild_time)
+        .zip(event.time)
+        .and_then(|(start, end)| u64::try_from((end - start).num_seconds()).ok());
+    from_clock.or_else(|| {
+        let total: f64 = info
+            .phases
+            .iter()
+            .filter_map(|p| p.duration_in_seconds)
+            .sum();
+        // Whole seconds of a finite, positive sum: the cast cannot truncate anything that matters.
+        (total > 0.0 && total.is_finite()).then(|| total.round() as u64)
+    })
+}
+
+/// Parses CodeBuild's event time format, `Sep 1, 2017 4:12:29 PM` (UTC).
+pub fn parse_codebuild_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::NaiveDateTime::parse_from_str(text.trim(), "%b %d, %Y %I:%M:%S %p")
+        .ok()
+        .map(|naive| naive.and_utc())
+}
+
 /// Percent-encodes everything but RFC 3986's unreserved characters.
 fn encode_segment(segment: &str) -> String {
     use std::fmt::Write as _;

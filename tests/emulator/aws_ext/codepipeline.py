@@ -11,7 +11,7 @@ execution walks the pipeline like the real service:
 * every other action goes ``InProgress`` and stays there until something calls
   ``complete_action`` - a test through the admin API, or a hook.
 
-Hook points for later work:
+Hook points:
 
 * ``on_action_started[(category, provider)] = callback(execution, action_run)``
   runs when an action of that type goes ``InProgress``; the callback may set
@@ -21,9 +21,9 @@ Hook points for later work:
   resolved, as a Lambda job's ``UserParameters`` would arrive.  Callbacks run
   under the extension lock: anything slow or calling back into the emulator
   over HTTP belongs in a thread of its own.
-  PutApprovalResult, PutJobSuccessResult/PutJobFailureResult and
-  GetJobDetails become handlers in ``operations()`` that find the
-  ``ActionRun`` by token or job id and call ``complete_action``.
+  ``approvals.py`` (manual approvals: PutApprovalResult) and ``jobs.py``
+  (Lambda invoke actions: PutJobSuccessResult/PutJobFailureResult,
+  GetJobDetails) register here and find the ``ActionRun`` by token or job id.
 * ``source_resolvers[provider]`` turns a Source action (and an optional
   ``sourceRevisions`` override) into a ``SourceRevision``.
 

@@ -1,0 +1,736 @@
+//! The whole story, against the emulators with the real function binaries: what each person
+//! sees from a push to a deployment, a failing build, an approval by email link, a rollout, a bad
+//! image rolled back, and a pull request validated. The local flow (`tests/scripts/flow`) tells
+//! it; the end-to-end test (`tests/tests/end_to_end.rs`) runs it and fails on any step that did not
+//! happen.
+
+mod pull_request;
+
+use aws_config::SdkConfig;
+use aws_sdk_codebuild::types::EnvironmentVariable;
+use serde_json::{Value, json};
+
+use crate::approvals::{self, APPROVERS};
+use crate::aws::sdk_config;
+use crate::runtime_api::InvocationResult;
+use crate::timeline::Timeline;
+use crate::{
+    Emulators, Function, FunctionUrl, event_id, fixtures, http, kubernetes, sample_event, unique,
+};
+
+/// The names of everything the story sets up.
+#[derive(Debug, Clone)]
+pub struct Names {
+    /// The application's repository.
+    pub repository: String,
+    /// The pipeline delivering its `main`.
+    pub pipeline: String,
+    /// The pipeline's image build project.
+    pub image_project: String,
+    /// The pull-request validation project.
+    pub pull_request_project: String,
+    /// The EKS cluster.
+    pub cluster: String,
+    /// The application's namespace.
+    pub namespace: String,
+}
+
+impl Names {
+    /// The names `infra/pipeline.yaml` uses by default: for the local flow, on fresh emulators.
+    pub fn as_deployed() -> Self {
+        Self {
+            repository: "shop".into(),
+            pipeline: "shop-main".into(),
+            image_project: "shop-image".into(),
+            pull_request_project: "shop-pr".into(),
+            cluster: "shop-prod".into(),
+            namespace: "shop".into(),
+        }
+    }
+
+    /// Names of this run only, for a test sharing the emulators with others.
+    pub fn unique() -> Self {
+        Self {
+            repository: unique("shop"),
+            pipeline: unique("shop-main"),
+            image_project: unique("shop-image"),
+            pull_request_project: unique("shop-pr"),
+            cluster: unique("shop-prod"),
+            namespace: unique("shop"),
+        }
+    }
+}
+
+/// The image repository the build pushes to.
+const REGISTRY: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop";
+/// The image running before the story begins.
+const FIRST_IMAGE: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:5d41402abc4b";
+/// The address subscribed to build notifications of main (the template's example filter).
+const TEAM: &str = "team@example.com";
+
+/// Everything running: the emulators' clients, the functions, and where mail lands.
+struct World {
+    emulators: Emulators,
+    sdk: SdkConfig,
+    names: Names,
+    kube: kube::Client,
+    approval_requests: String,
+    approvers_topic: String,
+    builds_topic: String,
+    push: Function,
+    build_status: Function,
+    notify: Function,
+    callback: FunctionUrl,
+    deploy: Function,
+}
+
+/// Tells the whole story on `timeline`.
+pub async fn tell(names: Names, timeline: &mut Timeline) {
+    let world = set_up(names, timeline).await;
+
+    timeline.chapter("A developer pushes a change to main");
+    let initial = fixtures::commit(
+        &world.sdk,
+        &world.names.repository,
+        "main",
+        None,
+        "chore: initial import",
+    )
+    .await;
+    let (checkout, push) = world
+        .push_commit(&initial, "feat: one-click checkout", timeline)
+        .await;
+    let Some(first_run) = world.pipeline_started(&checkout, timeline).await else {
+        return;
+    };
+    world.redeliver(&push, timeline).await;
+
+    timeline.chapter("The build fails, and the team is told");
+    world
+        .build(&first_run, &checkout, Outcome::Fails, timeline)
+        .await;
+    let status = world.execution_status(&first_run).await;
+    timeline.step(
+        "CodePipeline",
+        &format!("{}: execution {status}", world.names.pipeline),
+    );
+    timeline.expect(status == "Failed", "a failed build stops the pipeline");
+
+    timeline.chapter("A fix is pushed: the build passes, the team is told it is fixed");
+    let (fix, _) = world
+        .push_commit(&checkout, "fix: checkout totals", timeline)
+        .await;
+    let Some(second_run) = world.pipeline_started(&fix, timeline).await else {
+        return;
+    };
+    let good_image = world
+        .build(&second_run, &fix, Outcome::Passes, timeline)
+        .await;
+
+    timeline.chapter("The pipeline waits for approval: an approver decides by email link");
+    world.approve(timeline).await;
+
+    timeline.chapter("eks-deploy puts the new image into the cluster");
+    world
+        .deploy(&second_run, &good_image, Rollout::Completes, timeline)
+        .await;
+
+    timeline.chapter("A change whose image never starts: rolled back, the pipeline fails");
+    let (broken, _) = world
+        .push_commit(&fix, "feat: new image base", timeline)
+        .await;
+    let Some(third_run) = world.pipeline_started(&broken, timeline).await else {
+        return;
+    };
+    let bad_image = world
+        .build(&third_run, &broken, Outcome::PassesWithBadImage, timeline)
+        .await;
+    world.approve(timeline).await;
+    world
+        .deploy(
+            &third_run,
+            &bad_image,
+            Rollout::FailsThenRollsBackTo(good_image.clone()),
+            timeline,
+        )
+        .await;
+
+    pull_request::tell(&world.emulators, &world.sdk, &world.names, &fix, timeline).await;
+}
+
+async fn set_up(names: Names, timeline: &mut Timeline) -> World {
+    timeline.chapter("Set-up: what `sam deploy` and infra/pipeline.yaml create");
+    let emulators = Emulators::load();
+    let sdk = sdk_config(&emulators).await;
+    fixtures::repository(&sdk, &names.repository).await;
+    fixtures::image_project(&sdk, &names.image_project).await;
+    let approval_requests = fixtures::topic(&sdk, &unique("approval-requests")).await;
+    let approvers_topic = fixtures::topic(&sdk, &unique("approvers")).await;
+    for approver in APPROVERS {
+        fixtures::approver_subscription(&sdk, &approvers_topic, approver).await;
+    }
+    let builds_topic = fixtures::topic(&sdk, &unique("build-notifications")).await;
+    subscribe_team(&sdk, &builds_topic).await;
+    let ledger = unique("ledger");
+    fixtures::ledger_table(&sdk, &ledger).await;
+    let secret = unique("approval-signing-key");
+    fixtures::secret(
+        &sdk,
+        &secret,
+        &format!("{}-0123456789abcdefghijklmnopqrstuvwxyz", unique("key")),
+    )
+    .await;
+    kubernetes::eks_cluster(&sdk, &names.cluster).await;
+    let kube = kubernetes::client(&emulators);
+    kubernetes::deployment(
+        &kube,
+        &names.namespace,
+        "web",
+        3,
+        3,
+        &[("web", FIRST_IMAGE), ("proxy", "envoyproxy/envoy:v1.30")],
+    )
+    .await;
+    let user_parameters = json!({"cluster": names.cluster, "namespace": names.namespace, "deployment": "web",
+                                 "container": "web", "image": "#{BuildVariables.IMAGE_URI}"});
+    fixtures::PipelineSpec::new(&names.pipeline, &names.repository, "main")
+        .build(&names.image_project)
+        .approval(&approval_requests)
+        .deploy("eks-deploy", &user_parameters.to_string())
+        .create(&sdk)
+        .await;
+    timeline.step(
+        "platform team",
+        &format!(
+            "repository {}, pipeline {} (Source → Build → Approval → Deploy), cluster {} running {}/web",
+            names.repository, names.pipeline, names.cluster, names.namespace
+        ),
+    );
+
+    let env = |extra: &[(&str, String)]| {
+        let mut env = emulators.function_env();
+        env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        env
+    };
+    let routes =
+        json!([{"repository": names.repository, "branch": "main", "pipeline": names.pipeline}])
+            .to_string();
+    let key = format!("secretsmanager:{secret}");
+    let push = Function::start("codecommit-push", &env(&[("PIPELINE_ROUTES", routes)])).await;
+    let build_status = Function::start(
+        "codebuild-status",
+        &env(&[
+            ("TOPIC_ARN", builds_topic.clone()),
+            ("LEDGER_TABLE", ledger.clone()),
+            ("PR_VALIDATION_PROJECT", names.pull_request_project.clone()),
+        ]),
+    )
+    .await;
+    let callback =
+        FunctionUrl::start("approval-callback", &env(&[("SIGNING_KEY", key.clone())])).await;
+    let notify = Function::start(
+        "approval-notify",
+        &env(&[
+            ("APPROVERS_TOPIC_ARN", approvers_topic.clone()),
+            ("APPROVERS", APPROVERS.join(",")),
+            ("CALLBACK_URL", callback.url()),
+            ("SIGNING_KEY", key),
+            ("LEDGER_TABLE", ledger),
+        ]),
+    )
+    .await;
+    let deploy = Function::start("eks-deploy", &env(&[])).await;
+    timeline.step(
+        "sam deploy",
+        "codecommit-push, codebuild-status, approval-notify, approval-callback (Function URL), eks-deploy",
+    );
+    World {
+        emulators,
+        sdk,
+        names,
+        kube,
+        approval_requests,
+        approvers_topic,
+        builds_topic,
+        push,
+        build_status,
+        notify,
+        callback,
+        deploy,
+    }
+}
+
+/// How a build goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Fails,
+    Passes,
+    PassesWithBadImage,
+}
+
+/// How a rollout goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Rollout {
+    Completes,
+    FailsThenRollsBackTo(String),
+}
+
+impl World {
+    /// A developer pushes a commit on main; CodeCommit tells codecommit-push. Returns the
+    /// commit and the event.
+    async fn push_commit(
+        &self,
+        parent: &str,
+        message: &str,
+        timeline: &mut Timeline,
+    ) -> (String, Value) {
+        let commit = fixtures::commit(
+            &self.sdk,
+            &self.names.repository,
+            "main",
+            Some(parent),
+            message,
+        )
+        .await;
+        timeline.step(
+            "developer",
+            &format!("git push origin main  ({} \"{message}\")", &commit[..7]),
+        );
+        let event = self.push_event(parent, &commit);
+        let response = self.push.invoke(&event).await;
+        match &response {
+            InvocationResult::Response(value) => {
+                timeline.step("codecommit-push", &format!("{}", value["outcome"]))
+            }
+            other => timeline.step("codecommit-push", &format!("failed: {other:?}")),
+        }
+        (commit, event)
+    }
+
+    fn push_event(&self, parent: &str, commit: &str) -> Value {
+        let mut event = sample_event("codecommit-push", "push-main.json");
+        event["id"] = json!(event_id());
+        event["resources"] = json!([format!(
+            "arn:aws:codecommit:us-east-1:123456789012:{}",
+            self.names.repository
+        )]);
+        event["detail"]["repositoryName"] = json!(self.names.repository);
+        event["detail"]["commitId"] = json!(commit);
+        event["detail"]["oldCommitId"] = json!(parent);
+        event
+    }
+
+    /// The execution started on `commit`, if there is exactly one.
+    async fn pipeline_started(&self, commit: &str, timeline: &mut Timeline) -> Option<String> {
+        let summaries = aws_sdk_codepipeline::Client::new(&self.sdk)
+            .list_pipeline_executions()
+            .pipeline_name(&self.names.pipeline)
+            .send()
+            .await
+            .unwrap()
+            .pipeline_execution_summaries()
+            .to_vec();
+        let on_commit: Vec<_> = summaries
+            .iter()
+            .filter(|s| {
+                s.source_revisions()
+                    .iter()
+                    .any(|r| r.revision_id() == Some(commit))
+            })
+            .collect();
+        let execution = on_commit
+            .first()
+            .and_then(|s| s.pipeline_execution_id())
+            .map(str::to_owned);
+        timeline.step(
+            "CodePipeline",
+            &format!(
+                "{}: execution {} on commit {}",
+                self.names.pipeline,
+                execution.as_deref().unwrap_or("-"),
+                &commit[..7]
+            ),
+        );
+        timeline.expect(
+            on_commit.len() == 1,
+            "the pipeline started once, on exactly the pushed commit",
+        );
+        execution
+    }
+
+    /// EventBridge delivers `push` again (the same event id).
+    async fn redeliver(&self, push: &Value, timeline: &mut Timeline) {
+        let before = self.executions().await;
+        let again = self.push.invoke(push).await;
+        timeline.step("EventBridge", "delivers the same push event again");
+        if let InvocationResult::Response(value) = &again {
+            timeline.step("codecommit-push", &format!("{}", value["outcome"]));
+        }
+        timeline.expect(
+            self.executions().await == before,
+            "the redelivery started nothing more",
+        );
+    }
+
+    async fn executions(&self) -> usize {
+        aws_sdk_codepipeline::Client::new(&self.sdk)
+            .list_pipeline_executions()
+            .pipeline_name(&self.names.pipeline)
+            .send()
+            .await
+            .unwrap()
+            .pipeline_execution_summaries()
+            .len()
+    }
+
+    async fn execution_status(&self, execution: &str) -> String {
+        aws_sdk_codepipeline::Client::new(&self.sdk)
+            .get_pipeline_execution()
+            .pipeline_name(&self.names.pipeline)
+            .pipeline_execution_id(execution)
+            .send()
+            .await
+            .unwrap()
+            .pipeline_execution()
+            .and_then(|e| e.status())
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// The pipeline's Build action runs the image build of `commit`: CodeBuild reports it,
+    /// codebuild-status tells the team when there is news, and the action ends. Returns the
+    /// image built.
+    async fn build(
+        &self,
+        execution: &str,
+        commit: &str,
+        outcome: Outcome,
+        timeline: &mut Timeline,
+    ) -> String {
+        let image = format!("{REGISTRY}:{}", &commit[..12]);
+        let build = aws_sdk_codebuild::Client::new(&self.sdk)
+            .start_build()
+            .project_name(&self.names.image_project)
+            .environment_variables_override(variable("SOURCE_BRANCH", "main"))
+            .environment_variables_override(variable("SOURCE_COMMIT", commit))
+            .send()
+            .await
+            .unwrap()
+            .build_value()
+            .and_then(|b| b.id())
+            .unwrap()
+            .to_owned();
+        let status = if outcome == Outcome::Fails {
+            "FAILED"
+        } else {
+            "SUCCEEDED"
+        };
+        let mut body = json!({"buildId": build, "status": status, "durationSeconds": 214});
+        if outcome == Outcome::Fails {
+            body["failedPhase"] = json!("BUILD");
+            body["context"] = json!(
+                "COMMAND_EXECUTION_ERROR: Error while executing command: docker build --pull . Reason: exit status 1"
+            );
+        }
+        http::json(
+            "POST",
+            &format!("{}/codebuild/complete", self.emulators.admin),
+            Some(&body),
+        )
+        .await;
+        timeline.step("CodeBuild", &format!("{build}: {status}"));
+        let encoded: String = build.bytes().map(|b| format!("%{b:02X}")).collect();
+        let (_, event) = http::json(
+            "GET",
+            &format!("{}/codebuild/event?buildId={encoded}", self.emulators.admin),
+            None,
+        )
+        .await;
+        let before = self.team_inbox().await.len();
+        let response = self.build_status.invoke(&event).await;
+        if let InvocationResult::Response(value) = &response {
+            timeline.step("codebuild-status", &format!("{}", value["outcome"]));
+        }
+        let inbox = self.team_inbox().await;
+        let news: Vec<&Value> = inbox.iter().skip(before).collect();
+        for mail in &news {
+            timeline.step(
+                "team (email)",
+                &format!(
+                    "{}\n{}",
+                    mail["subject"].as_str().unwrap_or_default(),
+                    mail["message"].as_str().unwrap_or_default()
+                ),
+            );
+        }
+        let subject = news
+            .first()
+            .and_then(|m| m["subject"].as_str())
+            .unwrap_or_default();
+        match outcome {
+            Outcome::Fails => {
+                timeline.expect(
+                    news.len() == 1
+                        && subject.starts_with("FAILED:")
+                        && subject.contains(&commit[..7]),
+                    "the team got one email saying the build failed, and why",
+                );
+                fixtures::complete_action(
+                    &self.emulators,
+                    execution,
+                    "Build",
+                    "Build",
+                    "Failed",
+                    json!({}),
+                )
+                .await;
+            }
+            Outcome::Passes | Outcome::PassesWithBadImage => {
+                if outcome == Outcome::Passes {
+                    timeline.expect(
+                        news.len() == 1 && subject.starts_with("FIXED:"),
+                        "the team got one email saying main is fixed",
+                    );
+                } else {
+                    timeline.expect(
+                        news.is_empty(),
+                        "a passing build after a passing one tells nobody",
+                    );
+                    kubernetes::mark_image_bad(&self.emulators, &image, "ImagePullBackOff").await;
+                }
+                fixtures::complete_action(
+                    &self.emulators,
+                    execution,
+                    "Build",
+                    "Build",
+                    "Succeeded",
+                    json!({"IMAGE_URI": image}),
+                )
+                .await;
+                timeline.step("CodeBuild", &format!("pushed {image}"));
+            }
+        }
+        image
+    }
+
+    async fn team_inbox(&self) -> Vec<Value> {
+        let url = format!("{}/sns/inbox?endpoint={TEAM}", self.emulators.admin);
+        let (_, body) = http::json("GET", &url, None).await;
+        body["messages"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m["topicArn"] == self.builds_topic.as_str())
+            .collect()
+    }
+
+    /// The approval waits; approval-notify mails the approvers; alice opens her link and approves.
+    async fn approve(&self, timeline: &mut Timeline) {
+        let url = format!(
+            "{}/sns/published?topicArn={}",
+            self.emulators.admin, self.approval_requests
+        );
+        let (_, published) = http::json("GET", &url, None).await;
+        let Some(message) = published["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .cloned()
+        else {
+            timeline.expect(false, "CodePipeline asked for an approval");
+            return;
+        };
+        timeline.step(
+            "CodePipeline",
+            "stage Approval waits; the approval request is published to SNS",
+        );
+        let mut event = sample_event("approval-notify", "approval-needed.json");
+        let record = &mut event["Records"][0]["Sns"];
+        record["TopicArn"] = json!(self.approval_requests);
+        record["MessageId"] = message["messageId"].clone();
+        record["Subject"] = message["subject"].clone();
+        record["Message"] = message["message"].clone();
+        let before = self.approver_inbox("alice@example.com").await.len();
+        let sent = match self.notify.invoke(&event).await {
+            InvocationResult::Response(value) => value["sent"].clone(),
+            other => json!(format!("{other:?}")),
+        };
+        timeline.step("approval-notify", &format!("mailed {sent}"));
+        let inbox = self.approver_inbox("alice@example.com").await;
+        let Some(email) = inbox.get(before) else {
+            timeline.expect(false, "alice got an email with her links");
+            return;
+        };
+        let text = email["message"].as_str().unwrap_or_default();
+        // The links carry the approval token: the story shows the email without them.
+        let shown: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.contains("?link=") && !l.contains("/approve/"))
+            .take(12)
+            .collect();
+        timeline.step(
+            "alice (email)",
+            &format!(
+                "{}\n{}",
+                email["subject"].as_str().unwrap_or_default(),
+                shown.join("\n")
+            ),
+        );
+        let Some(approve) = approvals::link_after(text, "Approve:") else {
+            timeline.expect(false, "the email holds alice's Approve link");
+            return;
+        };
+        let decided =
+            approvals::decide_by_link(&approve, &self.callback.origin(), "Looks good on staging")
+                .await;
+        timeline.step(
+            "alice (browser)",
+            &format!(
+                "opens the link: HTTP {}, \"{}\"",
+                decided.page.status, decided.page_heading
+            ),
+        );
+        timeline.step(
+            "alice (browser)",
+            &format!(
+                "presses Approve: HTTP {}, \"{}\"",
+                decided.result.status, decided.result_heading
+            ),
+        );
+        timeline.expect(
+            decided.page.status == 200 && decided.result.status == 200,
+            "the page showed, and the approval was recorded",
+        );
+        let replay = http::send("GET", &approve, &[], "").await;
+        timeline.expect(
+            replay.status == 409,
+            "the link is useless once the approval is decided",
+        );
+    }
+
+    async fn approver_inbox(&self, address: &str) -> Vec<Value> {
+        let url = format!("{}/sns/inbox?endpoint={address}", self.emulators.admin);
+        let (_, body) = http::json("GET", &url, None).await;
+        body["messages"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m["topicArn"] == self.approvers_topic.as_str())
+            .collect()
+    }
+
+    /// The Deploy action's job goes to eks-deploy, which patches the image and follows the
+    /// rollout; the pipeline learns the result.
+    async fn deploy(
+        &self,
+        execution: &str,
+        image: &str,
+        rollout: Rollout,
+        timeline: &mut Timeline,
+    ) {
+        let jobs = fixtures::waiting_jobs(&self.emulators, &self.names.pipeline).await;
+        let Some(job) = jobs.first() else {
+            timeline.expect(false, "the pipeline reached its Deploy action");
+            return;
+        };
+        timeline.step(
+            "CodePipeline",
+            &format!(
+                "Deploy: invokes eks-deploy (job {})",
+                job["jobId"].as_str().unwrap_or("-")
+            ),
+        );
+        let response = self.deploy.invoke(&job["event"]).await;
+        let outcome = match &response {
+            InvocationResult::Response(value) => value.clone(),
+            other => json!({"outcome": format!("{other:?}")}),
+        };
+        timeline.step(
+            "eks-deploy",
+            outcome["summary"]
+                .as_str()
+                .or(outcome["message"].as_str())
+                .unwrap_or_default(),
+        );
+        let deployment = kubernetes::settled(
+            &self.kube,
+            &self.names.namespace,
+            "web",
+            std::time::Duration::from_secs(30),
+        )
+        .await;
+        let images: Vec<String> = deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .map(|p| {
+                p.containers
+                    .iter()
+                    .map(|c| format!("{}={}", c.name, c.image.clone().unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        timeline.step(
+            "kubectl",
+            &format!("{}/web: {}", self.names.namespace, images.join(", ")),
+        );
+        let status = self.execution_status(execution).await;
+        timeline.step(
+            "CodePipeline",
+            &format!("{}: execution {status}", self.names.pipeline),
+        );
+        match rollout {
+            Rollout::Completes => {
+                timeline.expect(
+                    outcome["outcome"] == "succeeded"
+                        && images.first().is_some_and(|i| i.ends_with(image)),
+                    "the new image runs on every replica, the other container kept",
+                );
+                timeline.expect(
+                    status == "Succeeded",
+                    "the job succeeded: the pipeline is done",
+                );
+            }
+            Rollout::FailsThenRollsBackTo(previous) => {
+                let message = outcome["message"].as_str().unwrap_or_default();
+                timeline.expect(
+                    message.contains("ImagePullBackOff"),
+                    "the failure says why: the image cannot be pulled",
+                );
+                timeline.expect(
+                    images.first().is_some_and(|i| i.ends_with(&previous)),
+                    "the Deployment was rolled back to the previous image",
+                );
+                timeline.expect(
+                    status == "Failed",
+                    "the job failed with the reason: the pipeline stops",
+                );
+            }
+        }
+    }
+}
+
+fn variable(name: &str, value: &str) -> EnvironmentVariable {
+    EnvironmentVariable::builder()
+        .name(name)
+        .value(value)
+        .build()
+        .unwrap()
+}
+
+/// The team's address, subscribed to build news of main only (the template's example policy).
+async fn subscribe_team(sdk: &SdkConfig, topic: &str) {
+    aws_sdk_sns::Client::new(sdk)
+        .subscribe()
+        .topic_arn(topic)
+        .protocol("email")
+        .endpoint(TEAM)
+        .attributes(
+            "FilterPolicy",
+            r#"{"branch": ["main"], "status": ["FAILED", "TIMED_OUT", "FIXED"]}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+}

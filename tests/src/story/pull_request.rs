@@ -1,0 +1,229 @@
+//! A pull request validated by pr-validator: the comments and approval states its author sees.
+
+use serde_json::json;
+
+use super::Names;
+use crate::timeline::Timeline;
+use crate::{Emulators, Function, fixtures};
+
+pub(super) async fn tell(
+    emulators: &Emulators,
+    sdk: &aws_config::SdkConfig,
+    names: &Names,
+    main: &str,
+    timeline: &mut Timeline,
+) {
+    let project = names.pull_request_project.as_str();
+    let repository = names.repository.as_str();
+    timeline.chapter("A developer opens a pull request");
+    let author = fixtures::user(emulators, sdk, &crate::unique("mary")).await;
+    let codecommit = aws_sdk_codecommit::Client::new(sdk);
+    codecommit
+        .create_branch()
+        .repository_name(repository)
+        .branch_name("feature/cart")
+        .commit_id(main)
+        .send()
+        .await
+        .unwrap();
+    let first = fixtures::commit(
+        &author,
+        repository,
+        "feature/cart",
+        Some(main),
+        "feat: cart",
+    )
+    .await;
+    fixtures::validation_project(sdk, project, repository, &emulators.region).await;
+    let mut env = emulators.function_env();
+    env.extend([
+        ("PR_VALIDATION_PROJECT".to_owned(), project.to_owned()),
+        ("PR_REPOSITORIES".to_owned(), repository.to_owned()),
+        ("PR_DESTINATIONS".to_owned(), "main".to_owned()),
+    ]);
+    let validator = Function::start("pr-validator", &env).await;
+    let id =
+        fixtures::pull_request(&author, repository, "feature/cart", "main", "Add the cart").await;
+    timeline.step(
+        "developer",
+        &format!(
+            "opens pull request {id}: feature/cart → main ({})",
+            &first[..7]
+        ),
+    );
+    let first_build = validate(emulators, &validator, &id, "pullRequestCreated", timeline).await;
+    let mut seen = show_comments(&author, &id, 0, timeline).await;
+    timeline.expect(
+        first_build.is_some(),
+        "pr-validator started a build of the head",
+    );
+
+    timeline.chapter("The developer pushes again before the build ends");
+    let second = fixtures::commit(
+        &author,
+        repository,
+        "feature/cart",
+        Some(&first),
+        "fix: cart totals",
+    )
+    .await;
+    timeline.step(
+        "developer",
+        &format!("git push origin feature/cart  ({})", &second[..7]),
+    );
+    let second_build = validate(
+        emulators,
+        &validator,
+        &id,
+        "pullRequestSourceBranchUpdated",
+        timeline,
+    )
+    .await;
+    if let Some(old) = &first_build {
+        report(emulators, &validator, old, timeline).await;
+    }
+    seen = show_comments(&author, &id, seen, timeline).await;
+    timeline.expect(seen == 3, "the old build was stopped and marked superseded");
+
+    timeline.chapter("The build of the new head fails");
+    if let Some(build) = &second_build {
+        finish(emulators, build, "FAILED").await;
+        report(emulators, &validator, build, timeline).await;
+    }
+    seen = show_comments(&author, &id, seen, timeline).await;
+    let states = approvals(&author, &id).await;
+    timeline.step("CodeCommit", &format!("approval states: {states:?}"));
+    timeline.expect(states == ["REVOKE"], "no approval for a failing revision");
+
+    timeline.chapter("A fix, and the build passes");
+    let third = fixtures::commit(
+        &author,
+        repository,
+        "feature/cart",
+        Some(&second),
+        "fix: the test",
+    )
+    .await;
+    timeline.step(
+        "developer",
+        &format!("git push origin feature/cart  ({})", &third[..7]),
+    );
+    let third_build = validate(
+        emulators,
+        &validator,
+        &id,
+        "pullRequestSourceBranchUpdated",
+        timeline,
+    )
+    .await;
+    if let Some(build) = &third_build {
+        finish(emulators, build, "SUCCEEDED").await;
+        report(emulators, &validator, build, timeline).await;
+    }
+    show_comments(&author, &id, seen, timeline).await;
+    let states = approvals(&author, &id).await;
+    timeline.step("CodeCommit", &format!("approval states: {states:?}"));
+    timeline.expect(states == ["APPROVE"], "the passing revision is approved");
+}
+
+/// Gives pr-validator the pull-request event CodeCommit emits now; returns the build started.
+async fn validate(
+    emulators: &Emulators,
+    validator: &Function,
+    id: &str,
+    kind: &str,
+    timeline: &Timeline,
+) -> Option<String> {
+    let url = format!(
+        "{}/codecommit/pull-request-event?pullRequestId={id}&event={kind}",
+        emulators.admin
+    );
+    let (_, event) = crate::http::json("GET", &url, None).await;
+    match validator.invoke(&event).await {
+        crate::runtime_api::InvocationResult::Response(value) => {
+            timeline.step("pr-validator", &format!("{kind}: {value}"));
+            value["buildId"].as_str().map(str::to_owned)
+        }
+        other => {
+            timeline.step("pr-validator", &format!("failed: {other:?}"));
+            None
+        }
+    }
+}
+
+/// Gives pr-validator the event CodeBuild emits for `build` now.
+async fn report(emulators: &Emulators, validator: &Function, build: &str, timeline: &Timeline) {
+    let encoded: String = build.bytes().map(|b| format!("%{b:02X}")).collect();
+    let url = format!("{}/codebuild/event?buildId={encoded}", emulators.admin);
+    let (_, event) = crate::http::json("GET", &url, None).await;
+    let status = event["detail"]["build-status"]
+        .as_str()
+        .unwrap_or("?")
+        .to_owned();
+    timeline.step("CodeBuild", &format!("{build}: {status}"));
+    match validator.invoke(&event).await {
+        crate::runtime_api::InvocationResult::Response(value) => {
+            timeline.step("pr-validator", &value.to_string());
+        }
+        other => timeline.step("pr-validator", &format!("failed: {other:?}")),
+    }
+}
+
+async fn finish(emulators: &Emulators, build: &str, status: &str) {
+    let mut body = json!({"buildId": build, "status": status, "durationSeconds": 190});
+    if status == "FAILED" {
+        body["context"] = json!(
+            "COMMAND_EXECUTION_ERROR: Error while executing command: cargo test --locked. Reason: exit status 101"
+        );
+    }
+    let url = format!("{}/codebuild/complete", emulators.admin);
+    crate::http::json("POST", &url, Some(&body)).await;
+}
+
+/// Prints the comments after the first `seen`, as the author reads them; returns how many there are.
+async fn show_comments(
+    author: &aws_config::SdkConfig,
+    id: &str,
+    seen: usize,
+    timeline: &Timeline,
+) -> usize {
+    let comments: Vec<String> = aws_sdk_codecommit::Client::new(author)
+        .get_comments_for_pull_request()
+        .pull_request_id(id)
+        .send()
+        .await
+        .unwrap()
+        .comments_for_pull_request_data()
+        .iter()
+        .flat_map(|group| group.comments())
+        .map(|c| c.content().unwrap_or_default().to_owned())
+        .collect();
+    for comment in comments.iter().skip(seen) {
+        timeline.step("author sees", comment);
+    }
+    comments.len()
+}
+
+async fn approvals(author: &aws_config::SdkConfig, id: &str) -> Vec<String> {
+    let codecommit = aws_sdk_codecommit::Client::new(author);
+    let revision = codecommit
+        .get_pull_request()
+        .pull_request_id(id)
+        .send()
+        .await
+        .unwrap()
+        .pull_request
+        .and_then(|p| p.revision_id)
+        .unwrap_or_default();
+    codecommit
+        .get_pull_request_approval_states()
+        .pull_request_id(id)
+        .revision_id(revision)
+        .send()
+        .await
+        .unwrap()
+        .approvals()
+        .iter()
+        .filter_map(|a| a.approval_state().map(|s| s.as_str().to_owned()))
+        .collect()
+}
