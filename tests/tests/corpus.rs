@@ -132,6 +132,11 @@ fn corpus() -> Vec<Case> {
                     "{name}: a refused event is not JSON"
                 );
                 bytes
+            } else if entry["grow"].is_null() && entry["repeat"].is_null() {
+                // As it is: some are nested deeper than serde_json's `Value` parses.
+                let text = String::from_utf8(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+                RawValue::from_string(text).unwrap_or_else(|e| panic!("{name}: not JSON: {e}"));
+                std::fs::read(corpus_dir().join(name)).unwrap()
             } else {
                 let mut document: Value =
                     serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -143,13 +143,13 @@ impl fmt::Display for IgnoreReason {
             } => write!(
                 f,
                 "commit {} is no longer the branch's tip (now {})",
-                short(commit_id),
-                short(tip)
+                short_commit(commit_id),
+                short_commit(tip)
             ),
             Self::Superseded {
                 commit_id,
                 tip: None,
-            } => write!(f, "commit {}'s branch no longer exists", short(commit_id)),
+            } => write!(f, "commit {}'s branch no longer exists", short_commit(commit_id)),
         }
     }
 }

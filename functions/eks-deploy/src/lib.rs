@@ -14,5 +14,6 @@ pub mod params;
 #[cfg(feature = "aws")]
 pub mod rollout;
 
-#[cfg(all(test, feature = "aws"))]
+#[cfg(test)]
+#[cfg(feature = "aws")]
 mod testing;
