@@ -149,7 +149,11 @@ impl fmt::Display for IgnoreReason {
             Self::Superseded {
                 commit_id,
                 tip: None,
-            } => write!(f, "commit {}'s branch no longer exists", short_commit(commit_id)),
+            } => write!(
+                f,
+                "commit {}'s branch no longer exists",
+                short_commit(commit_id)
+            ),
         }
     }
 }
