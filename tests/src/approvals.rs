@@ -46,6 +46,12 @@ impl std::fmt::Debug for ApprovalScenario {
 impl ApprovalScenario {
     /// Sets everything up and runs a pipeline execution up to its approval.
     pub async fn new() -> Self {
+        Self::with_function_env(&[]).await
+    }
+
+    /// Like [`Self::new`], with `extra` added to both functions' environment (SDK retry and
+    /// timeout settings, say).
+    pub async fn with_function_env(extra: &[(String, String)]) -> Self {
         let emulators = Emulators::load();
         let sdk = sdk_config(&emulators).await;
         let repository = unique("shop");
@@ -80,6 +86,7 @@ impl ApprovalScenario {
         let key_setting = format!("secretsmanager:{secret}");
         let mut callback_env = emulators.function_env();
         callback_env.push(("SIGNING_KEY".into(), key_setting.clone()));
+        callback_env.extend(extra.iter().cloned());
         let callback = FunctionUrl::start("approval-callback", &callback_env).await;
         let mut notify_env = emulators.function_env();
         notify_env.extend([
@@ -89,6 +96,7 @@ impl ApprovalScenario {
             ("SIGNING_KEY".into(), key_setting),
             ("LEDGER_TABLE".into(), ledger),
         ]);
+        notify_env.extend(extra.iter().cloned());
         let notify = Function::start("approval-notify", &notify_env).await;
 
         let execution_id = aws_sdk_codepipeline::Client::new(&sdk)

@@ -9,6 +9,7 @@
 
 pub mod approvals;
 pub mod aws;
+pub mod calls;
 pub mod emulators;
 pub mod fixtures;
 pub mod function;
@@ -17,6 +18,7 @@ pub mod http;
 pub mod kubernetes;
 pub mod runtime_api;
 pub mod story;
+pub mod templates;
 pub mod timeline;
 
 pub use emulators::Emulators;

@@ -127,7 +127,8 @@ pub async fn handle<C: ClusterAccess, J: JobResults>(
                 "eks-deploy: set {} to {} (direct invocation)",
                 params.container, params.image
             );
-            Ok(match deploy(deps, &params, None, until, &cause).await {
+            let deployed = deploy(deps, &params, None, None, until, &cause).await;
+            Ok(match deployed {
                 Deployed::Succeeded(summary) => Outcome::Succeeded { summary },
                 Deployed::InProgress {
                     summary,
@@ -170,7 +171,7 @@ async fn handle_job<C: ClusterAccess, J: JobResults>(
         "eks-deploy: set {} to {} (CodePipeline job {})",
         params.container, params.image, job.id
     );
-    match deploy(deps, &params, continuation, until, &cause).await {
+    match deploy(deps, &params, Some(&job.id), continuation, until, &cause).await {
         Deployed::Succeeded(summary) => {
             let success = JobSuccess {
                 summary: summary.clone(),
@@ -261,6 +262,7 @@ fn now_seconds() -> u64 {
 async fn deploy<C: ClusterAccess, J: JobResults>(
     deps: &Deps<C, J>,
     params: &DeployParameters,
+    job: Option<&str>,
     continuation: Option<Continuation>,
     until: Instant,
     cause: &str,
@@ -300,10 +302,20 @@ async fn deploy<C: ClusterAccess, J: JobResults>(
                 true,
             )
         }
-        None => match handle
-            .set_image(&params.container, &params.image, cause, until)
-            .await
-        {
+        // A job sets its image once: delivered again after a later deployment, it must not
+        // put its older image back.
+        None => match match job {
+            Some(job) => {
+                handle
+                    .set_image_for_job(job, &params.container, &params.image, cause, until)
+                    .await
+            }
+            None => {
+                handle
+                    .set_image(&params.container, &params.image, cause, until)
+                    .await
+            }
+        } {
             Ok(change) => {
                 let changed = change.previous.is_some();
                 // Already set (an earlier invocation patched it): the recorded image is the way back.

@@ -62,11 +62,34 @@ pub fn quoted(value: &str) -> String {
     format!("{cut:?}… ({} characters)", value.chars().count())
 }
 
+/// How much of a JSON path, and of serde's reason, an error message keeps.
+const MAX_PATH_CHARS: usize = 160;
+const MAX_REASON_CHARS: usize = 240;
+
+/// `text` with control characters escaped, cut to `max` characters.
+fn one_short_line(text: &str, max: usize) -> String {
+    let mut line = String::new();
+    for (kept, c) in text.chars().enumerate() {
+        if kept == max {
+            line.push_str(&format!("… ({} characters)", text.chars().count()));
+            return line;
+        }
+        if c.is_control() {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    line
+}
+
 /// Deserializes `payload` into `T`; the error names the JSON path at fault.
 pub fn from_value<T: DeserializeOwned>(payload: Value) -> Result<T, InvalidEvent> {
     serde_path_to_error::deserialize(payload).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner().to_string();
+        // Both quote the event: serde's "unknown variant `…`" and a path through an
+        // attacker-named key would otherwise put whole strings, newlines and all, in the log.
+        let path = one_short_line(&error.path().to_string(), MAX_PATH_CHARS);
+        let inner = one_short_line(&error.into_inner().to_string(), MAX_REASON_CHARS);
         if path == "." {
             InvalidEvent::new(inner)
         } else {
@@ -250,6 +273,35 @@ mod tests {
             payload(&deep, 1000).unwrap_err().message(),
             "the event is nested deeper than 128 levels"
         );
+    }
+
+    #[test]
+    fn serde_reasons_and_paths_quoting_the_event_stay_one_short_line() {
+        #[derive(Debug, serde::Deserialize)]
+        enum Status {
+            Open,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Event {
+            status: Status,
+            labels: std::collections::BTreeMap<String, u8>,
+        }
+        let variant = format!("{}\n{}", "a".repeat(5_000), "b".repeat(5_000));
+        let error = from_value::<Event>(json!({"status": variant, "labels": {}})).unwrap_err();
+        assert!(
+            error.message().starts_with("status: unknown variant `aaa"),
+            "{error}"
+        );
+        assert!(error.message().len() < 400, "{}", error.message().len());
+        let key = format!("{}\r{}", "k".repeat(3_000), "k");
+        let error =
+            from_value::<Event>(json!({"status": "Open", "labels": {key: "x"}})).unwrap_err();
+        assert!(error.message().starts_with("labels.kkk"), "{error}");
+        assert!(error.message().len() < 500, "{}", error.message().len());
+        assert!(!error.message().contains(['\n', '\r']), "{error}");
+        assert_eq!(one_short_line("a\u{7}b", 10), "a\\u{7}b");
+        assert_eq!(one_short_line("abcdef", 3), "abc… (6 characters)");
     }
 
     #[test]
