@@ -5,21 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failed test
 
-use integration_tests::approvals::{APPROVERS, ApprovalScenario, heading};
+use integration_tests::approvals::{APPROVERS, ApprovalScenario, heading, hidden_field};
 use integration_tests::calls::CallCounter;
 use integration_tests::http::{Answer, send};
 use integration_tests::{Emulators, Function, fixtures, sample_event, unique};
 use serde_json::json;
 use shared::approval_link::{Approval, ApprovalLink, Approver, Decision, SigningKey};
-
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} field in {html}"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
-}
 
 /// `name=value` of the page's Set-Cookie, as the browser sends it back.
 fn cookie_of(page: &Answer) -> String {
@@ -146,8 +137,8 @@ async fn an_approver_approves_from_the_email_link_and_the_pipeline_goes_on() {
 
     let page = get(&approve).await;
     let body = form(
-        &hidden(&page.body, "link"),
-        &hidden(&page.body, "form"),
+        &hidden_field(&page.body, "link"),
+        &hidden_field(&page.body, "form"),
         "Ship it",
     );
     let cookie = cookie_of(&page);
@@ -197,7 +188,11 @@ async fn a_rejection_from_the_email_link_stops_the_execution() {
     let page = get(&reject).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("class=\"reject\">Reject</button>"));
-    let body = form(&hidden(&page.body, "link"), &hidden(&page.body, "form"), "");
+    let body = form(
+        &hidden_field(&page.body, "link"),
+        &hidden_field(&page.body, "form"),
+        "",
+    );
     let done = post_from_page(&scenario, &reject, &body, Some(&cookie_of(&page))).await;
 
     assert_eq!(done.status, 200, "{}", done.body);
@@ -285,7 +280,7 @@ async fn tampered_forged_expired_and_malformed_requests_change_nothing() {
 
     let page = get(&approve).await;
     let cookie = cookie_of(&page);
-    let guard = hidden(&page.body, "form");
+    let guard = hidden_field(&page.body, "form");
     let oversized = post_from_page(&scenario, &approve, &"x".repeat(20_000), Some(&cookie)).await;
     assert_eq!(oversized.status, 413);
     let cross_site = send(
@@ -466,7 +461,7 @@ async fn link_scanners_swapped_decisions_and_forged_forms_decide_nothing_and_eac
             .await;
             assert_eq!(page.status, 200, "{agent}: {}", page.body);
             assert!(page.body.contains("Nothing has been decided yet."));
-            secrets.push(hidden(&page.body, "form"));
+            secrets.push(hidden_field(&page.body, "form"));
             secrets.push(cookie_of(&page).split_once('=').unwrap().1.to_owned());
         }
     }
@@ -497,7 +492,7 @@ async fn link_scanners_swapped_decisions_and_forged_forms_decide_nothing_and_eac
     // ... and sent with a genuine page's form and cookie.
     let page = get(&approve).await;
     let cookie = cookie_of(&page);
-    let guard = hidden(&page.body, "form");
+    let guard = hidden_field(&page.body, "form");
     secrets.push(guard.clone());
     let refused = logged(
         &scenario,
@@ -525,7 +520,7 @@ async fn link_scanners_swapped_decisions_and_forged_forms_decide_nothing_and_eac
         &mac[1..]
     );
     let bob_page = get(&bob_reject).await;
-    let bob_guard = hidden(&bob_page.body, "form");
+    let bob_guard = hidden_field(&bob_page.body, "form");
     secrets.push(bob_guard.clone());
     for (case, body) in [
         ("no anti-forgery value", without),
@@ -571,8 +566,8 @@ async fn a_link_used_again_after_the_decision_is_told_so_and_calls_codepipeline_
     // Bob opens his Reject page, and leaves it open.
     let bob_page = get(&bob_reject).await;
     let bob_form = form(
-        &hidden(&bob_page.body, "link"),
-        &hidden(&bob_page.body, "form"),
+        &hidden_field(&bob_page.body, "link"),
+        &hidden_field(&bob_page.body, "form"),
         "Not yet",
     );
     let bob_cookie = cookie_of(&bob_page);
@@ -580,8 +575,8 @@ async fn a_link_used_again_after_the_decision_is_told_so_and_calls_codepipeline_
     // Alice approves.
     let page = get(&approve).await;
     let alice_form = form(
-        &hidden(&page.body, "link"),
-        &hidden(&page.body, "form"),
+        &hidden_field(&page.body, "link"),
+        &hidden_field(&page.body, "form"),
         "Ship it",
     );
     let alice_cookie = cookie_of(&page);
@@ -641,8 +636,8 @@ async fn a_link_used_again_after_the_decision_is_told_so_and_calls_codepipeline_
     for link in [&approve, &alice_reject, &bob_reject] {
         secrets.extend(parts_of(link));
     }
-    secrets.push(hidden(&page.body, "form"));
-    secrets.push(hidden(&bob_page.body, "form"));
+    secrets.push(hidden_field(&page.body, "form"));
+    secrets.push(hidden_field(&bob_page.body, "form"));
     assert_nothing_logged_of(&scenario, &secrets).await;
     assert_no_secrets_logged(&scenario, &token, &[&approve, &alice_reject, &bob_reject]).await;
 }

@@ -13,32 +13,32 @@
 
 use std::time::Duration;
 
-use aws_config::SdkConfig;
-use aws_sdk_codebuild::types::EnvironmentVariable;
 use aws_sdk_codecommit::types::ApprovalState;
-use integration_tests::approvals::{APPROVERS, ApprovalScenario, heading};
-use integration_tests::aws::sdk_config;
+use integration_tests::approvals::{APPROVERS, ApprovalScenario, heading, hidden_field};
 use integration_tests::calls::CallCounter;
-use integration_tests::fixtures::{self, Delivered};
+use integration_tests::fixtures;
 use integration_tests::function::spawn_function;
-use integration_tests::http::{self, Answer, send};
-use integration_tests::{Emulators, Function, event_id, kubernetes, sample_event, unique};
-use k8s_openapi::api::apps::v1::Deployment;
-use kube::Api;
+use integration_tests::http::{Answer, send};
+use integration_tests::scenarios::build_status::BuildStatusScenario;
+use integration_tests::scenarios::deployments::{
+    DeploymentScenario, PipelineRun, V1, container_images,
+};
+use integration_tests::scenarios::pull_requests::{PullRequestScenario, build_id};
+use integration_tests::scenarios::pushes::PushScenario;
+use integration_tests::{Function, unique};
 use serde_json::{Value, json};
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 /// `events` in the given order (indices into `events`).
 fn in_order<'a>(events: &'a [Value], order: &[usize]) -> Vec<&'a Value> {
     order.iter().map(|&i| &events[i]).collect()
+}
+
+/// The `outcome` of each response.
+fn outcome_kinds(outcomes: &[Value]) -> Vec<&str> {
+    outcomes
+        .iter()
+        .map(|o| o["outcome"].as_str().unwrap())
+        .collect()
 }
 
 /// Interleaved: A B A' B'.
@@ -48,66 +48,41 @@ const REVERSED: [usize; 4] = [1, 0, 1, 0];
 
 // --- codecommit-push ---------------------------------------------------------------------------
 
+/// Pushes to `main`, and codecommit-push routing them to the pipeline.
 struct Pushes {
-    sdk: SdkConfig,
-    repository: String,
-    pipeline: String,
+    scenario: PushScenario,
     function: Function,
 }
 
 impl Pushes {
     async fn new() -> (Self, String) {
-        let emulators = Emulators::load();
-        let sdk = sdk_config(&emulators).await;
-        let repository = unique("shop");
-        let pipeline = unique("shop-main");
-        fixtures::repository(&sdk, &repository).await;
-        let first =
-            fixtures::commit(&sdk, &repository, "main", None, "chore: initial import").await;
-        fixtures::pipeline(&sdk, &pipeline, &repository, "main").await;
-        let mut env = emulators.function_env();
-        let routes =
-            json!([{"repository": repository, "branch": "main", "pipeline": pipeline}]).to_string();
-        env.push(("PIPELINE_ROUTES".into(), routes));
-        let function = Function::start("codecommit-push", &env).await;
-        (
-            Self {
-                sdk,
-                repository,
-                pipeline,
-                function,
-            },
-            first,
-        )
+        let scenario = PushScenario::new().await;
+        let function = scenario.function(&scenario.routes()).await;
+        let first = scenario.first.clone();
+        (Self { scenario, function }, first)
     }
 
     async fn commit(&self, parent: &str, message: &str) -> String {
-        fixtures::commit(&self.sdk, &self.repository, "main", Some(parent), message).await
+        self.scenario.commit(parent, message).await
     }
 
     /// The push event of `commit` (after `parent`), with its own event id.
     fn push(&self, parent: &str, commit: &str) -> Value {
-        let mut event = sample_event("codecommit-push", "push-main.json");
-        event["id"] = json!(event_id());
+        let mut event = self.scenario.push_event("push-main.json", commit);
         event["resources"] = json!([format!(
             "arn:aws:codecommit:us-east-1:123456789012:{}",
-            self.repository
+            self.scenario.repository
         )]);
-        event["detail"]["repositoryName"] = json!(self.repository);
-        event["detail"]["commitId"] = json!(commit);
         event["detail"]["oldCommitId"] = json!(parent);
         event
     }
 
     /// (execution id, commit) of every execution of the pipeline.
     async fn executions(&self) -> Vec<(String, String)> {
-        let mut executions: Vec<(String, String)> = aws_sdk_codepipeline::Client::new(&self.sdk)
-            .list_pipeline_executions()
-            .pipeline_name(&self.pipeline)
-            .send()
+        let mut executions: Vec<(String, String)> = self
+            .scenario
+            .executions()
             .await
-            .unwrap()
-            .pipeline_execution_summaries()
             .iter()
             .map(|e| {
                 (
@@ -182,10 +157,7 @@ async fn pushes_delivered_twice_and_out_of_order_start_one_execution_per_commit_
     for event in in_order(&events, &REVERSED) {
         outcomes.push(scenario.deliver(event).await);
     }
-    let kinds: Vec<&str> = outcomes
-        .iter()
-        .map(|o| o["outcome"].as_str().unwrap())
-        .collect();
+    let kinds = outcome_kinds(&outcomes);
     assert_eq!(
         kinds,
         ["started", "ignored", "started", "ignored"],
@@ -203,122 +175,37 @@ async fn pushes_delivered_twice_and_out_of_order_start_one_execution_per_commit_
 
 // --- codebuild-status --------------------------------------------------------------------------
 
-const COMMIT: &str = "0ccf1ae1bf4c7d610115754eef7bf8c60e7f167e";
-
-struct Builds {
-    emulators: Emulators,
-    sdk: SdkConfig,
-    project: String,
-    inbox: String,
-    function: Function,
+/// Build #1 of main failed, build #2 fixed it; the events are (#1 FAILED, #2 SUCCEEDED) and
+/// #2's IN_PROGRESS event, taken while it ran.
+async fn failed_then_fixed(scenario: &BuildStatusScenario) -> ([Value; 2], Value) {
+    let failed = scenario.start_build("main").await;
+    scenario.finish(&failed, "FAILED").await;
+    let fixed = scenario.start_build("main").await;
+    let running = scenario.event(&fixed).await;
+    scenario.finish(&fixed, "SUCCEEDED").await;
+    (
+        [scenario.event(&failed).await, scenario.event(&fixed).await],
+        running,
+    )
 }
 
-impl Builds {
-    async fn new() -> Self {
-        let emulators = Emulators::load();
-        let sdk = sdk_config(&emulators).await;
-        let project = unique("shop-image");
-        fixtures::image_project(&sdk, &project).await;
-        let table = unique("ledger");
-        fixtures::ledger_table(&sdk, &table).await;
-        let (topic, inbox) = fixtures::topic_with_inbox(&sdk, &unique("builds"), None).await;
-        let mut env = emulators.function_env();
-        env.extend([
-            ("TOPIC_ARN".to_owned(), topic),
-            ("LEDGER_TABLE".to_owned(), table),
-            ("PR_VALIDATION_PROJECT".to_owned(), "shop-pr".to_owned()),
-        ]);
-        let function = Function::start("codebuild-status", &env).await;
-        Self {
-            emulators,
-            sdk,
-            project,
-            inbox,
-            function,
-        }
-    }
-
-    async fn start_build(&self) -> String {
-        let variable = |name: &str, value: &str| {
-            EnvironmentVariable::builder()
-                .name(name)
-                .value(value)
-                .build()
-                .unwrap()
-        };
-        aws_sdk_codebuild::Client::new(&self.sdk)
-            .start_build()
-            .project_name(&self.project)
-            .environment_variables_override(variable("SOURCE_BRANCH", "main"))
-            .environment_variables_override(variable("SOURCE_COMMIT", COMMIT))
-            .send()
-            .await
-            .unwrap()
-            .build_value()
-            .unwrap()
-            .id()
-            .unwrap()
-            .to_owned()
-    }
-
-    async fn finish(&self, build: &str, status: &str) {
-        let body = json!({"buildId": build, "status": status, "durationSeconds": 192});
-        let (code, answer) = http::json(
-            "POST",
-            &format!("{}/codebuild/complete", self.emulators.admin),
-            Some(&body),
-        )
-        .await;
-        assert_eq!(code, 200, "{answer}");
-    }
-
-    async fn event(&self, build: &str) -> Value {
-        let url = format!(
-            "{}/codebuild/event?buildId={}",
-            self.emulators.admin,
-            encode(build)
-        );
-        let (code, event) = http::json("GET", &url, None).await;
-        assert_eq!(code, 200, "{event}");
-        event
-    }
-
-    async fn inbox(&self) -> Vec<Delivered> {
-        fixtures::received(&self.sdk, &self.inbox).await
-    }
-
-    /// Build #1 of main failed, build #2 fixed it; the events are (#1 FAILED, #2 SUCCEEDED)
-    /// and #2's IN_PROGRESS event, taken while it ran.
-    async fn failed_then_fixed(&self) -> ([Value; 2], Value) {
-        let failed = self.start_build().await;
-        self.finish(&failed, "FAILED").await;
-        let fixed = self.start_build().await;
-        let running = self.event(&fixed).await;
-        self.finish(&fixed, "SUCCEEDED").await;
-        (
-            [self.event(&failed).await, self.event(&fixed).await],
-            running,
-        )
-    }
-
-    /// (status, subject) of what reached the inbox.
-    async fn notified(&self) -> Vec<(String, String)> {
-        let mut notified: Vec<(String, String)> = self
-            .inbox()
-            .await
-            .into_iter()
-            .map(|m| (m.attributes["status"].clone(), m.subject))
-            .collect();
-        notified.sort();
-        notified
-    }
+/// (status, subject) of what reached the inbox.
+async fn notified(scenario: &BuildStatusScenario) -> Vec<(String, String)> {
+    let mut notified: Vec<(String, String)> = scenario
+        .inbox()
+        .await
+        .into_iter()
+        .map(|m| (m.attributes["status"].clone(), m.subject))
+        .collect();
+    notified.sort();
+    notified
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn build_state_changes_delivered_twice_and_out_of_order_notify_once_each() {
     for (order, name) in [(INTERLEAVED, "interleaved"), (REVERSED, "reversed")] {
-        let scenario = Builds::new().await;
-        let (events, running) = scenario.failed_then_fixed().await;
+        let scenario = BuildStatusScenario::new().await;
+        let (events, running) = failed_then_fixed(&scenario).await;
 
         let mut outcomes = Vec::new();
         for event in in_order(&events, &order) {
@@ -327,10 +214,7 @@ async fn build_state_changes_delivered_twice_and_out_of_order_notify_once_each()
         // The IN_PROGRESS event of #2 arrives last, after its SUCCEEDED: nothing.
         let late = scenario.function.invoke(&running).await.response();
 
-        let kinds: Vec<&str> = outcomes
-            .iter()
-            .map(|o| o["outcome"].as_str().unwrap())
-            .collect();
+        let kinds = outcome_kinds(&outcomes);
         assert_eq!(
             kinds,
             ["notified", "notified", "ignored", "ignored"],
@@ -343,7 +227,7 @@ async fn build_state_changes_delivered_twice_and_out_of_order_notify_once_each()
             );
         }
         assert_eq!(late["reason"]["kind"], "notFinished", "{name}: {late}");
-        let notified = scenario.notified().await;
+        let notified = notified(&scenario).await;
         let statuses: Vec<&str> = notified.iter().map(|(s, _)| s.as_str()).collect();
         assert_eq!(statuses, ["FAILED", "FIXED"], "{name}: {notified:?}");
         assert!(
@@ -363,179 +247,18 @@ async fn build_state_changes_delivered_twice_and_out_of_order_notify_once_each()
 
 // --- pr-validator ------------------------------------------------------------------------------
 
-struct PullRequests {
-    emulators: Emulators,
-    bot: SdkConfig,
-    author: SdkConfig,
-    repository: String,
-    project: String,
-    head: String,
-    function: Function,
-}
-
-impl PullRequests {
-    async fn new() -> Self {
-        let emulators = Emulators::load();
-        let bot = sdk_config(&emulators).await;
-        let author = fixtures::user(&emulators, &bot, &unique("mary")).await;
-        let repository = unique("shop");
-        fixtures::repository(&bot, &repository).await;
-        let main = fixtures::commit(&author, &repository, "main", None, "Initial commit").await;
-        aws_sdk_codecommit::Client::new(&bot)
-            .create_branch()
-            .repository_name(&repository)
-            .branch_name("feature/cart")
-            .commit_id(&main)
-            .send()
-            .await
-            .unwrap();
-        let head = fixtures::commit(
-            &author,
-            &repository,
-            "feature/cart",
-            Some(&main),
-            "Add the cart",
-        )
-        .await;
-        let project = unique("shop-pr");
-        fixtures::validation_project(&bot, &project, &repository, &emulators.region).await;
-        let mut env = emulators.function_env();
-        env.extend([
-            ("PR_VALIDATION_PROJECT".to_owned(), project.clone()),
-            ("PR_REPOSITORIES".to_owned(), repository.clone()),
-            ("PR_DESTINATIONS".to_owned(), "main".to_owned()),
-        ]);
-        let function = Function::start("pr-validator", &env).await;
-        Self {
-            emulators,
-            bot,
-            author,
-            repository,
-            project,
-            head,
-            function,
-        }
-    }
-
-    async fn open(&self) -> String {
-        fixtures::pull_request(
-            &self.author,
-            &self.repository,
-            "feature/cart",
-            "main",
-            "Add the cart",
-        )
+/// The approval states of `revision`.
+async fn approval_states_of(
+    scenario: &PullRequestScenario,
+    id: &str,
+    revision: &str,
+) -> Vec<ApprovalState> {
+    scenario
+        .approvals(id, revision)
         .await
-    }
-
-    async fn push(&self, message: &str) -> String {
-        fixtures::commit(
-            &self.author,
-            &self.repository,
-            "feature/cart",
-            Some(&self.head),
-            message,
-        )
-        .await
-    }
-
-    async fn pull_request_event(&self, id: &str, kind: &str) -> Value {
-        let url = format!(
-            "{}/codecommit/pull-request-event?pullRequestId={id}&repositoryName={}&event={kind}",
-            self.emulators.admin, self.repository
-        );
-        let (code, event) = http::json("GET", &url, None).await;
-        assert_eq!(code, 200, "{event}");
-        event
-    }
-
-    async fn finish(&self, build: &str, status: &str) {
-        let body = json!({"buildId": build, "status": status, "durationSeconds": 190});
-        let (code, answer) = http::json(
-            "POST",
-            &format!("{}/codebuild/complete", self.emulators.admin),
-            Some(&body),
-        )
-        .await;
-        assert_eq!(code, 200, "{answer}");
-    }
-
-    async fn build_event(&self, build: &str) -> Value {
-        let url = format!(
-            "{}/codebuild/event?buildId={}",
-            self.emulators.admin,
-            encode(build)
-        );
-        let (code, event) = http::json("GET", &url, None).await;
-        assert_eq!(code, 200, "{event}");
-        event
-    }
-
-    async fn deliver(&self, event: &Value) -> Value {
-        self.function.invoke(event).await.response()
-    }
-
-    async fn comments(&self, id: &str) -> Vec<String> {
-        aws_sdk_codecommit::Client::new(&self.author)
-            .get_comments_for_pull_request()
-            .pull_request_id(id)
-            .send()
-            .await
-            .unwrap()
-            .comments_for_pull_request_data()
-            .iter()
-            .flat_map(|group| group.comments())
-            .map(|comment| comment.content().unwrap_or_default().to_owned())
-            .collect()
-    }
-
-    /// The approval states of `revision`.
-    async fn approvals_of(&self, id: &str, revision: &str) -> Vec<ApprovalState> {
-        aws_sdk_codecommit::Client::new(&self.author)
-            .get_pull_request_approval_states()
-            .pull_request_id(id)
-            .revision_id(revision)
-            .send()
-            .await
-            .unwrap()
-            .approvals
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|a| a.approval_state)
-            .collect()
-    }
-
-    /// The pull request's current revision.
-    async fn revision(&self, id: &str) -> String {
-        aws_sdk_codecommit::Client::new(&self.author)
-            .get_pull_request()
-            .pull_request_id(id)
-            .send()
-            .await
-            .unwrap()
-            .pull_request
-            .unwrap()
-            .revision_id
-            .unwrap()
-    }
-
-    async fn build_count(&self) -> usize {
-        aws_sdk_codebuild::Client::new(&self.bot)
-            .list_builds_for_project()
-            .project_name(&self.project)
-            .send()
-            .await
-            .unwrap()
-            .ids()
-            .len()
-    }
-}
-
-fn build_id(response: &Value) -> String {
-    response["buildId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no buildId in {response}"))
-        .to_owned()
+        .into_iter()
+        .filter_map(|a| a.approval_state)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -545,13 +268,13 @@ async fn pull_request_events_delivered_twice_and_out_of_order_comment_once_and_a
     // author pushes (U); #1 passes before it can be stopped (R1); then U, R1, C', U', R1' in that
     // order; #2 fails (R2); R2, R1'', R2'. The older head's success arrives after the newer
     // head's build started and after its failure: it must approve nothing.
-    let scenario = PullRequests::new().await;
-    let id = scenario.open().await;
+    let scenario = PullRequestScenario::new().await;
+    let id = scenario.open("main").await;
     let created = scenario.pull_request_event(&id, "pullRequestCreated").await;
-    let started = scenario.deliver(&created).await;
+    let started = scenario.invoke(&created).await;
     assert_eq!(started["outcome"], "buildStarted", "{started}");
     let first = build_id(&started);
-    let newer = scenario.push("Fix the cart").await;
+    let newer = scenario.push(&scenario.head, "Fix the cart").await;
     let updated = scenario
         .pull_request_event(&id, "pullRequestSourceBranchUpdated")
         .await;
@@ -561,12 +284,9 @@ async fn pull_request_events_delivered_twice_and_out_of_order_comment_once_and_a
     let events = [created, updated, first_result];
     let mut outcomes = Vec::new();
     for event in in_order(&events, &[1, 2, 0, 1, 2]) {
-        outcomes.push(scenario.deliver(event).await);
+        outcomes.push(scenario.invoke(event).await);
     }
-    let kinds: Vec<&str> = outcomes
-        .iter()
-        .map(|o| o["outcome"].as_str().unwrap())
-        .collect();
+    let kinds = outcome_kinds(&outcomes);
     assert_eq!(
         kinds,
         [
@@ -583,9 +303,11 @@ async fn pull_request_events_delivered_twice_and_out_of_order_comment_once_and_a
     assert_eq!(outcomes[2]["reason"]["kind"], "stale", "{}", outcomes[2]);
     assert_eq!(outcomes[3]["buildId"], second.as_str());
     assert_eq!(outcomes[3]["alreadyRunning"], true);
-    let revision = scenario.revision(&id).await;
+    let revision = scenario.revision_and_head(&id).await.0;
     assert!(
-        scenario.approvals_of(&id, &revision).await.is_empty(),
+        approval_states_of(&scenario, &id, &revision)
+            .await
+            .is_empty(),
         "the older head's success approves nothing"
     );
 
@@ -594,12 +316,9 @@ async fn pull_request_events_delivered_twice_and_out_of_order_comment_once_and_a
     let results = [events[2].clone(), second_result];
     let mut outcomes = Vec::new();
     for event in in_order(&results, &[1, 0, 1]) {
-        outcomes.push(scenario.deliver(event).await);
+        outcomes.push(scenario.invoke(event).await);
     }
-    let kinds: Vec<&str> = outcomes
-        .iter()
-        .map(|o| o["outcome"].as_str().unwrap())
-        .collect();
+    let kinds = outcome_kinds(&outcomes);
     assert_eq!(
         kinds,
         ["reported", "superseded", "reported"],
@@ -607,7 +326,7 @@ async fn pull_request_events_delivered_twice_and_out_of_order_comment_once_and_a
     );
     assert_eq!(outcomes[0]["approval"], "REVOKE");
     assert_eq!(
-        scenario.approvals_of(&id, &revision).await,
+        approval_states_of(&scenario, &id, &revision).await,
         [ApprovalState::Revoke],
         "the newest head failed: the older head's late success does not approve it"
     );
@@ -630,22 +349,19 @@ async fn pull_request_events_delivered_twice_and_out_of_order_comment_once_and_a
 
     // Reversed: the author pushes before EventBridge delivers anything, then U C U' C'; the
     // newer head's build passes, and its result comes twice.
-    let scenario = PullRequests::new().await;
-    let id = scenario.open().await;
+    let scenario = PullRequestScenario::new().await;
+    let id = scenario.open("main").await;
     let created = scenario.pull_request_event(&id, "pullRequestCreated").await;
-    let newer = scenario.push("Fix the cart").await;
+    let newer = scenario.push(&scenario.head, "Fix the cart").await;
     let updated = scenario
         .pull_request_event(&id, "pullRequestSourceBranchUpdated")
         .await;
     let events = [created, updated];
     let mut outcomes = Vec::new();
     for event in in_order(&events, &REVERSED) {
-        outcomes.push(scenario.deliver(event).await);
+        outcomes.push(scenario.invoke(event).await);
     }
-    let kinds: Vec<&str> = outcomes
-        .iter()
-        .map(|o| o["outcome"].as_str().unwrap())
-        .collect();
+    let kinds = outcome_kinds(&outcomes);
     assert_eq!(
         kinds,
         ["buildStarted", "ignored", "buildStarted", "ignored"],
@@ -656,12 +372,12 @@ async fn pull_request_events_delivered_twice_and_out_of_order_comment_once_and_a
     scenario.finish(&build, "SUCCEEDED").await;
     let result = scenario.build_event(&build).await;
     for _ in 0..2 {
-        let reported = scenario.deliver(&result).await;
+        let reported = scenario.invoke(&result).await;
         assert_eq!(reported["approval"], "APPROVE", "{reported}");
     }
-    let revision = scenario.revision(&id).await;
+    let revision = scenario.revision_and_head(&id).await.0;
     assert_eq!(
-        scenario.approvals_of(&id, &revision).await,
+        approval_states_of(&scenario, &id, &revision).await,
         [ApprovalState::Approve]
     );
     assert_eq!(scenario.build_count().await, 1);
@@ -703,12 +419,7 @@ async fn another_approval(scenario: &ApprovalScenario) -> String {
 
 /// The SNS event Lambda gets for the approval notification of `pipeline`.
 async fn approval_event(scenario: &ApprovalScenario, pipeline: &str) -> Value {
-    let url = format!(
-        "{}/sns/published?topicArn={}",
-        scenario.emulators.admin, scenario.requests_topic
-    );
-    let (status, body) = http::json("GET", &url, None).await;
-    assert_eq!(status, 200, "{body}");
+    let body = scenario.published_requests().await;
     let published: Vec<&Value> = body["messages"]
         .as_array()
         .unwrap()
@@ -720,13 +431,7 @@ async fn approval_event(scenario: &ApprovalScenario, pipeline: &str) -> Value {
         })
         .collect();
     assert_eq!(published.len(), 1, "one notification per approval: {body}");
-    let mut event = sample_event("approval-notify", "approval-needed.json");
-    let record = &mut event["Records"][0];
-    record["Sns"]["TopicArn"] = json!(scenario.requests_topic);
-    record["Sns"]["MessageId"] = published[0]["messageId"].clone();
-    record["Sns"]["Subject"] = published[0]["subject"].clone();
-    record["Sns"]["Message"] = published[0]["message"].clone();
-    event
+    scenario.requests_event(published[0])
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -780,15 +485,6 @@ async fn approval_notifications_delivered_twice_and_out_of_order_mail_each_appro
 
 // --- approval-callback -------------------------------------------------------------------------
 
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} field in {html}"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
-}
-
 /// A decision ready to send: the link's URL, the page's form (with `comment`) and its cookie.
 struct ReadyForm {
     url: String,
@@ -800,8 +496,8 @@ async fn open_page(link: &str, comment: &str) -> ReadyForm {
     let page = send("GET", link, &[("accept", "text/html")], "").await;
     assert_eq!(page.status, 200, "{}", page.body);
     let body = form_urlencoded::Serializer::new(String::new())
-        .append_pair("link", &hidden(&page.body, "link"))
-        .append_pair("form", &hidden(&page.body, "form"))
+        .append_pair("link", &hidden_field(&page.body, "link"))
+        .append_pair("form", &hidden_field(&page.body, "form"))
         .append_pair("comment", comment)
         .finish();
     let cookie = page
@@ -854,21 +550,26 @@ async fn second_instance(scenario: &ApprovalScenario) -> tokio::process::Child {
     child
 }
 
-/// The emulator's record of the scenario's approval: (status, summary).
-async fn recorded(scenario: &ApprovalScenario) -> (String, Value) {
-    let (code, body) = http::json(
-        "GET",
-        &format!("{}/codepipeline/approvals", scenario.emulators.admin),
-        None,
+/// The approval mailed, a second approval-callback instance polling beside the first (dropped,
+/// it is killed), and the scenario's PutApprovalResult calls counted.
+async fn mailed_approval_with_two_callbacks()
+-> (ApprovalScenario, tokio::process::Child, CallCounter) {
+    let scenario = ApprovalScenario::new().await;
+    scenario.deliver().await;
+    let second = second_instance(&scenario).await;
+    let calls = CallCounter::start(
+        &scenario.emulators,
+        "codepipeline",
+        "PutApprovalResult",
+        &scenario.pipeline,
     )
     .await;
-    assert_eq!(code, 200, "{body}");
-    let ours: Vec<&Value> = body["approvals"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["pipelineName"] == scenario.pipeline.as_str())
-        .collect();
+    (scenario, second, calls)
+}
+
+/// The emulator's record of the scenario's approval: (status, summary).
+async fn recorded(scenario: &ApprovalScenario) -> (String, Value) {
+    let ours = scenario.recorded_approvals().await;
     assert_eq!(ours.len(), 1, "{ours:?}");
     (
         ours[0]["status"].as_str().unwrap().to_owned(),
@@ -878,16 +579,7 @@ async fn recorded(scenario: &ApprovalScenario) -> (String, Value) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_decision_sent_twice_at_once_is_recorded_once() {
-    let scenario = ApprovalScenario::new().await;
-    scenario.deliver().await;
-    let _second = second_instance(&scenario).await;
-    let calls = CallCounter::start(
-        &scenario.emulators,
-        "codepipeline",
-        "PutApprovalResult",
-        &scenario.pipeline,
-    )
-    .await;
+    let (scenario, _second, calls) = mailed_approval_with_two_callbacks().await;
     let (approve, _) = scenario.links_of("alice@example.com").await;
     let form = open_page(&approve, "Ship it").await;
 
@@ -925,16 +617,7 @@ async fn the_same_decision_sent_twice_at_once_is_recorded_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn approve_and_reject_racing_record_exactly_one_decision() {
-    let scenario = ApprovalScenario::new().await;
-    scenario.deliver().await;
-    let _second = second_instance(&scenario).await;
-    let calls = CallCounter::start(
-        &scenario.emulators,
-        "codepipeline",
-        "PutApprovalResult",
-        &scenario.pipeline,
-    )
-    .await;
+    let (scenario, _second, calls) = mailed_approval_with_two_callbacks().await;
     let (approve, _) = scenario.links_of("alice@example.com").await;
     let (_, reject) = scenario.links_of("bob@example.com").await;
     let approving = open_page(&approve, "").await;
@@ -968,132 +651,20 @@ async fn approve_and_reject_racing_record_exactly_one_decision() {
 
 // --- eks-deploy --------------------------------------------------------------------------------
 
-const V1: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v1";
-
-struct Deploys {
-    emulators: Emulators,
-    sdk: SdkConfig,
-    client: kube::Client,
-    cluster: String,
-    namespace: String,
-    function: Function,
+/// The image of the Deployment's `web` container.
+async fn image(scenario: &DeploymentScenario) -> String {
+    container_images(&scenario.deployment().await)[0].1.clone()
 }
 
-struct PipelineRun {
-    name: String,
-    execution_id: String,
-}
-
-impl Deploys {
-    async fn new() -> Self {
-        let emulators = Emulators::load();
-        let sdk = sdk_config(&emulators).await;
-        let cluster = unique("shop-prod");
-        kubernetes::eks_cluster(&sdk, &cluster).await;
-        let client = kubernetes::client(&emulators);
-        let namespace = unique("shop");
-        kubernetes::deployment(&client, &namespace, "web", 3, 2, &[("web", V1)]).await;
-        let function = Function::start("eks-deploy", &emulators.function_env()).await;
-        Self {
-            emulators,
-            sdk,
-            client,
-            cluster,
-            namespace,
-            function,
-        }
-    }
-
-    /// A pipeline deploying `image` to the scenario's Deployment, waiting at its Deploy action.
-    async fn run(&self, image: &str) -> PipelineRun {
-        let repository = unique("shop-repo");
-        fixtures::repository(&self.sdk, &repository).await;
-        fixtures::commit(&self.sdk, &repository, "main", None, "feat: checkout").await;
-        let name = unique("shop-main");
-        let parameters = json!({"cluster": self.cluster, "namespace": self.namespace,
-            "deployment": "web", "container": "web", "image": "#{BuildVariables.IMAGE_URI}"});
-        fixtures::deploy_pipeline(
-            &self.sdk,
-            &name,
-            &repository,
-            "eks-deploy",
-            &parameters.to_string(),
-        )
-        .await;
-        let execution_id = aws_sdk_codepipeline::Client::new(&self.sdk)
-            .start_pipeline_execution()
-            .name(&name)
-            .send()
-            .await
-            .unwrap()
-            .pipeline_execution_id()
-            .unwrap()
-            .to_owned();
-        fixtures::complete_action(
-            &self.emulators,
-            &execution_id,
-            "Build",
-            "Build",
-            "Succeeded",
-            json!({"IMAGE_URI": image}),
-        )
-        .await;
-        PipelineRun { name, execution_id }
-    }
-
-    async fn job(&self, run: &PipelineRun) -> Value {
-        let jobs = fixtures::waiting_jobs(&self.emulators, &run.name).await;
-        assert_eq!(jobs.len(), 1, "{jobs:?}");
-        jobs[0]["event"].clone()
-    }
-
-    async fn image(&self) -> String {
-        let deployment = Api::<Deployment>::namespaced(self.client.clone(), &self.namespace)
-            .get("web")
-            .await
-            .unwrap();
-        deployment.spec.unwrap().template.spec.unwrap().containers[0]
-            .image
-            .clone()
-            .unwrap()
-    }
-
-    /// The PATCHes of the scenario's Deployment.
-    async fn patches(&self) -> usize {
-        kubernetes::requests(&self.emulators)
-            .await
-            .into_iter()
-            .filter(|r| {
-                r["method"] == "PATCH"
-                    && r["path"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .contains(&format!("/namespaces/{}/", self.namespace))
-            })
-            .count()
-    }
-
-    async fn status(&self, run: &PipelineRun) -> String {
-        aws_sdk_codepipeline::Client::new(&self.sdk)
-            .get_pipeline_execution()
-            .pipeline_name(&run.name)
-            .pipeline_execution_id(&run.execution_id)
-            .send()
-            .await
-            .unwrap()
-            .pipeline_execution()
-            .unwrap()
-            .status()
-            .unwrap()
-            .as_str()
-            .to_owned()
-    }
+/// The pipeline execution's status.
+async fn status(scenario: &DeploymentScenario, run: &PipelineRun) -> String {
+    run.status(&scenario.emulators).await.0
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_jobs_invoked_twice_and_out_of_order_patch_once_and_report_once_each() {
     for (order, name) in [(INTERLEAVED, "interleaved"), (REVERSED, "reversed")] {
-        let scenario = Deploys::new().await;
+        let scenario = DeploymentScenario::new(&[("web", V1)]).await;
         let images = [
             format!(
                 "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:{}",
@@ -1105,10 +676,13 @@ async fn deploy_jobs_invoked_twice_and_out_of_order_patch_once_and_report_once_e
             ),
         ];
         let runs = [
-            scenario.run(&images[0]).await,
-            scenario.run(&images[1]).await,
+            scenario.pipeline_run(&images[0], None).await,
+            scenario.pipeline_run(&images[1], None).await,
         ];
-        let jobs = [scenario.job(&runs[0]).await, scenario.job(&runs[1]).await];
+        let jobs = [
+            runs[0].job(&scenario.emulators).await,
+            runs[1].job(&scenario.emulators).await,
+        ];
         let before = scenario.patches().await;
 
         let mut outcomes = Vec::new();
@@ -1116,10 +690,7 @@ async fn deploy_jobs_invoked_twice_and_out_of_order_patch_once_and_report_once_e
             outcomes.push(scenario.function.invoke(event).await.response());
         }
 
-        let kinds: Vec<&str> = outcomes
-            .iter()
-            .map(|o| o["outcome"].as_str().unwrap())
-            .collect();
+        let kinds = outcome_kinds(&outcomes);
         assert_eq!(
             kinds,
             [
@@ -1137,12 +708,12 @@ async fn deploy_jobs_invoked_twice_and_out_of_order_patch_once_and_report_once_e
         );
         let last = &images[order[1]];
         assert_eq!(
-            &scenario.image().await,
+            &image(&scenario).await,
             last,
             "{name}: the image of the job that ran last stays"
         );
         for run in &runs {
-            assert_eq!(scenario.status(run).await, "Succeeded", "{name}");
+            assert_eq!(status(&scenario, run).await, "Succeeded", "{name}");
         }
     }
 }

@@ -13,15 +13,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use aws_config::SdkConfig;
 use integration_tests::approvals::{APPROVERS, ApprovalScenario, decide_by_link};
-use integration_tests::aws::sdk_config;
+use integration_tests::calls::AwsFault;
 use integration_tests::runtime_api::InvocationResult;
-use integration_tests::{
-    Emulators, Function, event_id, fixtures, http, kubernetes, sample_event, unique,
-};
+use integration_tests::scenarios::deployments::{DeploymentScenario, V1, V2, container_images};
+use integration_tests::scenarios::pull_requests::PullRequestScenario;
+use integration_tests::scenarios::pushes::PushScenario;
+use integration_tests::{Function, kubernetes};
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::Api;
 use serde_json::{Value, json};
 use shared::approval_link::fingerprint;
 use tokio::net::{TcpListener, TcpStream};
@@ -75,41 +74,6 @@ fn literal(text: &str) -> String {
         .collect()
 }
 
-/// An injected AWS fault.
-struct AwsFault {
-    admin: String,
-    id: String,
-}
-
-impl AwsFault {
-    /// Adds the fault (the JSON `aws_ext/faults.py` takes).
-    async fn add(emulators: &Emulators, body: Value) -> Self {
-        let (code, answer) = http::json(
-            "POST",
-            &format!("{}/aws/faults", emulators.admin),
-            Some(&body),
-        )
-        .await;
-        assert_eq!(code, 200, "{answer}");
-        Self {
-            admin: emulators.admin.clone(),
-            id: answer["id"].as_str().unwrap().to_owned(),
-        }
-    }
-
-    /// How many requests the fault has hit so far.
-    async fn served(&self) -> u64 {
-        let (code, answer) = http::json(
-            "GET",
-            &format!("{}/aws/faults?id={}", self.admin, self.id),
-            None,
-        )
-        .await;
-        assert_eq!(code, 200, "{answer}");
-        answer["faults"][0]["served"].as_u64().unwrap()
-    }
-}
-
 /// The error type and message of a failed invocation.
 fn failure(result: &InvocationResult) -> (&str, &str) {
     match result {
@@ -126,60 +90,35 @@ fn failure(result: &InvocationResult) -> (&str, &str) {
 
 /// A repository with a pushed commit on `main`, a pipeline following it, and the push event.
 struct Push {
-    emulators: Emulators,
-    sdk: SdkConfig,
-    repository: String,
-    pipeline: String,
+    scenario: PushScenario,
+    /// The commit pushed.
     commit: String,
 }
 
 impl Push {
     async fn new() -> Self {
-        let emulators = Emulators::load();
-        let sdk = sdk_config(&emulators).await;
-        let repository = unique("shop");
-        let pipeline = unique("shop-main");
-        fixtures::repository(&sdk, &repository).await;
-        let first =
-            fixtures::commit(&sdk, &repository, "main", None, "chore: initial import").await;
-        let commit = fixtures::commit(
-            &sdk,
-            &repository,
-            "main",
-            Some(&first),
-            "feat: one-click checkout",
-        )
-        .await;
-        fixtures::pipeline(&sdk, &pipeline, &repository, "main").await;
-        Self {
-            emulators,
-            sdk,
-            repository,
-            pipeline,
-            commit,
-        }
+        let scenario = PushScenario::new().await;
+        let commit = scenario
+            .commit(&scenario.first, "feat: one-click checkout")
+            .await;
+        Self { scenario, commit }
     }
 
     /// codecommit-push with the SDK's retries, reaching AWS at `endpoint`.
     async fn function(&self, endpoint: Option<&str>) -> Function {
-        let mut env = with_sdk_retries(self.emulators.function_env());
+        let mut env = with_sdk_retries(self.scenario.emulators.function_env());
         if let Some(endpoint) = endpoint {
             env.retain(|(name, _)| name != "AWS_ENDPOINT_URL");
             env.push(("AWS_ENDPOINT_URL".into(), endpoint.to_owned()));
         }
-        let routes =
-            json!([{"repository": self.repository, "branch": "main", "pipeline": self.pipeline}]);
-        env.push(("PIPELINE_ROUTES".into(), routes.to_string()));
-        Function::start("codecommit-push", &env).await
+        self.scenario
+            .function_with_env(env, &self.scenario.routes())
+            .await
     }
 
     /// The push event, with a fresh id.
     fn event(&self) -> Value {
-        let mut event = sample_event("codecommit-push", "push-main.json");
-        event["id"] = json!(event_id());
-        event["detail"]["repositoryName"] = json!(self.repository);
-        event["detail"]["commitId"] = json!(self.commit);
-        event
+        self.scenario.push_event("push-main.json", &self.commit)
     }
 
     /// A fault on this pipeline's StartPipelineExecution.
@@ -187,23 +126,19 @@ impl Push {
         let mut body = json!({
             "service": "codepipeline",
             "operation": "StartPipelineExecution",
-            "match": literal(&format!("\"{}\"", self.pipeline)),
+            "match": literal(&format!("\"{}\"", self.scenario.pipeline)),
         });
         body.as_object_mut()
             .unwrap()
             .extend(fault.as_object().unwrap().clone());
-        AwsFault::add(&self.emulators, body).await
+        AwsFault::add(&self.scenario.emulators, body).await
     }
 
     /// The pipeline's executions, as (id, commit built).
     async fn executions(&self) -> Vec<(String, String)> {
-        aws_sdk_codepipeline::Client::new(&self.sdk)
-            .list_pipeline_executions()
-            .pipeline_name(&self.pipeline)
-            .send()
+        self.scenario
+            .executions()
             .await
-            .unwrap()
-            .pipeline_execution_summaries()
             .iter()
             .map(|summary| {
                 (
@@ -390,6 +325,7 @@ async fn aws_going_away_mid_start_fails_the_invocation_quickly_and_the_redeliver
     within(async {
         let push = Push::new().await;
         let upstream: SocketAddr = push
+            .scenario
             .emulators
             .aws
             .endpoint
@@ -489,101 +425,39 @@ async fn an_aws_endpoint_that_refuses_connections_fails_the_invocation_within_th
 async fn the_author_sees_one_build_and_one_comment_when_start_build_is_throttled_and_the_comment_answer_is_lost()
  {
     within(async {
-        let emulators = Emulators::load();
-        let bot = sdk_config(&emulators).await;
-        let author = fixtures::user(&emulators, &bot, &unique("mary")).await;
-        let repository = unique("shop");
-        fixtures::repository(&bot, &repository).await;
-        let main = fixtures::commit(&author, &repository, "main", None, "Initial commit").await;
-        aws_sdk_codecommit::Client::new(&bot)
-            .create_branch()
-            .repository_name(&repository)
-            .branch_name("feature/cart")
-            .commit_id(&main)
-            .send()
-            .await
-            .unwrap();
-        fixtures::commit(
-            &author,
-            &repository,
-            "feature/cart",
-            Some(&main),
-            "Add the cart",
-        )
-        .await;
-        let project = unique("shop-pr");
-        fixtures::validation_project(&bot, &project, &repository, &emulators.region).await;
-        let mut env = with_sdk_retries(emulators.function_env());
-        env.extend([
-            ("PR_VALIDATION_PROJECT".to_owned(), project.clone()),
-            ("PR_REPOSITORIES".to_owned(), repository.clone()),
-            ("PR_DESTINATIONS".to_owned(), "main".to_owned()),
-        ]);
-        let function = Function::start("pr-validator", &env).await;
-        let id = fixtures::pull_request(
-            &author,
-            &repository,
-            "feature/cart",
-            "main",
-            "Add the cart",
-        )
-        .await;
-        let url = format!(
-            "{}/codecommit/pull-request-event?pullRequestId={id}&repositoryName={repository}&event=pullRequestCreated",
-            emulators.admin
-        );
-        let (code, event) = http::json("GET", &url, None).await;
-        assert_eq!(code, 200, "{event}");
+        let scenario = PullRequestScenario::with(&[], "main", &with_sdk_retries(Vec::new())).await;
+        let id = scenario.open("main").await;
+        let event = scenario.pull_request_event(&id, "pullRequestCreated").await;
 
         let throttled = AwsFault::add(
-            &emulators,
-            json!({"service": "codebuild", "operation": "StartBuild", "match": literal(&project), "status": 400, "count": 1}),
+            &scenario.emulators,
+            json!({"service": "codebuild", "operation": "StartBuild", "match": literal(&scenario.project), "status": 400, "count": 1}),
         )
         .await;
         let lost = AwsFault::add(
-            &emulators,
-            json!({"service": "codecommit", "operation": "PostCommentForPullRequest", "match": literal(&repository), "delaySeconds": LOST_ANSWER_DELAY_SECONDS, "count": 1}),
+            &scenario.emulators,
+            json!({"service": "codecommit", "operation": "PostCommentForPullRequest", "match": literal(&scenario.repository), "delaySeconds": LOST_ANSWER_DELAY_SECONDS, "count": 1}),
         )
         .await;
 
-        let response = function.invoke(&event).await.response();
+        let response = scenario.invoke(&event).await;
 
         assert_eq!(response["outcome"], "buildStarted", "{response}");
         assert_eq!(throttled.served().await, 1);
         assert_eq!(lost.served().await, 1);
-        let builds = || async {
-            aws_sdk_codebuild::Client::new(&bot)
-                .list_builds_for_project()
-                .project_name(&project)
-                .send()
-                .await
-                .unwrap()
-                .ids()
-                .to_vec()
-        };
-        let comments = || async {
-            aws_sdk_codecommit::Client::new(&author)
-                .get_comments_for_pull_request()
-                .pull_request_id(&id)
-                .send()
-                .await
-                .unwrap()
-                .comments_for_pull_request_data()
-                .iter()
-                .flat_map(|group| group.comments())
-                .map(|comment| comment.content().unwrap_or_default().to_owned())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(builds().await, [response["buildId"].as_str().unwrap()]);
-        let posted = comments().await;
+        assert_eq!(
+            scenario.builds().await,
+            [response["buildId"].as_str().unwrap()]
+        );
+        let posted = scenario.comments(&id).await;
         assert_eq!(posted.len(), 1, "one comment: {posted:?}");
         assert!(posted[0].starts_with("Build started for "), "{}", posted[0]);
 
         // EventBridge delivers the event again: the same build, still one comment.
-        let again = function.invoke(&event).await.response();
+        let again = scenario.invoke(&event).await;
         assert_eq!(again["buildId"], response["buildId"], "{again}");
-        assert_eq!(builds().await.len(), 1);
-        assert_eq!(comments().await.len(), 1);
+        assert_eq!(scenario.builds().await.len(), 1);
+        assert_eq!(scenario.comments(&id).await.len(), 1);
     })
     .await;
 }
@@ -688,19 +562,7 @@ async fn an_approver_whose_decision_answer_was_lost_sees_it_approved_and_it_is_r
             Some("Approved by alice@example.com via the email link: Ship it")
         );
         assert_eq!(scenario.execution_status().await, "Succeeded");
-        let (code, approvals) = http::json(
-            "GET",
-            &format!("{}/codepipeline/approvals", scenario.emulators.admin),
-            None,
-        )
-        .await;
-        assert_eq!(code, 200);
-        let ours: Vec<&Value> = approvals["approvals"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|a| a["pipelineName"] == scenario.pipeline.as_str())
-            .collect();
+        let ours = scenario.recorded_approvals().await;
         assert_eq!(ours.len(), 1, "one approval: {ours:?}");
         assert_eq!(ours[0]["status"], "Approved", "{ours:?}");
     })
@@ -710,118 +572,59 @@ async fn an_approver_whose_decision_answer_was_lost_sees_it_approved_and_it_is_r
 // ---------------------------------------------------------------------------------------------
 // eks-deploy
 
-const V1: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v1";
-const V2: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v2";
-
-/// A Deployment `web` (3 replicas, rolled out on V1) in a namespace of its own, and eks-deploy.
-struct Rollout {
-    emulators: Emulators,
-    client: kube::Client,
-    cluster: String,
-    namespace: String,
-    function: Function,
+/// A Deployment `web` (3 replicas, rolled out on V1, a progress deadline of 30 s) in a namespace
+/// of its own, and eks-deploy with the SDK's retries.
+async fn rollout() -> DeploymentScenario {
+    DeploymentScenario::with(&[("web", V1)], 30, &with_sdk_retries(Vec::new())).await
 }
 
-impl Rollout {
-    async fn new() -> Self {
-        let emulators = Emulators::load();
-        let sdk = sdk_config(&emulators).await;
-        let cluster = unique("shop-prod");
-        kubernetes::eks_cluster(&sdk, &cluster).await;
-        let client = kubernetes::client(&emulators);
-        let namespace = unique("shop");
-        kubernetes::deployment(&client, &namespace, "web", 3, 30, &[("web", V1)]).await;
-        let function =
-            Function::start("eks-deploy", &with_sdk_retries(emulators.function_env())).await;
-        Self {
-            emulators,
-            client,
-            cluster,
-            namespace,
-            function,
-        }
-    }
-
-    fn params(&self, image: &str) -> Value {
-        json!({"cluster": self.cluster, "namespace": self.namespace, "deployment": "web", "container": "web", "image": image})
-    }
-
-    async fn deployment(&self) -> Deployment {
-        Api::<Deployment>::namespaced(self.client.clone(), &self.namespace)
-            .get("web")
-            .await
-            .unwrap()
-    }
-
-    async fn admin(&self, path: &str, body: Value) {
-        let (code, answer) = http::json(
-            "POST",
-            &format!("{}/kubernetes/{path}", self.emulators.admin),
-            Some(&body),
-        )
-        .await;
-        assert_eq!(code, 200, "{answer}");
-    }
-
-    /// The requests eks-deploy made to this namespace so far: (method, watch, status, query).
-    async fn requests(&self) -> Vec<(String, bool, u64, Value)> {
-        kubernetes::requests(&self.emulators)
-            .await
-            .into_iter()
-            .filter(|r| {
-                r["path"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .contains(&format!("/namespaces/{}/", self.namespace))
-            })
-            .filter(|r| r["user"].as_str().unwrap_or_default() != "emulator-admin")
-            .map(|r| {
-                (
-                    r["method"].as_str().unwrap_or_default().to_owned(),
-                    r["watch"].as_bool().unwrap_or(false),
-                    r["status"].as_u64().unwrap_or_default(),
-                    r["query"].clone(),
-                )
-            })
-            .collect()
-    }
+/// The requests eks-deploy made to the rollout's namespace so far: (method, watch, status, query).
+async fn requests(rollout: &DeploymentScenario) -> Vec<(String, bool, u64, Value)> {
+    rollout
+        .requests()
+        .await
+        .into_iter()
+        .map(|r| {
+            (
+                r["method"].as_str().unwrap_or_default().to_owned(),
+                r["watch"].as_bool().unwrap_or(false),
+                r["status"].as_u64().unwrap_or_default(),
+                r["query"].clone(),
+            )
+        })
+        .collect()
 }
 
 fn images(deployment: &Deployment) -> Vec<String> {
-    deployment
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers
-        .iter()
-        .map(|c| c.image.clone().unwrap_or_default())
+    container_images(deployment)
+        .into_iter()
+        .map(|(_, image)| image)
         .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_patch_refused_with_409_then_500_is_read_again_and_retried_and_the_image_is_set_once() {
     within(async {
-        let rollout = Rollout::new().await;
+        let rollout = rollout().await;
         let before = rollout.deployment().await;
         let patch_path = format!("/namespaces/{}/deployments/web$", rollout.namespace);
         for status in [409, 500] {
-            rollout
-                .admin(
-                    "faults",
-                    json!({"method": "PATCH", "pathRegex": patch_path, "status": status, "count": 1}),
-                )
-                .await;
+            kubernetes::control(
+                &rollout.emulators,
+                "faults",
+                json!({"method": "PATCH", "pathRegex": patch_path, "status": status, "count": 1}),
+            )
+            .await;
         }
 
-        let response = rollout.function.invoke(&rollout.params(V2)).await.response();
+        let response = rollout
+            .function
+            .invoke(&rollout.params(V2))
+            .await
+            .response();
 
         assert_eq!(response["outcome"], "succeeded", "{response}");
-        let made: Vec<(String, bool, u64)> = rollout
-            .requests()
+        let made: Vec<(String, bool, u64)> = requests(&rollout)
             .await
             .into_iter()
             .filter(|(method, watch, _, _)| method == "PATCH" || (method == "GET" && !watch))
@@ -848,7 +651,9 @@ async fn a_patch_refused_with_409_then_500_is_read_again_and_retried_and_the_ima
         );
         let annotations = after.metadata.annotations.unwrap_or_default();
         assert_eq!(
-            annotations.get("eks-deploy.cicd/previous-image").map(String::as_str),
+            annotations
+                .get("eks-deploy.cicd/previous-image")
+                .map(String::as_str),
             Some(format!("web={V1}").as_str())
         );
         let logs = rollout.function.log_records();
@@ -865,10 +670,10 @@ async fn a_patch_refused_with_409_then_500_is_read_again_and_retried_and_the_ima
 async fn a_patch_failing_with_500_on_every_attempt_fails_the_deploy_with_the_reason_and_changes_nothing()
  {
     within(async {
-        let rollout = Rollout::new().await;
+        let rollout = rollout().await;
         let before = rollout.deployment().await;
-        rollout
-            .admin(
+        kubernetes::control(
+                &rollout.emulators,
                 "faults",
                 json!({"method": "PATCH", "pathRegex": format!("/namespaces/{}/deployments/web$", rollout.namespace), "status": 500, "count": 5}),
             )
@@ -890,8 +695,7 @@ async fn a_patch_failing_with_500_on_every_attempt_fails_the_deploy_with_the_rea
             )),
             "{message}"
         );
-        let patches = rollout
-            .requests()
+        let patches = requests(&rollout)
             .await
             .into_iter()
             .filter(|(method, ..)| method == "PATCH")
@@ -908,15 +712,15 @@ async fn a_patch_failing_with_500_on_every_attempt_fails_the_deploy_with_the_rea
 async fn a_watch_cut_mid_rollout_resumes_from_the_last_resource_version_and_the_rollout_completes()
 {
     within(async {
-        let rollout = Rollout::new().await;
+        let rollout = rollout().await;
         // The next two watches of this namespace's deployments are cut after one event each.
-        rollout
-            .admin(
+        kubernetes::control(
+                &rollout.emulators,
                 "drop-watches",
                 json!({"events": 1, "count": 2, "pathRegex": format!("/namespaces/{}/deployments$", rollout.namespace)}),
             )
             .await;
-        let before = rollout.requests().await.len();
+        let before = requests(&rollout).await.len();
 
         let response = rollout.function.invoke(&rollout.params(V2)).await.response();
 
@@ -927,7 +731,7 @@ async fn a_watch_cut_mid_rollout_resumes_from_the_last_resource_version_and_the_
             (status.updated_replicas, status.available_replicas),
             (Some(3), Some(3))
         );
-        let made = rollout.requests().await.split_off(before);
+        let made = requests(&rollout).await.split_off(before);
         let kinds: Vec<(&str, bool)> = made
             .iter()
             .map(|(method, watch, ..)| (method.as_str(), *watch))
