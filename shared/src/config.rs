@@ -53,6 +53,27 @@ where
         }
     }
 
+    /// `name` in whole seconds within `range`, or `default` when unset.
+    pub fn seconds_or(
+        &self,
+        name: &str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<std::time::Duration, ConfigError> {
+        let seconds = self.parsed_or(name, default)?;
+        if !range.contains(&seconds) {
+            return Err(ConfigError::new(
+                name,
+                format!(
+                    "must be between {} and {} seconds",
+                    range.start(),
+                    range.end()
+                ),
+            ));
+        }
+        Ok(std::time::Duration::from_secs(seconds))
+    }
+
     /// `name` holding JSON, deserialized into `T`; the error gives the JSON path at fault.
     pub fn json<T: DeserializeOwned>(&self, name: &str) -> Result<T, ConfigError> {
         let raw = self.required(name)?;

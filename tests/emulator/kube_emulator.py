@@ -1983,7 +1983,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             else:
                 cursor = int(start)
             store.open_watches += 1
-        cut_after = emulator._take_watch_cut()
+        cut_after = emulator._take_watch_cut(urlsplit(self.path).path)
         sent = 0
         self._log(200)
         self._streaming = True
@@ -2160,7 +2160,7 @@ class KubeEmulator:
         self._api = _Api(self._store, self._controllers.schedule)
         self._admin_lock = threading.Lock()
         self._faults: list[_Fault] = []
-        self._watch_cuts: deque[int] = deque()
+        self._watch_cuts: deque[tuple[int, re.Pattern[str] | None]] = deque()
         self._log: deque[dict[str, Any]] = deque(maxlen=10_000)
         self._server: _TlsServer | None = None
         self._serve_thread: threading.Thread | None = None
@@ -2226,13 +2226,15 @@ class KubeEmulator:
         with self._admin_lock:
             self._faults.append(_Fault(method.upper(), re.compile(path_regex), status, count))
 
-    def drop_watches_after(self, events: int, count: int = 1) -> None:
-        """Cut the next ``count`` watch streams after ``events`` events: the connection
-        closes with no chunked terminator, as when a load balancer or apiserver dies."""
+    def drop_watches_after(self, events: int, count: int = 1, path_regex: str | None = None) -> None:
+        """Cut the next ``count`` watch streams (of paths matching ``path_regex``, if given:
+        ``re.search``) after ``events`` events: the connection closes with no chunked
+        terminator, as when a load balancer or apiserver dies."""
         if events < 0 or count < 1:
             raise ValueError("events must be >= 0 and count >= 1")
+        pattern = re.compile(path_regex) if path_regex is not None else None
         with self._admin_lock:
-            self._watch_cuts.extend([events] * count)
+            self._watch_cuts.extend([(events, pattern)] * count)
 
     def request_log(self) -> list[dict[str, Any]]:
         """Answered requests in order: ``{method, path, query, user, status, watch}``."""
@@ -2290,9 +2292,13 @@ class KubeEmulator:
         headers = {"Retry-After": "1"} if fault.status in (429, 503) else None
         raise ApiError(fault.status, reason, f"injected fault: {fault.status} {reason} for {method} {path}", {}, headers)
 
-    def _take_watch_cut(self) -> int | None:
+    def _take_watch_cut(self, path: str) -> int | None:
         with self._admin_lock:
-            return self._watch_cuts.popleft() if self._watch_cuts else None
+            for index, (events, pattern) in enumerate(self._watch_cuts):
+                if pattern is None or pattern.search(path):
+                    del self._watch_cuts[index]
+                    return events
+            return None
 
     def _record(self, entry: dict[str, Any]) -> None:
         with self._admin_lock:

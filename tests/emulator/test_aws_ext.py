@@ -833,6 +833,8 @@ class AdminTests(EmulatorTestCase):
         self.assertEqual(http("POST", "/_emulator/kubernetes/faults", faults)[0], 200)
         self.assertEqual(http("POST", "/_emulator/kubernetes/drop-watches", {"events": 2})[0], 200)
         self.assertEqual(http("POST", "/_emulator/kubernetes/drop-watches", {"events": "2"})[0], 400)
+        scoped = {"events": 1, "count": 2, "pathRegex": "/namespaces/shop/"}
+        self.assertEqual(http("POST", "/_emulator/kubernetes/drop-watches", scoped)[0], 200)
         self.assertEqual(
             KUBE.calls,
             [
@@ -843,6 +845,7 @@ class AdminTests(EmulatorTestCase):
                 ("clear_request_log", (), {}),
                 ("inject_faults", (), {"method": "PATCH", "path_regex": "/apis/apps/v1/.*", "status": 409, "count": 2}),
                 ("drop_watches_after", (), {"events": 2}),
+                ("drop_watches_after", (), {"events": 1, "count": 2, "path_regex": "/namespaces/shop/"}),
             ],
         )
 

@@ -675,6 +675,17 @@ class WatchTest(EmulatorTestCase):
         stream = self.watch(f"{DEPLOYMENTS}?watch=1&timeoutSeconds=1")
         self.assertEqual(len([stream.next() for _ in range(3)]), 3)
 
+    def test_a_cut_scoped_to_a_path_spares_other_watches(self) -> None:
+        for name in ("a", "b"):
+            self.client.create(deployment(name))
+        self.emulator.drop_watches_after(events=0, path_regex="/namespaces/elsewhere/")
+        # A watch of another path is not cut, and does not use the cut up.
+        stream = self.watch(f"{DEPLOYMENTS}?watch=1&timeoutSeconds=1")
+        self.assertEqual(len([stream.next() for _ in range(2)]), 2)
+        elsewhere = self.watch("/apis/apps/v1/namespaces/elsewhere/deployments?watch=1")
+        with self.assertRaises((http.client.IncompleteRead, ConnectionError)):
+            elsewhere.next()
+
     def test_reset_ends_open_watches(self) -> None:
         stream = self.watch(f"{DEPLOYMENTS}?watch=1")
         self.emulator.reset()

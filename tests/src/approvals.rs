@@ -46,6 +46,12 @@ impl std::fmt::Debug for ApprovalScenario {
 impl ApprovalScenario {
     /// Sets everything up and runs a pipeline execution up to its approval.
     pub async fn new() -> Self {
+        Self::with_function_env(&[]).await
+    }
+
+    /// Like [`Self::new`], with `extra` added to both functions' environment (SDK retry and
+    /// timeout settings, say).
+    pub async fn with_function_env(extra: &[(String, String)]) -> Self {
         let emulators = Emulators::load();
         let sdk = sdk_config(&emulators).await;
         let repository = unique("shop");
@@ -80,6 +86,7 @@ impl ApprovalScenario {
         let key_setting = format!("secretsmanager:{secret}");
         let mut callback_env = emulators.function_env();
         callback_env.push(("SIGNING_KEY".into(), key_setting.clone()));
+        callback_env.extend(extra.iter().cloned());
         let callback = FunctionUrl::start("approval-callback", &callback_env).await;
         let mut notify_env = emulators.function_env();
         notify_env.extend([
@@ -89,6 +96,7 @@ impl ApprovalScenario {
             ("SIGNING_KEY".into(), key_setting),
             ("LEDGER_TABLE".into(), ledger),
         ]);
+        notify_env.extend(extra.iter().cloned());
         let notify = Function::start("approval-notify", &notify_env).await;
 
         let execution_id = aws_sdk_codepipeline::Client::new(&sdk)
@@ -124,20 +132,36 @@ impl ApprovalScenario {
 
     /// The SNS event Lambda would get for the notification CodePipeline published.
     pub async fn approval_event(&self) -> Value {
+        let published = self.published_requests().await;
+        let messages = published["messages"].as_array().unwrap();
+        assert_eq!(
+            messages.len(),
+            1,
+            "one notification per approval: {published}"
+        );
+        self.requests_event(&messages[0])
+    }
+
+    /// What the requests topic has published, as the emulator answers: `{messages: [{messageId,
+    /// subject, message}]}`.
+    pub async fn published_requests(&self) -> Value {
         let url = format!(
             "{}/sns/published?topicArn={}",
             self.emulators.admin, self.requests_topic
         );
         let (status, body) = http::json("GET", &url, None).await;
         assert_eq!(status, 200, "{body}");
-        let messages = body["messages"].as_array().unwrap();
-        assert_eq!(messages.len(), 1, "one notification per approval: {body}");
+        body
+    }
+
+    /// The SNS event Lambda would get for `published`, one of [`Self::published_requests`].
+    pub fn requests_event(&self, published: &Value) -> Value {
         let mut event = sample_event("approval-notify", "approval-needed.json");
         let record = &mut event["Records"][0];
         record["Sns"]["TopicArn"] = json!(self.requests_topic);
-        record["Sns"]["MessageId"] = messages[0]["messageId"].clone();
-        record["Sns"]["Subject"] = messages[0]["subject"].clone();
-        record["Sns"]["Message"] = messages[0]["message"].clone();
+        record["Sns"]["MessageId"] = published["messageId"].clone();
+        record["Sns"]["Subject"] = published["subject"].clone();
+        record["Sns"]["Message"] = published["message"].clone();
         event
     }
 
@@ -206,6 +230,25 @@ impl ApprovalScenario {
             .map(|s| s.as_str().to_owned())
             .unwrap_or_default()
     }
+
+    /// The emulator's record of the pipeline's approvals: `{pipelineName, status, summary, ...}`
+    /// each.
+    pub async fn recorded_approvals(&self) -> Vec<Value> {
+        let (code, body) = http::json(
+            "GET",
+            &format!("{}/codepipeline/approvals", self.emulators.admin),
+            None,
+        )
+        .await;
+        assert_eq!(code, 200, "{body}");
+        body["approvals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["pipelineName"] == self.pipeline.as_str())
+            .cloned()
+            .collect()
+    }
 }
 
 /// The URL on the line after `label` (`Approve:`, `Reject:`) in an approval email.
@@ -269,6 +312,16 @@ pub async fn decide_by_link(link: &str, origin: &str, comment: &str) -> Decided 
         page,
         result,
     }
+}
+
+/// The value of the page's hidden form field `name`.
+pub fn hidden_field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field in {html}"))
+        + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
 }
 
 /// The `<h1>` of a page.

@@ -65,6 +65,8 @@ impl Emulators {
                 self.aws.secret_access_key.clone(),
             ),
             ("AWS_REGION".into(), self.region.clone()),
+            // Lambda sets both; boto3 (the benchmark's baselines) reads only this one.
+            ("AWS_DEFAULT_REGION".into(), self.region.clone()),
             // The emulator answers at once or not at all; retrying only slows a failing test.
             ("AWS_MAX_ATTEMPTS".into(), "1".into()),
         ]

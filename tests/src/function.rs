@@ -141,6 +141,46 @@ impl Function {
         self.runtime.invoke(payload, INVOKE_TIMEOUT).await
     }
 
+    /// Invokes the function with `payload` as raw bytes (which need not be JSON); returns the
+    /// request id its log lines carry, and the result.
+    pub async fn invoke_raw(&self, payload: &[u8]) -> (String, InvocationResult) {
+        self.runtime
+            .invoke_bytes(
+                bytes::Bytes::copy_from_slice(payload),
+                INVOKE_TIMEOUT,
+                Duration::from_secs(60),
+            )
+            .await
+    }
+
+    /// The JSON log records of the invocation `request_id` (the runtime's span carries it),
+    /// waiting up to a second for them to be read from the process's output.
+    pub async fn logs_of(&self, request_id: &str) -> Vec<Value> {
+        let of_request = |record: &Value| {
+            record["span"]["requestId"] == request_id
+                || record["spans"]
+                    .as_array()
+                    .is_some_and(|spans| spans.iter().any(|s| s["requestId"] == request_id))
+        };
+        for _ in 0..20 {
+            let records: Vec<Value> = self
+                .log_records()
+                .into_iter()
+                .filter(|r| of_request(r))
+                .collect();
+            if !records.is_empty() {
+                return records;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Vec::new()
+    }
+
+    /// Whether the process is still running (a crash, an abort or an init error ends it).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Invokes the function with `payload`, telling it it has `budget` to run.
     pub async fn invoke_within(&self, payload: &Value, budget: Duration) -> InvocationResult {
         self.runtime

@@ -118,10 +118,21 @@ fn is_settled(deployment: &Deployment) -> bool {
 
 /// Makes the emulator's kubelet fail to run `image`, the way `reason` says.
 pub async fn mark_image_bad(emulators: &Emulators, image: &str, reason: &str) {
+    control(
+        emulators,
+        "bad-images",
+        json!({"image": image, "reason": reason}),
+    )
+    .await;
+}
+
+/// Tells the Kubernetes emulator `body` at its control endpoint `path` (`faults`,
+/// `drop-watches`, `bad-images`).
+pub async fn control(emulators: &Emulators, path: &str, body: serde_json::Value) {
     let (code, answer) = http::json(
         "POST",
-        &format!("{}/kubernetes/bad-images", emulators.admin),
-        Some(&json!({"image": image, "reason": reason})),
+        &format!("{}/kubernetes/{path}", emulators.admin),
+        Some(&body),
     )
     .await;
     assert_eq!(code, 200, "{answer}");

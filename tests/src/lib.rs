@@ -9,6 +9,8 @@
 
 pub mod approvals;
 pub mod aws;
+pub mod calls;
+pub mod codebuild;
 pub mod emulators;
 pub mod fixtures;
 pub mod function;
@@ -16,7 +18,9 @@ pub mod function_url;
 pub mod http;
 pub mod kubernetes;
 pub mod runtime_api;
+pub mod scenarios;
 pub mod story;
+pub mod templates;
 pub mod timeline;
 
 pub use emulators::Emulators;

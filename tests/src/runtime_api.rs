@@ -156,6 +156,19 @@ impl RuntimeApi {
         timeout: Duration,
         budget: Duration,
     ) -> InvocationResult {
+        let payload = Bytes::from(serde_json::to_vec(payload).unwrap());
+        self.invoke_bytes(payload, timeout, budget).await.1
+    }
+
+    /// Queues `payload` as it is (JSON or not: a Runtime API hands over whatever bytes it was
+    /// given) and waits up to `timeout` for its result; returns the request id with it, which
+    /// the function's log lines of this invocation carry.
+    pub async fn invoke_bytes(
+        &self,
+        payload: Bytes,
+        timeout: Duration,
+        budget: Duration,
+    ) -> (String, InvocationResult) {
         let n = self
             .counter
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -166,7 +179,6 @@ impl RuntimeApi {
             .unwrap()
             .results
             .insert(request_id.clone(), sender);
-        let payload = Bytes::from(serde_json::to_vec(payload).unwrap());
         self.queue
             .send(Pending {
                 request_id: request_id.clone(),
@@ -175,7 +187,7 @@ impl RuntimeApi {
             })
             .unwrap();
         match tokio::time::timeout(timeout, receiver).await {
-            Ok(Ok(result)) => result,
+            Ok(Ok(result)) => (request_id, result),
             Ok(Err(_)) => panic!("invocation {request_id}: the emulator dropped it"),
             Err(_) => panic!(
                 "invocation {request_id}: no result within {timeout:?}{}",

@@ -6,8 +6,8 @@
 
 mod pull_request;
 
+use crate::codebuild::variable;
 use aws_config::SdkConfig;
-use aws_sdk_codebuild::types::EnvironmentVariable;
 use serde_json::{Value, json};
 
 use crate::approvals::{self, APPROVERS};
@@ -709,14 +709,6 @@ impl World {
             }
         }
     }
-}
-
-fn variable(name: &str, value: &str) -> EnvironmentVariable {
-    EnvironmentVariable::builder()
-        .name(name)
-        .value(value)
-        .build()
-        .unwrap()
 }
 
 /// The team's address, subscribed to build news of main only (the template's example policy).

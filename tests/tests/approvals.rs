@@ -5,20 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failed test
 
-use integration_tests::approvals::{APPROVERS, ApprovalScenario};
+use integration_tests::approvals::{APPROVERS, ApprovalScenario, heading, hidden_field};
+use integration_tests::calls::CallCounter;
 use integration_tests::http::{Answer, send};
 use integration_tests::{Emulators, Function, fixtures, sample_event, unique};
 use serde_json::json;
 use shared::approval_link::{Approval, ApprovalLink, Approver, Decision, SigningKey};
-
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} field in {html}"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
-}
 
 /// `name=value` of the page's Set-Cookie, as the browser sends it back.
 fn cookie_of(page: &Answer) -> String {
@@ -145,8 +137,8 @@ async fn an_approver_approves_from_the_email_link_and_the_pipeline_goes_on() {
 
     let page = get(&approve).await;
     let body = form(
-        &hidden(&page.body, "link"),
-        &hidden(&page.body, "form"),
+        &hidden_field(&page.body, "link"),
+        &hidden_field(&page.body, "form"),
         "Ship it",
     );
     let cookie = cookie_of(&page);
@@ -196,7 +188,11 @@ async fn a_rejection_from_the_email_link_stops_the_execution() {
     let page = get(&reject).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("class=\"reject\">Reject</button>"));
-    let body = form(&hidden(&page.body, "link"), &hidden(&page.body, "form"), "");
+    let body = form(
+        &hidden_field(&page.body, "link"),
+        &hidden_field(&page.body, "form"),
+        "",
+    );
     let done = post_from_page(&scenario, &reject, &body, Some(&cookie_of(&page))).await;
 
     assert_eq!(done.status, 200, "{}", done.body);
@@ -284,7 +280,7 @@ async fn tampered_forged_expired_and_malformed_requests_change_nothing() {
 
     let page = get(&approve).await;
     let cookie = cookie_of(&page);
-    let guard = hidden(&page.body, "form");
+    let guard = hidden_field(&page.body, "form");
     let oversized = post_from_page(&scenario, &approve, &"x".repeat(20_000), Some(&cookie)).await;
     assert_eq!(oversized.status, 413);
     let cross_site = send(
@@ -357,4 +353,291 @@ async fn a_signing_key_too_short_stops_the_function_at_cold_start() {
     assert!(error.error_message.contains("SIGNING_KEY"), "{error:?}");
     assert!(error.error_message.contains("at least 32"), "{error:?}");
     assert!(!status.success());
+}
+
+// --- Approval links under attack ---------------------------------------------------------------
+
+/// Nothing either function logged contains any of `secrets`: tokens, signed links and their
+/// parts, anti-forgery values, cookie nonces.
+async fn assert_nothing_logged_of(scenario: &ApprovalScenario, secrets: &[String]) {
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let logs = [scenario.notify.logs(), scenario.callback.logs()].concat();
+    assert!(logs.len() > 3, "the functions log: {logs:?}");
+    for secret in secrets {
+        assert!(secret.len() >= 16, "too short to search for: {secret}");
+        for line in &logs {
+            assert!(
+                !line.contains(secret.as_str()),
+                "{secret} was logged: {line}"
+            );
+        }
+    }
+}
+
+/// What a signed link (the `link=` value) gives away if logged: itself, its payload (the token
+/// in base64) and its signature.
+fn parts_of(link_url: &str) -> Vec<String> {
+    let signed = link_param(link_url);
+    let (payload, signature) = signed.split_once('.').unwrap();
+    vec![signed.clone(), payload.to_owned(), signature.to_owned()]
+}
+
+/// Sends a request and waits (up to 3 s) for approval-callback to log `message` for it; returns
+/// the answer.
+async fn logged<F: std::future::Future<Output = Answer>>(
+    scenario: &ApprovalScenario,
+    message: &str,
+    request: F,
+) -> Answer {
+    let before = scenario.callback.logs().len();
+    let answer = request.await;
+    for _ in 0..60 {
+        let found = scenario.callback.logs()[before..].iter().any(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .is_ok_and(|record| record["fields"]["message"] == message)
+        });
+        if found {
+            return answer;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "no log line {message:?} for the request answered {}: {:?}",
+        answer.status,
+        &scenario.callback.logs()[before..]
+    );
+}
+
+/// `link`'s payload with `from` replaced by `to`, under the original signature.
+fn edited(link_url: &str, from: &str, to: &str) -> String {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (base, signed) = link_url.split_once("?link=").unwrap();
+    let (payload, signature) = signed.split_once('.').unwrap();
+    let json = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert!(json.contains(from), "{json}");
+    let forged = URL_SAFE_NO_PAD.encode(json.replace(from, to));
+    format!("{base}?link={forged}.{signature}")
+}
+
+async fn put_approval_results(scenario: &ApprovalScenario) -> CallCounter {
+    CallCounter::start(
+        &scenario.emulators,
+        "codepipeline",
+        "PutApprovalResult",
+        &scenario.pipeline,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn link_scanners_swapped_decisions_and_forged_forms_decide_nothing_and_each_refusal_is_logged()
+ {
+    let scenario = ApprovalScenario::new().await;
+    scenario.deliver().await;
+    let token = scenario.approval_state().await.token().unwrap().to_owned();
+    let calls = put_approval_results(&scenario).await;
+    let (approve, _) = scenario.links_of("alice@example.com").await;
+    let (_, bob_reject) = scenario.links_of("bob@example.com").await;
+    let mut secrets = vec![token];
+    secrets.extend(parts_of(&approve));
+    secrets.extend(parts_of(&bob_reject));
+
+    // Mail scanners follow every link, some of them more than once: each gets the page, and
+    // nothing is decided.
+    for agent in [
+        "Mozilla/5.0 (compatible; Barracuda Sentinel (EE))",
+        "Microsoft Office Existence Discovery",
+        "Mozilla/5.0 (compatible; proofpoint-urldefense)",
+        "Mimecast URL Protect",
+        "Mozilla/5.0 (compatible; Barracuda Sentinel (EE))",
+    ] {
+        for link in [&approve, &bob_reject] {
+            let page = logged(
+                &scenario,
+                "confirmation page shown",
+                send("GET", link, &[("user-agent", agent)], ""),
+            )
+            .await;
+            assert_eq!(page.status, 200, "{agent}: {}", page.body);
+            assert!(page.body.contains("Nothing has been decided yet."));
+            secrets.push(hidden_field(&page.body, "form"));
+            secrets.push(cookie_of(&page).split_once('=').unwrap().1.to_owned());
+        }
+    }
+    let head = logged(
+        &scenario,
+        "method not allowed",
+        send(
+            "HEAD",
+            &approve,
+            &[("user-agent", "Mimecast URL Protect")],
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(head.status, 405);
+    assert_eq!(head.header("allow"), "GET, POST");
+
+    // Alice's Approve link edited to Reject, under its original signature.
+    let swapped = edited(&approve, "\"d\":\"approve\"", "\"d\":\"reject\"");
+    let refused = logged(
+        &scenario,
+        "link with a bad signature refused",
+        get(&swapped),
+    )
+    .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(!refused.body.contains("<form"));
+    // ... and sent with a genuine page's form and cookie.
+    let page = get(&approve).await;
+    let cookie = cookie_of(&page);
+    let guard = hidden_field(&page.body, "form");
+    secrets.push(guard.clone());
+    let refused = logged(
+        &scenario,
+        "link with a bad signature refused",
+        post_from_page(
+            &scenario,
+            &approve,
+            &form(&link_param(&swapped), &guard, "no"),
+            Some(&cookie),
+        ),
+    )
+    .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+
+    // Same-site POSTs with the cookie but without the page's anti-forgery value, with a made-up
+    // one, with one whose MAC is altered, and with the value of Bob's page.
+    let without = form_urlencoded::Serializer::new(String::new())
+        .append_pair("link", &link_param(&approve))
+        .append_pair("comment", "")
+        .finish();
+    let (issued, mac) = guard.split_once('.').unwrap();
+    let altered = format!(
+        "{issued}.{}{}",
+        if mac.starts_with('A') { "B" } else { "A" },
+        &mac[1..]
+    );
+    let bob_page = get(&bob_reject).await;
+    let bob_guard = hidden_field(&bob_page.body, "form");
+    secrets.push(bob_guard.clone());
+    for (case, body) in [
+        ("no anti-forgery value", without),
+        (
+            "a made-up value",
+            form(&link_param(&approve), "1700000000.bm90IGEgbWFj", ""),
+        ),
+        (
+            "an altered value",
+            form(&link_param(&approve), &altered, ""),
+        ),
+        (
+            "another page's value",
+            form(&link_param(&approve), &bob_guard, ""),
+        ),
+    ] {
+        let refused = logged(
+            &scenario,
+            "form guard refused",
+            post_from_page(&scenario, &approve, &body, Some(&cookie)),
+        )
+        .await;
+        assert_eq!(refused.status, 403, "{case}: {}", refused.body);
+        assert_eq!(heading(&refused.body), "Form not accepted", "{case}");
+    }
+
+    let state = scenario.approval_state().await;
+    assert_eq!(state.status().unwrap().as_str(), "InProgress");
+    assert_eq!(scenario.execution_status().await, "InProgress");
+    assert_eq!(calls.count().await, 0, "no PutApprovalResult at all");
+    assert_nothing_logged_of(&scenario, &secrets).await;
+    assert_no_secrets_logged(&scenario, &secrets[0], &[&approve, &bob_reject]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_link_used_again_after_the_decision_is_told_so_and_calls_codepipeline_no_more() {
+    let scenario = ApprovalScenario::new().await;
+    scenario.deliver().await;
+    let token = scenario.approval_state().await.token().unwrap().to_owned();
+    let calls = put_approval_results(&scenario).await;
+    let (approve, alice_reject) = scenario.links_of("alice@example.com").await;
+    let (_, bob_reject) = scenario.links_of("bob@example.com").await;
+    // Bob opens his Reject page, and leaves it open.
+    let bob_page = get(&bob_reject).await;
+    let bob_form = form(
+        &hidden_field(&bob_page.body, "link"),
+        &hidden_field(&bob_page.body, "form"),
+        "Not yet",
+    );
+    let bob_cookie = cookie_of(&bob_page);
+
+    // Alice approves.
+    let page = get(&approve).await;
+    let alice_form = form(
+        &hidden_field(&page.body, "link"),
+        &hidden_field(&page.body, "form"),
+        "Ship it",
+    );
+    let alice_cookie = cookie_of(&page);
+    let done = logged(
+        &scenario,
+        "approval decided",
+        post_from_page(&scenario, &approve, &alice_form, Some(&alice_cookie)),
+    )
+    .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(calls.count().await, 1);
+
+    // Every link and form used again: told it is decided, and what was recorded.
+    for link in [&approve, &alice_reject, &bob_reject] {
+        let again = logged(
+            &scenario,
+            "link opened after the approval was decided",
+            get(link),
+        )
+        .await;
+        assert_eq!(again.status, 409, "{}", again.body);
+        assert_eq!(heading(&again.body), "Already decided");
+        assert!(again.body.contains("It was approved."), "{}", again.body);
+        assert!(
+            again
+                .body
+                .contains("Approved by alice@example.com via the email link: Ship it"),
+            "{}",
+            again.body
+        );
+        assert!(!again.body.contains("<form"));
+    }
+    for (who, url, body, cookie) in [
+        ("alice", &approve, &alice_form, &alice_cookie),
+        ("bob", &bob_reject, &bob_form, &bob_cookie),
+        ("alice", &approve, &alice_form, &alice_cookie),
+    ] {
+        let again = logged(
+            &scenario,
+            "decision refused: the approval no longer waits for this link",
+            post_from_page(&scenario, url, body, Some(cookie)),
+        )
+        .await;
+        assert_eq!(again.status, 409, "{who}: {}", again.body);
+        assert_eq!(heading(&again.body), "Already decided");
+    }
+
+    let decided = scenario.approval_state().await;
+    assert_eq!(decided.status().unwrap().as_str(), "Succeeded");
+    assert_eq!(
+        decided.summary(),
+        Some("Approved by alice@example.com via the email link: Ship it")
+    );
+    assert_eq!(scenario.execution_status().await, "Succeeded");
+    assert_eq!(calls.count().await, 1, "one PutApprovalResult in all");
+    let mut secrets = vec![token.clone()];
+    for link in [&approve, &alice_reject, &bob_reject] {
+        secrets.extend(parts_of(link));
+    }
+    secrets.push(hidden_field(&page.body, "form"));
+    secrets.push(hidden_field(&bob_page.body, "form"));
+    assert_nothing_logged_of(&scenario, &secrets).await;
+    assert_no_secrets_logged(&scenario, &token, &[&approve, &alice_reject, &bob_reject]).await;
 }

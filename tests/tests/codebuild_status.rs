@@ -3,123 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failed test
 
-use aws_config::SdkConfig;
-use aws_sdk_codebuild::types::EnvironmentVariable;
-use integration_tests::aws::sdk_config;
-use integration_tests::fixtures::{self, Delivered};
-use integration_tests::{Emulators, Function, http, unique};
-use serde_json::{Value, json};
-
-const COMMIT: &str = "0ccf1ae1bf4c7d610115754eef7bf8c60e7f167e";
-
-struct Scenario {
-    emulators: Emulators,
-    sdk: SdkConfig,
-    project: String,
-    topic: String,
-    inbox: String,
-    function: Function,
-}
-
-impl Scenario {
-    async fn new() -> Self {
-        let emulators = Emulators::load();
-        let sdk = sdk_config(&emulators).await;
-        let project = unique("shop-image");
-        fixtures::image_project(&sdk, &project).await;
-        let table = unique("ledger");
-        fixtures::ledger_table(&sdk, &table).await;
-        let (topic, inbox) = fixtures::topic_with_inbox(&sdk, &unique("builds"), None).await;
-        let mut env = emulators.function_env();
-        env.extend([
-            ("TOPIC_ARN".to_owned(), topic.clone()),
-            ("LEDGER_TABLE".to_owned(), table),
-            ("PR_VALIDATION_PROJECT".to_owned(), "shop-pr".to_owned()),
-        ]);
-        let function = Function::start("codebuild-status", &env).await;
-        let topic_arn = topic;
-        Self {
-            emulators,
-            sdk,
-            project,
-            topic: topic_arn,
-            inbox,
-            function,
-        }
-    }
-
-    /// Starts a pipeline build of `branch`, as the pipeline's build action does.
-    async fn start_build(&self, branch: &str) -> String {
-        aws_sdk_codebuild::Client::new(&self.sdk)
-            .start_build()
-            .project_name(&self.project)
-            .environment_variables_override(variable("SOURCE_BRANCH", branch))
-            .environment_variables_override(variable("SOURCE_COMMIT", COMMIT))
-            .send()
-            .await
-            .unwrap()
-            .build_value()
-            .unwrap()
-            .id()
-            .unwrap()
-            .to_owned()
-    }
-
-    /// Finishes `build` with `status`, as CodeBuild would.
-    async fn finish(&self, build: &str, status: &str) {
-        let mut body = json!({"buildId": build, "status": status, "durationSeconds": 192});
-        if status != "SUCCEEDED" {
-            body["failedPhase"] = json!("BUILD");
-            body["context"] = json!(
-                "COMMAND_EXECUTION_ERROR: Error while executing command: cargo test --locked. Reason: exit status 101"
-            );
-        }
-        let (code, answer) = http::json(
-            "POST",
-            &format!("{}/codebuild/complete", self.emulators.admin),
-            Some(&body),
-        )
-        .await;
-        assert_eq!(code, 200, "{answer}");
-    }
-
-    /// The EventBridge event CodeBuild emits for `build` now.
-    async fn event(&self, build: &str) -> Value {
-        let url = format!(
-            "{}/codebuild/event?buildId={}",
-            self.emulators.admin,
-            encode(build)
-        );
-        let (code, event) = http::json("GET", &url, None).await;
-        assert_eq!(code, 200, "{event}");
-        event
-    }
-
-    async fn inbox(&self) -> Vec<Delivered> {
-        fixtures::received(&self.sdk, &self.inbox).await
-    }
-}
-
-fn variable(name: &str, value: &str) -> EnvironmentVariable {
-    EnvironmentVariable::builder()
-        .name(name)
-        .value(value)
-        .build()
-        .unwrap()
-}
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+use integration_tests::fixtures;
+use integration_tests::scenarios::build_status::{BuildStatusScenario, COMMIT};
+use integration_tests::unique;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_build_lands_in_the_inbox_once_with_its_reason_links_and_attributes() {
-    let scenario = Scenario::new().await;
+    let scenario = BuildStatusScenario::new().await;
     let build = scenario.start_build("main").await;
     scenario.finish(&build, "FAILED").await;
     let event = scenario.event(&build).await;
@@ -175,7 +65,7 @@ async fn a_failed_build_lands_in_the_inbox_once_with_its_reason_links_and_attrib
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_success_after_a_failure_of_the_branch_is_reported_fixed_and_only_then() {
-    let scenario = Scenario::new().await;
+    let scenario = BuildStatusScenario::new().await;
     let failed = scenario.start_build("main").await;
     scenario.finish(&failed, "FAILED").await;
     let other_branch = scenario.start_build("release/2.4").await;
@@ -227,7 +117,7 @@ async fn a_success_after_a_failure_of_the_branch_is_reported_fixed_and_only_then
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stopped_and_timed_out_builds_notify_and_running_ones_do_not() {
-    let scenario = Scenario::new().await;
+    let scenario = BuildStatusScenario::new().await;
     let running = scenario.start_build("main").await;
     let response = scenario
         .function
@@ -261,7 +151,7 @@ async fn stopped_and_timed_out_builds_notify_and_running_ones_do_not() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn subscribers_filter_on_the_message_attributes() {
-    let scenario = Scenario::new().await;
+    let scenario = BuildStatusScenario::new().await;
     // The template's example subscription: main's failures, time-outs and fixes only.
     let main_only = fixtures::inbox(
         &scenario.sdk,
@@ -300,7 +190,7 @@ async fn subscribers_filter_on_the_message_attributes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_event_is_an_invalid_event_error() {
-    let scenario = Scenario::new().await;
+    let scenario = BuildStatusScenario::new().await;
     let result = scenario
         .function
         .invoke(&integration_tests::sample_event(

@@ -3,95 +3,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failed test
 
-use aws_config::SdkConfig;
-use integration_tests::aws::sdk_config;
-use integration_tests::{Emulators, Function, event_id, fixtures, sample_event, unique};
-use serde_json::{Value, json};
-
-struct Scenario {
-    emulators: Emulators,
-    sdk: SdkConfig,
-    repository: String,
-    pipeline: String,
-}
-
-impl Scenario {
-    /// A repository with one commit on `main` and a pipeline following it.
-    async fn new() -> (Self, String) {
-        let emulators = Emulators::load();
-        let sdk = sdk_config(&emulators).await;
-        let repository = unique("shop");
-        let pipeline = unique("shop-main");
-        fixtures::repository(&sdk, &repository).await;
-        let first =
-            fixtures::commit(&sdk, &repository, "main", None, "chore: initial import").await;
-        fixtures::pipeline(&sdk, &pipeline, &repository, "main").await;
-        (
-            Self {
-                emulators,
-                sdk,
-                repository,
-                pipeline,
-            },
-            first,
-        )
-    }
-
-    fn routes(&self) -> String {
-        json!([{"repository": self.repository, "branch": "main", "pipeline": self.pipeline}])
-            .to_string()
-    }
-
-    async fn function(&self, routes: &str) -> Function {
-        let mut env = self.emulators.function_env();
-        env.push(("PIPELINE_ROUTES".into(), routes.into()));
-        Function::start("codecommit-push", &env).await
-    }
-
-    /// The sample push event, for this scenario's repository and `commit`, with a fresh id.
-    fn push(&self, sample: &str, commit: &str) -> Value {
-        let mut event = sample_event("codecommit-push", sample);
-        event["id"] = json!(event_id());
-        event["detail"]["repositoryName"] = json!(self.repository);
-        event["detail"]["commitId"] = json!(commit);
-        event
-    }
-
-    async fn executions(&self) -> Vec<aws_sdk_codepipeline::types::PipelineExecutionSummary> {
-        aws_sdk_codepipeline::Client::new(&self.sdk)
-            .list_pipeline_executions()
-            .pipeline_name(&self.pipeline)
-            .send()
-            .await
-            .unwrap()
-            .pipeline_execution_summaries()
-            .to_vec()
-    }
-}
+use integration_tests::scenarios::pushes::PushScenario;
+use integration_tests::{Emulators, Function, sample_event, unique};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_push_starts_the_routed_pipeline_on_exactly_that_commit_and_a_redelivery_starts_nothing_more()
  {
-    let (scenario, first) = Scenario::new().await;
-    let pushed = fixtures::commit(
-        &scenario.sdk,
-        &scenario.repository,
-        "main",
-        Some(&first),
-        "feat: one-click checkout",
-    )
-    .await;
-    // A later commit exists on the branch: the execution must still build the pushed one.
-    fixtures::commit(
-        &scenario.sdk,
-        &scenario.repository,
-        "main",
-        Some(&pushed),
-        "feat: later work",
-    )
-    .await;
+    let scenario = PushScenario::new().await;
+    let pushed = scenario
+        .commit(&scenario.first, "feat: one-click checkout")
+        .await;
     let function = scenario.function(&scenario.routes()).await;
-    let event = scenario.push("push-main.json", &pushed);
+    let event = scenario.push_event("push-main.json", &pushed);
 
     let response = function.invoke(&event).await.response();
 
@@ -138,23 +62,27 @@ async fn a_push_starts_the_routed_pipeline_on_exactly_that_commit_and_a_redelive
         .filter(|r| r["fields"]["message"] == "pipeline started")
         .count();
     assert_eq!(started, 2, "one log line per invocation: {logs:?}");
+
+    // A newer push lands; the older push's event comes once more, late: it starts nothing,
+    // so the older commit can never deploy after the newer one.
+    let later = scenario.commit(&pushed, "feat: later work").await;
+    let late = function.invoke(&event).await.response();
+    assert_eq!(late["outcome"], "ignored", "{late}");
+    assert_eq!(late["reason"]["kind"], "superseded", "{late}");
+    assert_eq!(late["reason"]["tip"], later.as_str());
+    assert_eq!(scenario.executions().await.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_commit_asking_to_skip_ci_starts_nothing() {
-    let (scenario, first) = Scenario::new().await;
-    let docs = fixtures::commit(
-        &scenario.sdk,
-        &scenario.repository,
-        "main",
-        Some(&first),
-        "docs: fix a typo\n\n[skip ci]",
-    )
-    .await;
+    let scenario = PushScenario::new().await;
+    let docs = scenario
+        .commit(&scenario.first, "docs: fix a typo\n\n[skip ci]")
+        .await;
     let function = scenario.function(&scenario.routes()).await;
 
     let response = function
-        .invoke(&scenario.push("push-skip-ci.json", &docs))
+        .invoke(&scenario.push_event("push-skip-ci.json", &docs))
         .await
         .response();
 
@@ -165,7 +93,7 @@ async fn a_commit_asking_to_skip_ci_starts_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unrouted_branches_tags_and_deletions_start_nothing() {
-    let (scenario, first) = Scenario::new().await;
+    let scenario = PushScenario::new().await;
     let function = scenario.function(&scenario.routes()).await;
 
     for (sample, kind) in [
@@ -174,7 +102,7 @@ async fn unrouted_branches_tags_and_deletions_start_nothing() {
         ("branch-deleted.json", "referenceDeleted"),
     ] {
         let response = function
-            .invoke(&scenario.push(sample, &first))
+            .invoke(&scenario.push_event(sample, &scenario.first))
             .await
             .response();
         assert_eq!(response["outcome"], "ignored", "{sample}");
@@ -185,7 +113,7 @@ async fn unrouted_branches_tags_and_deletions_start_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_event_is_an_invalid_event_error_with_a_log_line() {
-    let (scenario, _) = Scenario::new().await;
+    let scenario = PushScenario::new().await;
     let function = scenario.function(&scenario.routes()).await;
 
     let result = function
@@ -214,12 +142,12 @@ async fn a_malformed_event_is_an_invalid_event_error_with_a_log_line() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_route_to_a_missing_pipeline_fails_the_invocation_so_lambda_retries_it() {
-    let (scenario, first) = Scenario::new().await;
+    let scenario = PushScenario::new().await;
     let routes = json!([{"repository": scenario.repository, "branch": "main", "pipeline": unique("gone"), "sourceAction": "Source"}]);
     let function = scenario.function(&routes.to_string()).await;
 
     let result = function
-        .invoke(&scenario.push("push-main.json", &first))
+        .invoke(&scenario.push_event("push-main.json", &scenario.first))
         .await;
 
     assert_eq!(result.error_type(), "Upstream");

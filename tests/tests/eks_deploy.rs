@@ -4,78 +4,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failed test
 
-use integration_tests::aws::sdk_config;
-use integration_tests::{Emulators, Function, fixtures, kubernetes, unique};
+use integration_tests::scenarios::deployments::{
+    DeploymentScenario, V1, V2, container_images as images,
+};
+use integration_tests::{Function, kubernetes, unique};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::Api;
 use serde_json::{Value, json};
 
-const V1: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v1";
-const V2: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v2";
 const PROXY: &str = "envoyproxy/envoy:v1.30";
 
-struct Scenario {
-    emulators: Emulators,
-    client: kube::Client,
-    cluster: String,
-    namespace: String,
-    function: Function,
-}
-
-impl Scenario {
-    async fn new() -> Self {
-        let emulators = Emulators::load();
-        let sdk = sdk_config(&emulators).await;
-        let cluster = unique("shop-prod");
-        kubernetes::eks_cluster(&sdk, &cluster).await;
-        let client = kubernetes::client(&emulators);
-        let namespace = unique("shop");
-        kubernetes::deployment(
-            &client,
-            &namespace,
-            "web",
-            3,
-            2,
-            &[("web", V1), ("proxy", PROXY)],
-        )
-        .await;
-        let function = Function::start("eks-deploy", &emulators.function_env()).await;
-        Self {
-            emulators,
-            client,
-            cluster,
-            namespace,
-            function,
-        }
-    }
-
-    fn params(&self, image: &str) -> Value {
-        json!({"cluster": self.cluster, "namespace": self.namespace, "deployment": "web", "container": "web", "image": image})
-    }
-
-    async fn deployment(&self) -> Deployment {
-        Api::<Deployment>::namespaced(self.client.clone(), &self.namespace)
-            .get("web")
-            .await
-            .unwrap()
-    }
-}
-
-fn images(deployment: &Deployment) -> Vec<(String, String)> {
-    deployment
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers
-        .iter()
-        .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
-        .collect()
+/// `web` running V1 beside a proxy container, which a deploy of `web` must keep.
+async fn web_with_a_proxy() -> DeploymentScenario {
+    DeploymentScenario::new(&[("web", V1), ("proxy", PROXY)]).await
 }
 
 fn annotation<'a>(deployment: &'a Deployment, key: &str) -> Option<&'a str> {
@@ -89,7 +31,7 @@ fn annotation<'a>(deployment: &'a Deployment, key: &str) -> Option<&'a str> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_image_is_patched_into_its_container_and_followed_until_rolled_out() {
-    let scenario = Scenario::new().await;
+    let scenario = web_with_a_proxy().await;
     let before = scenario.deployment().await;
 
     let response = scenario
@@ -154,7 +96,7 @@ async fn a_new_image_is_patched_into_its_container_and_followed_until_rolled_out
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_image_that_never_starts_fails_with_the_pods_reason_and_is_rolled_back() {
-    let scenario = Scenario::new().await;
+    let scenario = web_with_a_proxy().await;
     let bad = format!(
         "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:{}",
         unique("bad")
@@ -193,7 +135,7 @@ async fn an_image_that_never_starts_fails_with_the_pods_reason_and_is_rolled_bac
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_looping_image_is_reported_and_left_when_rollback_is_off() {
-    let scenario = Scenario::new().await;
+    let scenario = web_with_a_proxy().await;
     let crashing = format!("shop:{}", unique("crash"));
     kubernetes::mark_image_bad(&scenario.emulators, &crashing, "CrashLoopBackOff").await;
     let mut params = scenario.params(&crashing);
@@ -212,17 +154,10 @@ async fn a_crash_looping_image_is_reported_and_left_when_rollback_is_off() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_rollout_is_followed_with_a_watch_not_by_polling() {
-    let scenario = Scenario::new().await;
-    let user_requests = |requests: &[Value]| -> Vec<(String, bool)> {
+    let scenario = web_with_a_proxy().await;
+    let user_requests = |requests: Vec<Value>| -> Vec<(String, bool)> {
         requests
             .iter()
-            .filter(|r| {
-                r["path"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .contains(&format!("/namespaces/{}/", scenario.namespace))
-            })
-            .filter(|r| r["user"].as_str().unwrap_or_default() != "emulator-admin")
             .map(|r| {
                 (
                     r["method"].as_str().unwrap_or_default().to_owned(),
@@ -231,7 +166,7 @@ async fn the_rollout_is_followed_with_a_watch_not_by_polling() {
             })
             .collect()
     };
-    let before = user_requests(&kubernetes::requests(&scenario.emulators).await).len();
+    let before = user_requests(scenario.requests().await).len();
 
     scenario
         .function
@@ -239,7 +174,7 @@ async fn the_rollout_is_followed_with_a_watch_not_by_polling() {
         .await
         .response();
 
-    let after = user_requests(&kubernetes::requests(&scenario.emulators).await);
+    let after = user_requests(scenario.requests().await);
     let made = &after[before..];
     assert_eq!(
         made,
@@ -254,7 +189,7 @@ async fn the_rollout_is_followed_with_a_watch_not_by_polling() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deployment_without_the_container_fails_clearly() {
-    let scenario = Scenario::new().await;
+    let scenario = web_with_a_proxy().await;
     let mut params = scenario.params(V2);
     params["container"] = json!("api");
 
@@ -272,7 +207,7 @@ async fn a_deployment_without_the_container_fails_clearly() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_parameters_are_an_invalid_event_naming_the_field() {
-    let scenario = Scenario::new().await;
+    let scenario = web_with_a_proxy().await;
     let mut params = scenario.params(V2);
     params["namespace"] = json!("Not_A_Namespace");
 
@@ -281,103 +216,10 @@ async fn bad_parameters_are_an_invalid_event_naming_the_field() {
     assert_eq!(result.error_type(), "InvalidEvent");
 }
 
-/// A pipeline whose Deploy action invokes eks-deploy for this scenario's Deployment, started
-/// on a commit, its build finished with `image` as IMAGE_URI: the Deploy action waits.
-struct PipelineRun {
-    name: String,
-    execution_id: String,
-}
-
-async fn pipeline_run(scenario: &Scenario, image: &str, parameters: Option<Value>) -> PipelineRun {
-    let sdk = sdk_config(&scenario.emulators).await;
-    let repository = unique("shop-repo");
-    fixtures::repository(&sdk, &repository).await;
-    fixtures::commit(&sdk, &repository, "main", None, "feat: one-click checkout").await;
-    let name = unique("shop-main");
-    let parameters = parameters.unwrap_or_else(|| {
-        json!({"cluster": scenario.cluster, "namespace": scenario.namespace, "deployment": "web",
-               "container": "web", "image": "#{BuildVariables.IMAGE_URI}"})
-    });
-    fixtures::deploy_pipeline(
-        &sdk,
-        &name,
-        &repository,
-        "eks-deploy",
-        &parameters.to_string(),
-    )
-    .await;
-    let execution_id = aws_sdk_codepipeline::Client::new(&sdk)
-        .start_pipeline_execution()
-        .name(&name)
-        .send()
-        .await
-        .unwrap()
-        .pipeline_execution_id()
-        .unwrap()
-        .to_owned();
-    fixtures::complete_action(
-        &scenario.emulators,
-        &execution_id,
-        "Build",
-        "Build",
-        "Succeeded",
-        json!({"IMAGE_URI": image}),
-    )
-    .await;
-    PipelineRun { name, execution_id }
-}
-
-impl PipelineRun {
-    /// The one job CodePipeline has for the Deploy action, as the event it invokes with.
-    async fn job(&self, emulators: &Emulators) -> Value {
-        let jobs = fixtures::waiting_jobs(emulators, &self.name).await;
-        assert_eq!(jobs.len(), 1, "{jobs:?}");
-        jobs[0]["event"].clone()
-    }
-
-    async fn status(&self, emulators: &Emulators) -> (String, Value) {
-        let sdk = sdk_config(emulators).await;
-        let client = aws_sdk_codepipeline::Client::new(&sdk);
-        let execution = client
-            .get_pipeline_execution()
-            .pipeline_name(&self.name)
-            .pipeline_execution_id(&self.execution_id)
-            .send()
-            .await
-            .unwrap();
-        let status = execution
-            .pipeline_execution()
-            .unwrap()
-            .status()
-            .unwrap()
-            .as_str()
-            .to_owned();
-        let state = client
-            .get_pipeline_state()
-            .name(&self.name)
-            .send()
-            .await
-            .unwrap();
-        let deploy = state
-            .stage_states()
-            .iter()
-            .find(|s| s.stage_name() == Some("Deploy"))
-            .and_then(|s| s.action_states().first())
-            .and_then(|a| a.latest_execution())
-            .map(|e| {
-                json!({"status": e.status().map(|s| s.as_str()), "summary": e.summary(),
-                       "error": e.error_details().map(|d| json!({"code": d.code(), "message": d.message()})),
-                       "percent": e.percent_complete()})
-            })
-            .unwrap_or(Value::Null);
-        (status, deploy)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_pipeline_deploy_action_succeeds_once_the_rollout_is_complete() {
-    let scenario = Scenario::new().await;
-    let run = pipeline_run(&scenario, V2, None).await;
+    let scenario = web_with_a_proxy().await;
+    let run = scenario.pipeline_run(V2, None).await;
 
     let response = scenario
         .function
@@ -400,10 +242,10 @@ async fn the_pipeline_deploy_action_succeeds_once_the_rollout_is_complete() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_rollout_fails_the_pipeline_with_the_reason_after_rolling_back() {
-    let scenario = Scenario::new().await;
+    let scenario = web_with_a_proxy().await;
     let bad = format!("shop:{}", unique("bad"));
     kubernetes::mark_image_bad(&scenario.emulators, &bad, "ImagePullBackOff").await;
-    let run = pipeline_run(&scenario, &bad, None).await;
+    let run = scenario.pipeline_run(&bad, None).await;
 
     let response = scenario
         .function
@@ -426,8 +268,8 @@ async fn a_failed_rollout_fails_the_pipeline_with_the_reason_after_rolling_back(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rollout_longer_than_one_invocation_continues_in_the_next() {
-    let scenario = Scenario::new().await;
-    let run = pipeline_run(&scenario, V2, None).await;
+    let scenario = web_with_a_proxy().await;
+    let run = scenario.pipeline_run(V2, None).await;
     let mut env = scenario.emulators.function_env();
     env.push(("DEADLINE_MARGIN_SECONDS".into(), "0".into()));
     let function = Function::start("eks-deploy", &env).await;
@@ -455,17 +297,7 @@ async fn a_rollout_longer_than_one_invocation_continues_in_the_next() {
 
     assert_eq!(second["outcome"], "succeeded", "{second}");
     assert_eq!(run.status(&scenario.emulators).await.0, "Succeeded");
-    let patches = kubernetes::requests(&scenario.emulators)
-        .await
-        .into_iter()
-        .filter(|r| {
-            r["method"] == "PATCH"
-                && r["path"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .contains(&scenario.namespace)
-        })
-        .count();
+    let patches = scenario.patches().await;
     assert_eq!(
         patches, 1,
         "the continuation follows the rollout without patching again"
@@ -474,9 +306,9 @@ async fn a_rollout_longer_than_one_invocation_continues_in_the_next() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_user_parameters_fail_the_pipeline_as_a_configuration_error() {
-    let scenario = Scenario::new().await;
+    let scenario = web_with_a_proxy().await;
     let parameters = json!({"cluster": scenario.cluster, "namespace": scenario.namespace, "deployment": "web", "container": "web"});
-    let run = pipeline_run(&scenario, V2, Some(parameters)).await;
+    let run = scenario.pipeline_run(V2, Some(parameters)).await;
 
     let response = scenario
         .function

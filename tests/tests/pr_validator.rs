@@ -3,244 +3,53 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failed test
 
-use aws_config::SdkConfig;
 use aws_sdk_codecommit::types::ApprovalState;
-use integration_tests::aws::sdk_config;
-use integration_tests::{Emulators, Function, fixtures, http, unique};
-use serde_json::{Value, json};
+use integration_tests::Function;
+use integration_tests::http;
+use integration_tests::scenarios::pull_requests::{PullRequestScenario, build_id};
+use serde_json::json;
 
-/// A repository with `main` and `feature/cart` one commit ahead, a validation project building
-/// it, an author (an IAM user), and pr-validator running as another identity.
-struct Scenario {
-    emulators: Emulators,
-    /// The function's identity: the approver.
-    bot: SdkConfig,
-    /// The pull requests' author.
-    author: SdkConfig,
-    repository: String,
-    project: String,
-    main: String,
-    head: String,
-    function: Function,
+/// `main` and `develop`, `feature/cart` one commit ahead, and pull requests into `main` and
+/// `release/*` validated.
+async fn pull_requests_into_main_and_releases() -> PullRequestScenario {
+    PullRequestScenario::with(&["develop"], "main,release/*", &[]).await
 }
 
-impl Scenario {
-    async fn new() -> Self {
-        let emulators = Emulators::load();
-        let bot = sdk_config(&emulators).await;
-        let author = fixtures::user(&emulators, &bot, &unique("mary")).await;
-        let repository = unique("shop");
-        fixtures::repository(&bot, &repository).await;
-        let main = fixtures::commit(&author, &repository, "main", None, "Initial commit").await;
-        for branch in ["feature/cart", "develop"] {
-            aws_sdk_codecommit::Client::new(&bot)
-                .create_branch()
-                .repository_name(&repository)
-                .branch_name(branch)
-                .commit_id(&main)
-                .send()
-                .await
-                .unwrap();
-        }
-        let head = fixtures::commit(
-            &author,
-            &repository,
-            "feature/cart",
-            Some(&main),
-            "Add the cart",
-        )
-        .await;
-        let project = unique("shop-pr");
-        fixtures::validation_project(&bot, &project, &repository, &emulators.region).await;
-        let mut env = emulators.function_env();
-        env.extend([
-            ("PR_VALIDATION_PROJECT".to_owned(), project.clone()),
-            ("PR_REPOSITORIES".to_owned(), repository.clone()),
-            ("PR_DESTINATIONS".to_owned(), "main,release/*".to_owned()),
-        ]);
-        let function = Function::start("pr-validator", &env).await;
-        Self {
-            emulators,
-            bot,
-            author,
-            repository,
-            project,
-            main,
-            head,
-            function,
-        }
-    }
-
-    async fn open(&self, destination: &str) -> String {
-        fixtures::pull_request(
-            &self.author,
-            &self.repository,
-            "feature/cart",
-            destination,
-            "Add the cart",
-        )
-        .await
-    }
-
-    /// The author pushes another commit to the pull request's branch.
-    async fn push(&self, parent: &str, message: &str) -> String {
-        fixtures::commit(
-            &self.author,
-            &self.repository,
-            "feature/cart",
-            Some(parent),
-            message,
-        )
-        .await
-    }
-
-    /// The event CodeCommit emits for the pull request as it is now.
-    async fn pull_request_event(&self, id: &str, kind: &str) -> Value {
-        let url = format!(
-            "{}/codecommit/pull-request-event?pullRequestId={id}&repositoryName={}&event={kind}",
-            self.emulators.admin, self.repository
+/// The approval states of the pull request's current revision, by state.
+async fn approval_states(scenario: &PullRequestScenario, id: &str) -> Vec<ApprovalState> {
+    let (revision, _) = scenario.revision_and_head(id).await;
+    let approvals = scenario.approvals(id, &revision).await;
+    for approval in &approvals {
+        assert!(
+            !approval
+                .user_arn()
+                .unwrap_or_default()
+                .contains("user/mary"),
+            "the author never approves: {approval:?}"
         );
-        let (code, event) = http::json("GET", &url, None).await;
-        assert_eq!(code, 200, "{event}");
-        event
     }
-
-    /// Finishes `build` with `status`, as CodeBuild would.
-    async fn finish(&self, build: &str, status: &str) {
-        let mut body = json!({"buildId": build, "status": status, "durationSeconds": 190});
-        if status == "FAILED" {
-            body["context"] = json!(
-                "COMMAND_EXECUTION_ERROR: Error while executing command: cargo test --locked. Reason: exit status 101"
-            );
-        }
-        let (code, answer) = http::json(
-            "POST",
-            &format!("{}/codebuild/complete", self.emulators.admin),
-            Some(&body),
-        )
-        .await;
-        assert_eq!(code, 200, "{answer}");
-    }
-
-    /// The EventBridge event CodeBuild emits for `build` now.
-    async fn build_event(&self, build: &str) -> Value {
-        let url = format!(
-            "{}/codebuild/event?buildId={}",
-            self.emulators.admin,
-            encode(build)
-        );
-        let (code, event) = http::json("GET", &url, None).await;
-        assert_eq!(code, 200, "{event}");
-        event
-    }
-
-    async fn invoke(&self, event: &Value) -> Value {
-        self.function.invoke(event).await.response()
-    }
-
-    /// Every comment on the pull request, oldest first, as its author reads them.
-    async fn comments(&self, id: &str) -> Vec<String> {
-        let output = aws_sdk_codecommit::Client::new(&self.author)
-            .get_comments_for_pull_request()
-            .pull_request_id(id)
-            .send()
-            .await
-            .unwrap();
-        output
-            .comments_for_pull_request_data()
-            .iter()
-            .flat_map(|group| group.comments())
-            .map(|comment| comment.content().unwrap_or_default().to_owned())
-            .collect()
-    }
-
-    /// The pull request's current revision and head.
-    async fn revision(&self, id: &str) -> (String, String) {
-        let pull_request = aws_sdk_codecommit::Client::new(&self.author)
-            .get_pull_request()
-            .pull_request_id(id)
-            .send()
-            .await
-            .unwrap()
-            .pull_request
-            .unwrap();
-        let head = pull_request.pull_request_targets()[0]
-            .source_commit()
-            .unwrap()
-            .to_owned();
-        (pull_request.revision_id.unwrap(), head)
-    }
-
-    /// The approval states of the pull request's current revision, by state.
-    async fn approvals(&self, id: &str) -> Vec<ApprovalState> {
-        let (revision, _) = self.revision(id).await;
-        let approvals = aws_sdk_codecommit::Client::new(&self.author)
-            .get_pull_request_approval_states()
-            .pull_request_id(id)
-            .revision_id(revision)
-            .send()
-            .await
-            .unwrap()
-            .approvals
-            .unwrap_or_default();
-        for approval in &approvals {
-            assert!(
-                !approval
-                    .user_arn()
-                    .unwrap_or_default()
-                    .contains("user/mary"),
-                "the author never approves: {approval:?}"
-            );
-        }
-        approvals
-            .into_iter()
-            .filter_map(|a| a.approval_state)
-            .collect()
-    }
-
-    async fn build_status(&self, build: &str) -> String {
-        let builds = aws_sdk_codebuild::Client::new(&self.bot)
-            .batch_get_builds()
-            .ids(build)
-            .send()
-            .await
-            .unwrap()
-            .builds
-            .unwrap_or_default();
-        builds[0].build_status().unwrap().as_str().to_owned()
-    }
-
-    async fn build_count(&self) -> usize {
-        aws_sdk_codebuild::Client::new(&self.bot)
-            .list_builds_for_project()
-            .project_name(&self.project)
-            .send()
-            .await
-            .unwrap()
-            .ids()
-            .len()
-    }
-}
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
+    approvals
+        .into_iter()
+        .filter_map(|a| a.approval_state)
         .collect()
 }
 
-fn build_id(response: &Value) -> String {
-    response["buildId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no buildId in {response}"))
-        .to_owned()
+/// The status CodeBuild reports for `build`.
+async fn build_status(scenario: &PullRequestScenario, build: &str) -> String {
+    let builds = aws_sdk_codebuild::Client::new(&scenario.bot)
+        .batch_get_builds()
+        .ids(build)
+        .send()
+        .await
+        .unwrap()
+        .builds
+        .unwrap_or_default();
+    builds[0].build_status().unwrap().as_str().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_author_sees_the_build_start_then_fail_and_no_approval_even_after_redeliveries() {
-    let scenario = Scenario::new().await;
+    let scenario = pull_requests_into_main_and_releases().await;
     let id = scenario.open("main").await;
     let created = scenario.pull_request_event(&id, "pullRequestCreated").await;
 
@@ -315,7 +124,7 @@ async fn the_author_sees_the_build_start_then_fail_and_no_approval_even_after_re
     assert!(result.contains("Reason: exit status 101"), "{result}");
     assert!(result.contains("[Logs](https://console.aws.amazon.com/cloudwatch/"));
     assert_eq!(
-        scenario.approvals(&id).await,
+        approval_states(&scenario, &id).await,
         [ApprovalState::Revoke],
         "the function's approval is revoked"
     );
@@ -326,19 +135,22 @@ async fn the_author_sees_the_build_start_then_fail_and_no_approval_even_after_re
     let again = scenario.invoke(&repeated).await;
     assert_eq!(again["outcome"], "reported", "{again}");
     assert_eq!(scenario.comments(&id).await.len(), 2);
-    assert_eq!(scenario.approvals(&id).await, [ApprovalState::Revoke]);
+    assert_eq!(
+        approval_states(&scenario, &id).await,
+        [ApprovalState::Revoke]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_push_stops_the_old_build_marks_it_superseded_and_only_the_new_head_is_approved() {
-    let scenario = Scenario::new().await;
+    let scenario = pull_requests_into_main_and_releases().await;
     let id = scenario.open("main").await;
     let created = scenario.pull_request_event(&id, "pullRequestCreated").await;
     let first = build_id(&scenario.invoke(&created).await);
-    let (first_revision, _) = scenario.revision(&id).await;
+    let (first_revision, _) = scenario.revision_and_head(&id).await;
 
     let newer = scenario.push(&scenario.head, "Fix the cart").await;
-    let (revision, head) = scenario.revision(&id).await;
+    let (revision, head) = scenario.revision_and_head(&id).await;
     assert_eq!(head, newer);
     assert_ne!(revision, first_revision);
     let updated = scenario
@@ -349,8 +161,8 @@ async fn a_push_stops_the_old_build_marks_it_superseded_and_only_the_new_head_is
     assert_eq!(response["stopped"], json!([first]));
     let second = build_id(&response);
     assert_ne!(second, first);
-    assert_eq!(scenario.build_status(&first).await, "STOPPED");
-    assert_eq!(scenario.build_status(&second).await, "IN_PROGRESS");
+    assert_eq!(build_status(&scenario, &first).await, "STOPPED");
+    assert_eq!(build_status(&scenario, &second).await, "IN_PROGRESS");
 
     // The creation event arrives late: the pull request has moved on, nothing is built.
     let late = scenario.invoke(&created).await;
@@ -361,7 +173,7 @@ async fn a_push_stops_the_old_build_marks_it_superseded_and_only_the_new_head_is
     let stopped = scenario.build_event(&first).await;
     let response = scenario.invoke(&stopped).await;
     assert_eq!(response["outcome"], "superseded", "{response}");
-    assert!(scenario.approvals(&id).await.is_empty());
+    assert!(approval_states(&scenario, &id).await.is_empty());
     // Delivered again: the same comment is not posted twice (counted below).
     let again = scenario.invoke(&stopped).await;
     assert_eq!(again["outcome"], "superseded", "{again}");
@@ -370,7 +182,10 @@ async fn a_push_stops_the_old_build_marks_it_superseded_and_only_the_new_head_is
     let passed = scenario.build_event(&second).await;
     let response = scenario.invoke(&passed).await;
     assert_eq!(response["approval"], "APPROVE", "{response}");
-    assert_eq!(scenario.approvals(&id).await, [ApprovalState::Approve]);
+    assert_eq!(
+        approval_states(&scenario, &id).await,
+        [ApprovalState::Approve]
+    );
 
     let comments = scenario.comments(&id).await;
     let (old, new) = (&scenario.head[..7], &newer[..7]);
@@ -398,7 +213,7 @@ async fn a_push_stops_the_old_build_marks_it_superseded_and_only_the_new_head_is
 #[tokio::test(flavor = "multi_thread")]
 async fn other_destinations_closed_and_merged_pull_requests_get_nothing_and_reopening_builds_again()
 {
-    let scenario = Scenario::new().await;
+    let scenario = pull_requests_into_main_and_releases().await;
     let develop = scenario.open("develop").await;
     let response = scenario
         .invoke(
@@ -481,12 +296,12 @@ async fn other_destinations_closed_and_merged_pull_requests_get_nothing_and_reop
     let late = scenario.invoke(&scenario.build_event(&second).await).await;
     assert_eq!(late["reason"]["kind"], "merged", "{late}");
     assert_eq!(scenario.comments(&id).await.len(), 2);
-    assert!(scenario.approvals(&id).await.is_empty());
+    assert!(approval_states(&scenario, &id).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_events_are_invalid_event_errors_and_bad_settings_stop_the_cold_start() {
-    let scenario = Scenario::new().await;
+    let scenario = pull_requests_into_main_and_releases().await;
     for name in [
         "invalid-missing-source-commit.json",
         "invalid-foreign-push.json",

@@ -6,6 +6,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use integration_tests::scenarios::deployments::container_images;
+use integration_tests::templates::{functions, load as yaml};
 use integration_tests::workspace_root;
 use serde::Deserialize as _;
 use serde_json::Value as Json;
@@ -22,18 +24,7 @@ const FUNCTIONS: &[&str] = &[
 ];
 
 fn template() -> Value {
-    let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
-    serde_yaml_ng::from_str(&text).unwrap()
-}
-
-fn functions(template: &Value) -> Vec<(String, Value)> {
-    template["Resources"]
-        .as_mapping()
-        .unwrap()
-        .iter()
-        .filter(|(_, resource)| resource["Type"] == "AWS::Serverless::Function")
-        .map(|(id, resource)| (id.as_str().unwrap().to_owned(), resource.clone()))
-        .collect()
+    yaml("template.yaml")
 }
 
 fn package_name(manifest: &Path) -> String {
@@ -227,11 +218,6 @@ fn the_local_variables_file_names_only_template_functions() {
     }
 }
 
-fn yaml(path: &str) -> Value {
-    let text = std::fs::read_to_string(workspace_root().join(path)).unwrap();
-    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
 /// The string inside `!Sub '...'` (or a plain string).
 fn sub_text(value: &Value) -> String {
     match value {
@@ -341,19 +327,7 @@ fn the_sample_application_and_its_rbac_fit_what_eks_deploy_does() {
         eks_deploy::rollout::image_of(&deployment, container).is_some(),
         "no container {container}"
     );
-    assert!(
-        deployment
-            .spec
-            .as_ref()
-            .unwrap()
-            .template
-            .spec
-            .as_ref()
-            .unwrap()
-            .containers
-            .len()
-            > 1
-    );
+    assert!(container_images(&deployment).len() > 1);
 
     let rbac = std::fs::read_to_string(workspace_root().join("infra/k8s/rbac.yaml")).unwrap();
     let role = serde_yaml_ng::Deserializer::from_str(&rbac)

@@ -10,14 +10,13 @@
 //! form values are never logged: a token shows only as its fingerprint.
 
 use lambda_http::http::{Method, StatusCode, header};
-use lambda_http::request::LambdaRequest;
 use lambda_http::{Body, Request, Response};
+use shared::UpstreamError;
 use shared::approval_link::{
     ApprovalLink, Decision, FormError, FormGuard, LinkError, SigningKey, fingerprint,
     nonce_from_cookie,
 };
 use shared::ports::{ApprovalApi, ApprovalState, Revision};
-use shared::{InvalidEvent, UpstreamError};
 use tracing::{info, warn};
 
 use crate::page::{Page, Tone, escape, facts};
@@ -47,12 +46,8 @@ impl<A: ApprovalApi> Deps<A> {
 }
 
 /// Parses a raw Lambda payload as a Function URL request (the API Gateway HTTP API v2 format,
-/// which Function URLs share), the way `lambda_http` does before calling the handler.
-pub fn parse(payload: serde_json::Value) -> Result<Request, InvalidEvent> {
-    serde_json::from_value::<LambdaRequest>(payload)
-        .map(Request::from)
-        .map_err(|_| InvalidEvent::new("not a Lambda Function URL request"))
-}
+/// which Function URLs share), as [`crate::function_url::parse`] does.
+pub use crate::function_url::parse;
 
 /// Handles one Function URL request at `now` (seconds since the epoch); `fresh_nonce` is 16
 /// random bytes, used if the browser has no nonce cookie yet.
@@ -88,6 +83,7 @@ async fn show<A: ApprovalApi>(
     fresh_nonce: [u8; 16],
 ) -> Page {
     let Some(signed) = field(request.uri().query().unwrap_or_default(), "link") else {
+        info!("request without a link refused");
         return bad_request("This page needs the link from your approval email.");
     };
     let link = match ApprovalLink::verify(&signed, &deps.key, now) {
@@ -213,6 +209,7 @@ fn what_is_decided(
 async fn decide<A: ApprovalApi>(deps: &Deps<A>, request: &Request, now: i64) -> Page {
     let body: &[u8] = request.body().as_ref();
     if body.len() > MAX_BODY_BYTES {
+        info!(bytes = body.len(), "oversized POST refused");
         return Page::message(
             StatusCode::PAYLOAD_TOO_LARGE,
             Tone::Error,
@@ -233,10 +230,12 @@ async fn decide<A: ApprovalApi>(deps: &Deps<A>, request: &Request, now: i64) -> 
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"));
     if !is_form {
+        info!("POST that is not a form refused");
         return bad_request("The decision must be sent from the approval page's form.");
     }
     let form = String::from_utf8_lossy(body);
     let Some(signed) = field(&form, "link") else {
+        info!("form without a link refused");
         return bad_request("The form did not carry the approval link.");
     };
     let link = match ApprovalLink::verify(&signed, &deps.key, now) {
@@ -265,10 +264,27 @@ async fn decide<A: ApprovalApi>(deps: &Deps<A>, request: &Request, now: i64) -> 
     }
     let comment = match comment(field(&form, "comment").as_deref().unwrap_or_default()) {
         Ok(comment) => comment,
-        Err(text) => return bad_request(&text),
+        Err(text) => {
+            info!("overlong comment refused");
+            return bad_request(&text);
+        }
     };
     let summary = summary(&link, &comment);
     let approval = &link.approval;
+    // Only while the approval waits for this link's token: a form replayed after the decision,
+    // or sent for an approval that has moved on, changes nothing and calls nothing more.
+    let before = match deps
+        .approvals
+        .approval_state(&approval.pipeline, &approval.stage, &approval.action)
+        .await
+    {
+        Ok(state) => state,
+        Err(error) => return upstream_page(&link, &token_id, &error),
+    };
+    if !before.is_waiting_for(&approval.token) {
+        info!(pipeline = %approval.pipeline, approver = %link.approver, token = %token_id, "decision refused: the approval no longer waits for this link");
+        return already_decided(Some(&before));
+    }
     match deps
         .approvals
         .decide(approval, link.decision, &summary)
@@ -280,12 +296,45 @@ async fn decide<A: ApprovalApi>(deps: &Deps<A>, request: &Request, now: i64) -> 
         }
         Err(error) => match error.code() {
             Some("ApprovalAlreadyCompletedException") => {
-                info!(pipeline = %approval.pipeline, approver = %link.approver, token = %token_id, "decision refused: already decided");
-                already_decided(None)
+                // The SDK retries a call whose answer was lost (a timed-out attempt): if the
+                // first attempt was recorded, the retry is told "already completed", and the
+                // approval holds exactly this request's decision and summary.
+                match deps
+                    .approvals
+                    .approval_state(&approval.pipeline, &approval.stage, &approval.action)
+                    .await
+                {
+                    Ok(after) if records(&before, &after, link.decision, &summary) => {
+                        info!(pipeline = %approval.pipeline, stage = %approval.stage, action = %approval.action, approver = %link.approver, decision = link.decision.as_str(), token = %token_id, "approval decided (recorded by an earlier attempt of this request)");
+                        decided(&link, &summary, None)
+                    }
+                    Ok(after) => {
+                        info!(pipeline = %approval.pipeline, approver = %link.approver, token = %token_id, "decision refused: already decided");
+                        already_decided(Some(&after))
+                    }
+                    Err(_) => already_decided(None),
+                }
             }
             _ => upstream_page(&link, &token_id, &error),
         },
     }
+}
+
+/// Whether `after` is the approval `before` waited for, decided as `decision` with `summary`.
+fn records(
+    before: &ApprovalState,
+    after: &ApprovalState,
+    decision: Decision,
+    summary: &str,
+) -> bool {
+    let status = match decision {
+        Decision::Approve => "Succeeded",
+        Decision::Reject => "Failed",
+    };
+    after.execution_id.is_some()
+        && after.execution_id == before.execution_id
+        && after.status.as_deref() == Some(status)
+        && after.summary.as_deref() == Some(summary)
 }
 
 fn decided(link: &ApprovalLink, summary: &str, approved_at: Option<&str>) -> Page {

@@ -5,5 +5,6 @@
 //! records the decision with PutApprovalResult. See [`handler`].
 
 pub mod config;
+pub mod function_url;
 pub mod handler;
 pub mod page;

@@ -15,6 +15,8 @@ pub const CALLBACK_VARIABLE: &str = "CALLBACK_URL";
 pub const SIGNING_KEY_VARIABLE: &str = "SIGNING_KEY";
 /// The environment variable naming the ledger table.
 pub const LEDGER_VARIABLE: &str = "LEDGER_TABLE";
+/// The environment variable setting the ledger claims' lease, in seconds (default 120).
+pub const LEASE_VARIABLE: &str = "LEDGER_LEASE_SECONDS";
 
 /// Everything approval-notify needs besides the event.
 #[derive(Debug, Clone)]
@@ -29,6 +31,9 @@ pub struct Config {
     pub signing_key: KeySource,
     /// The DynamoDB table recording emails already sent.
     pub ledger_table: String,
+    /// How long a claim in the ledger holds before a retry may take it over: longer than the
+    /// function runs, shorter than Lambda's second retry (about three minutes after the event).
+    pub ledger_lease: std::time::Duration,
 }
 
 impl Config {
@@ -58,6 +63,7 @@ impl Config {
             callback_url,
             signing_key,
             ledger_table: settings.required(LEDGER_VARIABLE)?,
+            ledger_lease: settings.seconds_or(LEASE_VARIABLE, 120, 1..=900)?,
         })
     }
 }
@@ -152,6 +158,7 @@ mod tests {
         let names: Vec<_> = config.approvers.iter().map(Approver::as_str).collect();
         assert_eq!(names, ["alice@example.com", "bob@example.com"]);
         assert_eq!(config.signing_key, KeySource::SecretsManager(SECRET.into()));
+        assert_eq!(config.ledger_lease, std::time::Duration::from_secs(120));
 
         let config = with(&[(
             APPROVERS_VARIABLE,
@@ -184,8 +191,9 @@ mod tests {
 
     #[test]
     fn bad_settings_name_their_variable() {
-        let cases: [(&[(&str, &str)], &str); 5] = [
+        let cases: [(&[(&str, &str)], &str); 6] = [
             (&[(TOPIC_VARIABLE, "approvers")], TOPIC_VARIABLE),
+            (&[(LEASE_VARIABLE, "3601")], LEASE_VARIABLE),
             (&[(APPROVERS_VARIABLE, "alice")], APPROVERS_VARIABLE),
             (&[(APPROVERS_VARIABLE, " , ")], APPROVERS_VARIABLE),
             (&[(SIGNING_KEY_VARIABLE, "my-key")], SIGNING_KEY_VARIABLE),

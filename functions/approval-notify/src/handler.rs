@@ -223,9 +223,14 @@ async fn notify<A, N: Notifier, L: Ledger>(
     // The token's fingerprint, not the token: the ledger is readable by more people than
     // approvals should be.
     let key = format!("approval-email/{token_id}/{approver}");
-    if deps.ledger.claim(&key).await? == Claim::Taken {
-        info!(approver = %approver, token = %token_id, "already mailed by an earlier delivery");
-        return Ok(false);
+    match deps.ledger.claim(&key).await? {
+        Claim::Granted => {}
+        Claim::Done => {
+            info!(approver = %approver, token = %token_id, "already mailed by an earlier delivery");
+            return Ok(false);
+        }
+        // Not "already mailed": the invocation holding the claim may have failed to send it.
+        Claim::Pending => return Err(Claim::pending_error("approval email").into()),
     }
     let email = Email {
         notification,

@@ -3,14 +3,12 @@ use std::time::Duration;
 use approval_notify::config::{Config, SIGNING_KEY_VARIABLE};
 use approval_notify::handler::{self, Deps};
 use lambda_runtime::{LambdaEvent, service_fn};
-use serde_json::Value;
 use shared::aws::{
     CodePipelineApprovals, DynamoLedger, SnsTopic, load_sdk_config, load_signing_key,
 };
+use shared::events::{MAX_EVENT_BYTES, RawValue, payload};
 use shared::runtime::{log_failure, report_init_error};
 
-/// A claim not completed within this time (the invocation died) may be taken over by a retry.
-const LEDGER_LEASE: Duration = Duration::from_secs(5 * 60);
 /// Longer than any approval lives (7 days) and so than any redelivery of its notification.
 const LEDGER_RETENTION: Duration = Duration::from_secs(8 * 24 * 3600);
 
@@ -21,7 +19,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Ok(config) => config,
         Err(error) => return Err(report_init_error(error.into()).await),
     };
-    let sdk = load_sdk_config().await;
+    let sdk = match load_sdk_config().await {
+        Ok(sdk) => sdk,
+        Err(error) => return Err(report_init_error(error.into()).await),
+    };
     // Once per cold start: every link of every invocation is signed with it.
     let key = match load_signing_key(&sdk, &config.signing_key, SIGNING_KEY_VARIABLE).await {
         Ok(key) => key,
@@ -33,16 +34,21 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         DynamoLedger::new(
             aws_sdk_dynamodb::Client::new(&sdk),
             &config.ledger_table,
-            LEDGER_LEASE,
+            config.ledger_lease,
             LEDGER_RETENTION,
         ),
         key,
         config,
     );
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async {
-        handler::handle(&deps, event.payload, chrono::Utc::now().timestamp())
-            .await
-            .inspect_err(log_failure)
-    }))
+    let deps = &deps;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<Box<RawValue>>| async move {
+            let outcome = match payload(&event.payload, MAX_EVENT_BYTES) {
+                Ok(payload) => handler::handle(deps, payload, chrono::Utc::now().timestamp()).await,
+                Err(invalid) => Err(invalid.into()),
+            };
+            outcome.inspect_err(log_failure)
+        },
+    ))
     .await
 }

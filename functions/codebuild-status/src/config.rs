@@ -77,6 +77,9 @@ pub struct Config {
     pub topic_arn: String,
     /// The DynamoDB table recording notifications already sent.
     pub ledger_table: String,
+    /// How long a claim in the ledger holds before a retry may take it over: longer than the
+    /// function runs, shorter than Lambda's second retry (about three minutes after the event).
+    pub ledger_lease: std::time::Duration,
     /// Which statuses notify, per project.
     pub notify: NotifyPolicy,
     /// The pull-request validation project: its builds are pr-validator's to report.
@@ -93,6 +96,8 @@ pub const LEDGER_VARIABLE: &str = "LEDGER_TABLE";
 pub const NOTIFY_VARIABLE: &str = "NOTIFY_ON";
 /// The environment variable naming the pull-request validation project.
 pub const PULL_REQUEST_PROJECT_VARIABLE: &str = "PR_VALIDATION_PROJECT";
+/// The environment variable setting the ledger claims' lease, in seconds (default 120).
+pub const LEASE_VARIABLE: &str = "LEDGER_LEASE_SECONDS";
 /// The environment variable bounding the history search.
 pub const HISTORY_VARIABLE: &str = "HISTORY_DEPTH";
 
@@ -135,6 +140,7 @@ impl Config {
         Ok(Self {
             topic_arn,
             ledger_table: settings.required(LEDGER_VARIABLE)?,
+            ledger_lease: settings.seconds_or(LEASE_VARIABLE, 120, 1..=900)?,
             notify,
             pull_request_project: settings.optional(PULL_REQUEST_PROJECT_VARIABLE),
             history_depth,
@@ -159,6 +165,7 @@ mod tests {
         .unwrap();
         assert_eq!(config.notify.for_project("anything"), DEFAULT_NOTIFY_ON);
         assert_eq!(config.history_depth, 25);
+        assert_eq!(config.ledger_lease, std::time::Duration::from_secs(120));
         assert_eq!(config.pull_request_project, None);
     }
 
@@ -182,7 +189,7 @@ mod tests {
 
     #[test]
     fn bad_settings_name_their_variable() {
-        let cases: [(&[(&str, &str)], &str); 5] = [
+        let cases: [(&[(&str, &str)], &str); 6] = [
             (&[(LEDGER_VARIABLE, "l")], TOPIC_VARIABLE),
             (
                 &[(TOPIC_VARIABLE, "builds"), (LEDGER_VARIABLE, "l")],
@@ -204,6 +211,14 @@ mod tests {
                     (HISTORY_VARIABLE, "0"),
                 ],
                 HISTORY_VARIABLE,
+            ),
+            (
+                &[
+                    (TOPIC_VARIABLE, TOPIC),
+                    (LEDGER_VARIABLE, "l"),
+                    (LEASE_VARIABLE, "0"),
+                ],
+                LEASE_VARIABLE,
             ),
         ];
         for (pairs, variable) in cases {

@@ -220,8 +220,11 @@ pub async fn handle<B: BuildApi, N: Notifier, L: Ledger>(
 
     let notification = message::compose(&event, &report);
     let key = message::deduplication_key(build, &report);
-    if deps.ledger.claim(&key).await? == Claim::Taken {
-        return Ok(ignored(build, IgnoreReason::AlreadyNotified));
+    match deps.ledger.claim(&key).await? {
+        Claim::Granted => {}
+        Claim::Done => return Ok(ignored(build, IgnoreReason::AlreadyNotified)),
+        // Not "already notified": the invocation holding the claim may have failed to send it.
+        Claim::Pending => return Err(Claim::pending_error("notification").into()),
     }
     match deps.notifier.publish(&notification).await {
         Ok(message_id) => {

@@ -112,6 +112,16 @@ pub enum IgnoreReason {
     /// A repository event that is not a push (an unreferenced merge commit, or a kind
     /// CodeCommit added later).
     NotAPush,
+    /// The branch has moved on since this push (a newer push, a force-push, a deletion): the
+    /// event came late or again, and the newer push's own event builds the newer commit. Built
+    /// now, this older commit could deploy after the newer one.
+    #[serde(rename_all = "camelCase")]
+    Superseded {
+        /// The commit the event names.
+        commit_id: String,
+        /// Where the branch points now; `None` when it was deleted.
+        tip: Option<String>,
+    },
 }
 
 impl fmt::Display for IgnoreReason {
@@ -127,6 +137,23 @@ impl fmt::Display for IgnoreReason {
                 write!(f, "commit {} asks to {marker}", short_commit(commit_id))
             }
             Self::NotAPush => f.write_str("the event is not a push to a reference"),
+            Self::Superseded {
+                commit_id,
+                tip: Some(tip),
+            } => write!(
+                f,
+                "commit {} is no longer the branch's tip (now {})",
+                short_commit(commit_id),
+                short_commit(tip)
+            ),
+            Self::Superseded {
+                commit_id,
+                tip: None,
+            } => write!(
+                f,
+                "commit {}'s branch no longer exists",
+                short_commit(commit_id)
+            ),
         }
     }
 }
@@ -262,6 +289,29 @@ pub async fn handle<P: PipelineApi, R: RepositoryApi>(
         }
         Decision::Build(push) => push,
     };
+    // An older push delivered after a newer one (or again, after the branch moved on) must not
+    // start a pipeline that would deploy the older commit last.
+    let tip = deps
+        .repositories
+        .branch_tip(&push.repository, &push.branch)
+        .await?;
+    if !tip
+        .as_deref()
+        .is_some_and(|tip| tip.eq_ignore_ascii_case(&push.commit_id))
+    {
+        let reason = IgnoreReason::Superseded {
+            commit_id: push.commit_id.clone(),
+            tip,
+        };
+        info!(
+            repository = %push.repository,
+            branch = %push.branch,
+            commit = %push.commit_id,
+            reason = %reason,
+            "push ignored"
+        );
+        return Ok(Outcome::Ignored { reason });
+    }
     let commit = deps
         .repositories
         .commit(&push.repository, &push.commit_id)

@@ -19,6 +19,12 @@ use crate::rollout::{RolloutStatus, image_of, pod_problems, status_of};
 /// The annotation recording the image a container ran before eks-deploy changed it:
 /// `<container>=<image>`.
 pub const PREVIOUS_IMAGE_ANNOTATION: &str = "eks-deploy.cicd/previous-image";
+/// The annotation recording the CodePipeline jobs that set an image here, oldest first,
+/// separated by spaces: a job delivered again after a later deployment must not set its image
+/// again.
+pub const JOBS_ANNOTATION: &str = "eks-deploy.cicd/jobs";
+/// How many job ids [`JOBS_ANNOTATION`] keeps: far more than can be redelivered late.
+pub const JOBS_KEPT: usize = 20;
 /// The annotation `kubectl rollout history` shows.
 pub const CHANGE_CAUSE_ANNOTATION: &str = "kubernetes.io/change-cause";
 
@@ -82,6 +88,20 @@ pub enum ClusterError {
     /// The Deployment was deleted while its rollout was followed.
     #[error("deployment {0} was deleted during the rollout")]
     Deleted(String),
+    /// This job already set its image, and a later deployment has changed it since.
+    #[error(
+        "CodePipeline job {job} already set container {container} to {image}, and it now runs {now}: not set again"
+    )]
+    AlreadyApplied {
+        /// The job.
+        job: String,
+        /// The container.
+        container: String,
+        /// The image the job set.
+        image: String,
+        /// The image the container runs now.
+        now: String,
+    },
 }
 
 enum Failure {
@@ -234,6 +254,34 @@ impl DeploymentHandle {
         cause: &str,
         deadline: Instant,
     ) -> Result<ImageChange, ClusterError> {
+        self.set_image_once(None, container, image, cause, deadline)
+            .await
+    }
+
+    /// As [`DeploymentHandle::set_image`], for CodePipeline job `job`, at most once: the job is
+    /// recorded in [`JOBS_ANNOTATION`] with the patch, and a job found there whose image was
+    /// changed since (a redelivery after a later deployment) is [`ClusterError::AlreadyApplied`]
+    /// rather than a patch back to its older image.
+    pub async fn set_image_for_job(
+        &self,
+        job: &str,
+        container: &str,
+        image: &str,
+        cause: &str,
+        deadline: Instant,
+    ) -> Result<ImageChange, ClusterError> {
+        self.set_image_once(Some(job), container, image, cause, deadline)
+            .await
+    }
+
+    async fn set_image_once(
+        &self,
+        job: Option<&str>,
+        container: &str,
+        image: &str,
+        cause: &str,
+        deadline: Instant,
+    ) -> Result<ImageChange, ClusterError> {
         for _ in 0..self.retry.attempts {
             let current = self.read(deadline).await?;
             let Some(previous) = image_of(&current, container) else {
@@ -245,13 +293,24 @@ impl DeploymentHandle {
                     deployment: current,
                 });
             }
-            let patch = Patch::Strategic(image_patch(
-                &current,
-                container,
-                image,
-                Some(&previous),
-                cause,
-            ));
+            let applied = applied_jobs(&current);
+            if let Some(job) = job
+                && applied.contains(&job)
+            {
+                return Err(ClusterError::AlreadyApplied {
+                    job: job.to_owned(),
+                    container: container.to_owned(),
+                    image: image.to_owned(),
+                    now: previous,
+                });
+            }
+            let mut patch = image_patch(&current, container, image, Some(&previous), cause);
+            if let Some(job) = job {
+                let skip = (applied.len() + 1).saturating_sub(JOBS_KEPT);
+                let jobs: Vec<&str> = applied.into_iter().chain([job]).skip(skip).collect();
+                patch["metadata"]["annotations"][JOBS_ANNOTATION] = json!(jobs.join(" "));
+            }
+            let patch = Patch::Strategic(patch);
             let params = PatchParams::default();
             match self
                 .with_retry("PATCH deployment", deadline, || {
@@ -454,6 +513,17 @@ pub fn image_patch(
         },
         "spec": {"template": {"spec": {"containers": [{"name": container, "image": image}]}}}
     })
+}
+
+/// The CodePipeline jobs recorded in [`JOBS_ANNOTATION`], oldest first.
+pub fn applied_jobs(deployment: &Deployment) -> Vec<&str> {
+    deployment
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|annotations| annotations.get(JOBS_ANNOTATION))
+        .map(|jobs| jobs.split_whitespace().collect())
+        .unwrap_or_default()
 }
 
 /// The previous image eks-deploy recorded for `container` on `deployment`.

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use shared::events::codepipeline::{JOB_KEY, Job, JobEvent};
+use shared::events::codepipeline::Job;
 use shared::ports::{ClusterAccess, FailureKind, JobFailure, JobResults, JobSuccess, Reported};
 use shared::{FunctionError, InvalidEvent};
 use tokio::time::Instant;
@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use crate::cluster::{ClusterError, DeploymentHandle, Followed, recorded_previous_image};
 use crate::config::Config;
 use crate::params::{DeployParameters, ParameterError};
+pub use crate::params::{Invocation, parse};
 use crate::rollout::{RolloutStatus, image_of};
 
 /// The ports and settings a deployment is carried out with, built once per cold start.
@@ -35,30 +36,6 @@ impl<C: ClusterAccess, J: JobResults> Deps<C, J> {
             jobs,
             config,
         }
-    }
-}
-
-/// How an invocation came.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Invocation {
-    /// A CodePipeline Lambda invoke action.
-    Job(Job),
-    /// A person or a script, with the parameters as the payload.
-    Direct(Value),
-}
-
-/// Tells a CodePipeline job from a direct invocation.
-pub fn parse(payload: Value) -> Result<Invocation, InvalidEvent> {
-    match &payload {
-        Value::Object(fields) if fields.contains_key(JOB_KEY) => {
-            let event: JobEvent = shared::events::from_value(payload)?;
-            Ok(Invocation::Job(event.job))
-        }
-        Value::Object(_) => Ok(Invocation::Direct(payload)),
-        other => Err(InvalidEvent::new(format!(
-            "expected a CodePipeline job or the deployment parameters as a JSON object, got {}",
-            shared::events::kind_of(other)
-        ))),
     }
 }
 
@@ -150,7 +127,8 @@ pub async fn handle<C: ClusterAccess, J: JobResults>(
                 "eks-deploy: set {} to {} (direct invocation)",
                 params.container, params.image
             );
-            Ok(match deploy(deps, &params, None, until, &cause).await {
+            let deployed = deploy(deps, &params, None, None, until, &cause).await;
+            Ok(match deployed {
                 Deployed::Succeeded(summary) => Outcome::Succeeded { summary },
                 Deployed::InProgress {
                     summary,
@@ -193,7 +171,7 @@ async fn handle_job<C: ClusterAccess, J: JobResults>(
         "eks-deploy: set {} to {} (CodePipeline job {})",
         params.container, params.image, job.id
     );
-    match deploy(deps, &params, continuation, until, &cause).await {
+    match deploy(deps, &params, Some(&job.id), continuation, until, &cause).await {
         Deployed::Succeeded(summary) => {
             let success = JobSuccess {
                 summary: summary.clone(),
@@ -284,6 +262,7 @@ fn now_seconds() -> u64 {
 async fn deploy<C: ClusterAccess, J: JobResults>(
     deps: &Deps<C, J>,
     params: &DeployParameters,
+    job: Option<&str>,
     continuation: Option<Continuation>,
     until: Instant,
     cause: &str,
@@ -323,10 +302,20 @@ async fn deploy<C: ClusterAccess, J: JobResults>(
                 true,
             )
         }
-        None => match handle
-            .set_image(&params.container, &params.image, cause, until)
-            .await
-        {
+        // A job sets its image once: delivered again after a later deployment, it must not
+        // put its older image back.
+        None => match match job {
+            Some(job) => {
+                handle
+                    .set_image_for_job(job, &params.container, &params.image, cause, until)
+                    .await
+            }
+            None => {
+                handle
+                    .set_image(&params.container, &params.image, cause, until)
+                    .await
+            }
+        } {
             Ok(change) => {
                 let changed = change.previous.is_some();
                 // Already set (an earlier invocation patched it): the recorded image is the way back.

@@ -4,9 +4,9 @@ use aws_config::Region;
 use eks_deploy::config::Config;
 use eks_deploy::handler::{self, Deps};
 use lambda_runtime::{LambdaEvent, service_fn};
-use serde_json::Value;
 use shared::ConfigError;
 use shared::aws::{CodePipeline, EksClusters, load_sdk_config};
+use shared::events::{MAX_EVENT_BYTES, RawValue, payload};
 use shared::runtime::{log_failure, report_init_error};
 
 #[tokio::main(flavor = "current_thread")]
@@ -16,7 +16,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Ok(config) => config,
         Err(error) => return Err(report_init_error(error.into()).await),
     };
-    let sdk = load_sdk_config().await;
+    let sdk = match load_sdk_config().await {
+        Ok(sdk) => sdk,
+        Err(error) => return Err(report_init_error(error.into()).await),
+    };
     let (Some(credentials), Some(region)) = (
         sdk.credentials_provider(),
         sdk.region().map(Region::to_string),
@@ -39,11 +42,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         config,
     );
     let deps = &deps;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
-        handler::handle(deps, event.payload, deadline)
-            .await
-            .inspect_err(log_failure)
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<Box<RawValue>>| async move {
+            let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
+            let outcome = match payload(&event.payload, MAX_EVENT_BYTES) {
+                Ok(payload) => handler::handle(deps, payload, deadline).await,
+                Err(invalid) => Err(invalid.into()),
+            };
+            outcome.inspect_err(log_failure)
+        },
+    ))
     .await
 }

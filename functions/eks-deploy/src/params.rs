@@ -2,6 +2,33 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use shared::InvalidEvent;
+use shared::events::codepipeline::{JOB_KEY, Job, JobEvent};
+use shared::events::quoted;
+
+/// How an invocation came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invocation {
+    /// A CodePipeline Lambda invoke action.
+    Job(Job),
+    /// A person or a script, with the parameters as the payload.
+    Direct(Value),
+}
+
+/// Tells a CodePipeline job from a direct invocation.
+pub fn parse(payload: Value) -> Result<Invocation, InvalidEvent> {
+    match &payload {
+        Value::Object(fields) if fields.contains_key(JOB_KEY) => {
+            let event: JobEvent = shared::events::from_value(payload)?;
+            Ok(Invocation::Job(event.job))
+        }
+        Value::Object(_) => Ok(Invocation::Direct(payload)),
+        other => Err(InvalidEvent::new(format!(
+            "expected a CodePipeline job or the deployment parameters as a JSON object, got {}",
+            shared::events::kind_of(other)
+        ))),
+    }
+}
 
 /// A deployment request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -78,19 +105,31 @@ impl DeployParameters {
         }
         let raw: Raw = serde_json::from_value(value).map_err(|error| {
             let message = error.to_string();
-            // serde names the unknown field: surface it as the field at fault.
-            let field = message
+            // serde names the unknown field: surface it as the field at fault, unless the name
+            // is too odd to print as a field (it is then quoted, cut short).
+            match message
                 .strip_prefix("unknown field `")
-                .and_then(|rest| rest.split('`').next())
-                .unwrap_or("UserParameters");
-            ParameterError::new(
-                field,
-                message
-                    .split(", expected")
-                    .next()
-                    .unwrap_or(&message)
-                    .to_owned(),
-            )
+                .and_then(|rest| rest.split_once("`, expected"))
+            {
+                Some((name, _))
+                    if !name.is_empty()
+                        && name.len() <= 64
+                        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+                {
+                    ParameterError::new(name, format!("unknown field `{name}`"))
+                }
+                Some((name, _)) => {
+                    ParameterError::new("UserParameters", format!("unknown field {}", quoted(name)))
+                }
+                None => ParameterError::new(
+                    "UserParameters",
+                    message
+                        .split(", expected")
+                        .next()
+                        .unwrap_or(&message)
+                        .to_owned(),
+                ),
+            }
         })?;
         let cluster = text("cluster", raw.cluster)?;
         check_cluster(&cluster)?;
@@ -150,7 +189,7 @@ fn check_cluster(name: &str) -> Result<(), ParameterError> {
     } else {
         Err(ParameterError::new(
             "cluster",
-            format!("{name:?} is not an EKS cluster name"),
+            format!("{} is not an EKS cluster name", quoted(name)),
         ))
     }
 }
@@ -163,7 +202,8 @@ fn check_label(field: &str, name: &str) -> Result<(), ParameterError> {
         Err(ParameterError::new(
             field,
             format!(
-                "{name:?} is not a valid name (lowercase letters, digits and '-', at most 63, starting and ending alphanumeric)"
+                "{} is not a valid name (lowercase letters, digits and '-', at most 63, starting and ending alphanumeric)",
+                quoted(name)
             ),
         ))
     }
@@ -186,7 +226,7 @@ fn check_subdomain(field: &str, name: &str) -> Result<(), ParameterError> {
     } else {
         Err(ParameterError::new(
             field,
-            format!("{name:?} is not a valid Deployment name"),
+            format!("{} is not a valid Deployment name", quoted(name)),
         ))
     }
 }
@@ -194,7 +234,12 @@ fn check_subdomain(field: &str, name: &str) -> Result<(), ParameterError> {
 /// An image reference: no whitespace or control characters, a sane length, a name before any
 /// tag or digest.
 fn check_image(image: &str) -> Result<(), ParameterError> {
-    let bad = |problem: &str| Err(ParameterError::new("image", format!("{image:?} {problem}")));
+    let bad = |problem: &str| {
+        Err(ParameterError::new(
+            "image",
+            format!("{} {problem}", quoted(image)),
+        ))
+    };
     if image.len() > 4096 {
         return bad("is too long");
     }

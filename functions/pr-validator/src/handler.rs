@@ -193,7 +193,8 @@ pub fn parse(payload: Value) -> Result<Incoming, InvalidEvent> {
                 .map(Incoming::Build)
         }
         Some(other) => Err(InvalidEvent::new(format!(
-            "event source {other:?} is not handled here (expected {:?} or {:?})",
+            "event source {} is not handled here (expected {:?} or {:?})",
+            shared::events::quoted(other),
             codecommit::SOURCE,
             codebuild::SOURCE
         ))),

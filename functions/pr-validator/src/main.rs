@@ -1,8 +1,8 @@
 use lambda_runtime::{LambdaEvent, service_fn};
 use pr_validator::config::Config;
 use pr_validator::handler::{self, Deps};
-use serde_json::Value;
 use shared::aws::{CodeBuild, CodeCommit, load_sdk_config};
+use shared::events::{MAX_EVENT_BYTES, RawValue, payload};
 use shared::runtime::{log_failure, report_init_error};
 
 #[tokio::main(flavor = "current_thread")]
@@ -12,16 +12,24 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Ok(config) => config,
         Err(error) => return Err(report_init_error(error.into()).await),
     };
-    let sdk = load_sdk_config().await;
+    let sdk = match load_sdk_config().await {
+        Ok(sdk) => sdk,
+        Err(error) => return Err(report_init_error(error.into()).await),
+    };
     let deps = Deps::new(
         CodeCommit::new(aws_sdk_codecommit::Client::new(&sdk)),
         CodeBuild::new(aws_sdk_codebuild::Client::new(&sdk)),
         config,
     );
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async {
-        handler::handle(&deps, event.payload)
-            .await
-            .inspect_err(log_failure)
-    }))
+    let deps = &deps;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<Box<RawValue>>| async move {
+            let outcome = match payload(&event.payload, MAX_EVENT_BYTES) {
+                Ok(payload) => handler::handle(deps, payload).await,
+                Err(invalid) => Err(invalid.into()),
+            };
+            outcome.inspect_err(log_failure)
+        },
+    ))
     .await
 }

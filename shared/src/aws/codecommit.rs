@@ -1,4 +1,5 @@
 use aws_sdk_codecommit::Client;
+use aws_sdk_codecommit::operation::get_branch::GetBranchError;
 use aws_sdk_codecommit::operation::post_comment_for_pull_request::PostCommentForPullRequestError;
 use aws_sdk_codecommit::types::{ApprovalState, PullRequestStatusEnum};
 
@@ -42,6 +43,35 @@ impl RepositoryApi for CodeCommit {
             message: commit.message().unwrap_or_default().to_owned(),
             author: commit.author().and_then(|a| a.name()).map(str::to_owned),
         })
+    }
+
+    async fn branch_tip(
+        &self,
+        repository: &str,
+        branch: &str,
+    ) -> Result<Option<String>, UpstreamError> {
+        let result = self
+            .client
+            .get_branch()
+            .repository_name(repository)
+            .branch_name(branch)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output
+                .branch()
+                .and_then(|branch| branch.commit_id())
+                .map(str::to_owned)),
+            Err(error)
+                if matches!(
+                    error.as_service_error(),
+                    Some(GetBranchError::BranchDoesNotExistException(_))
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(upstream(SERVICE, "GetBranch", error)),
+        }
     }
 }
 

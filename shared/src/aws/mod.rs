@@ -1,41 +1,60 @@
 //! AWS adapters of the capability traits in [`crate::ports`].
 //!
-//! Endpoints, credentials, region and retries come from the SDK's standard settings
-//! (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_MAX_ATTEMPTS`…), so the same binary
-//! runs against AWS and against the local emulators.
+//! Endpoints, credentials and region come from the SDK's standard settings
+//! (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`…), so the same binary runs against AWS and
+//! against the local emulators; retries and time limits are set explicitly ([`SdkSettings`]).
+//!
+//! Everything here but [`KeySource`] needs the `aws` feature.
 
+#[cfg(feature = "aws")]
 mod approvals;
+#[cfg(feature = "aws")]
 mod codebuild;
+#[cfg(feature = "aws")]
 mod codecommit;
+#[cfg(feature = "aws")]
 mod codepipeline;
+#[cfg(feature = "aws")]
 mod dynamodb;
 #[cfg(feature = "kubernetes")]
 mod eks;
+#[cfg(feature = "aws")]
+mod sdk;
 mod signing_key;
+#[cfg(feature = "aws")]
 mod sns;
 
+#[cfg(feature = "aws")]
 pub use approvals::CodePipelineApprovals;
+#[cfg(feature = "aws")]
 pub use codebuild::CodeBuild;
+#[cfg(feature = "aws")]
 pub use codecommit::CodeCommit;
+#[cfg(feature = "aws")]
 pub use codepipeline::CodePipeline;
+#[cfg(feature = "aws")]
 pub use dynamodb::DynamoLedger;
 #[cfg(feature = "kubernetes")]
 pub use eks::{ClusterEndpoint, EksClusters, EksToken, TOKEN_LIFETIME, TokenError, kube_client};
-pub use signing_key::{KeySource, load_signing_key};
+#[cfg(feature = "aws")]
+pub use sdk::{SdkSettings, load_sdk_config, variables as sdk_variables};
+pub use signing_key::KeySource;
+#[cfg(feature = "aws")]
+pub use signing_key::load_signing_key;
+#[cfg(feature = "aws")]
 pub use sns::SnsTopic;
 
-use aws_config::BehaviorVersion;
+#[cfg(feature = "aws")]
 use aws_smithy_runtime_api::client::result::SdkError;
+#[cfg(feature = "aws")]
 use aws_smithy_types::error::display::DisplayErrorContext;
+#[cfg(feature = "aws")]
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+#[cfg(feature = "aws")]
 use crate::error::UpstreamError;
 
-/// Loads the shared SDK configuration once per cold start; every client is built from it.
-pub async fn load_sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
-}
-
+#[cfg(feature = "aws")]
 /// Turns an SDK failure into an [`UpstreamError`] that keeps the service's error code.
 pub(crate) fn upstream<E, R>(
     service: &'static str,

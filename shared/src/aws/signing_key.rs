@@ -1,7 +1,11 @@
+#[cfg(feature = "aws")]
 use aws_config::SdkConfig;
 
+#[cfg(feature = "aws")]
 use super::upstream;
+#[cfg(feature = "aws")]
 use crate::approval_link::SigningKey;
+#[cfg(feature = "aws")]
 use crate::error::{ConfigError, FunctionError, UpstreamError};
 
 /// Where the approval links' signing key is kept.
@@ -53,6 +57,7 @@ fn non_empty(name: &str) -> Result<String, String> {
     }
 }
 
+#[cfg(feature = "aws")]
 /// Reads the signing key from `source`, once per cold start. `variable` names the setting, for
 /// the `Config` error a too-short or empty key gives. The key itself is never logged.
 pub async fn load_signing_key(

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::InvalidEvent;
-use crate::events::{from_value, kind_of};
+use crate::events::{from_value, kind_of, quoted};
 
 /// The notification of one pending approval.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,9 +115,9 @@ impl ApprovalNotification {
         }
         if self.expires_at().is_none() {
             return Err(InvalidEvent::new(format!(
-                "{}: {:?} is not a time like 2026-11-30T10:00Z",
+                "{}: {} is not a time like 2026-11-30T10:00Z",
                 field("expires"),
-                approval.expires
+                quoted(&approval.expires)
             )));
         }
         Ok(())

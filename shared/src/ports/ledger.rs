@@ -6,8 +6,10 @@ use crate::error::UpstreamError;
 ///
 /// An effect is claimed before it is produced and completed after; a claim that was never
 /// completed (the invocation failed, or died) is released or expires, so the retry can produce
-/// it: an effect may be lost to nothing but a crash between producing it and completing it, and
-/// is produced twice only if that crash outlasts the claim's lease.
+/// it. While a claim is pending, a delivery of the same event is told so, and fails, so that
+/// Lambda retries it later instead of taking "someone else is on it" for "done": an effect is
+/// produced twice only if a crash between producing it and completing it outlasts the claim's
+/// lease, and is never lost.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait Ledger: Send + Sync {
     /// Claims `key` for this invocation.
@@ -25,6 +27,24 @@ pub trait Ledger: Send + Sync {
 pub enum Claim {
     /// Go ahead and produce the effect.
     Granted,
-    /// The effect was already produced, or another invocation is producing it right now.
-    Taken,
+    /// The effect was already produced.
+    Done,
+    /// Another invocation claimed it and has not finished (it is producing it right now, or it
+    /// failed and could not give the claim back): the effect may or may not come, so try again
+    /// once the claim's lease has run out.
+    Pending,
+}
+
+impl Claim {
+    /// The error a delivery that found a [`Claim::Pending`] fails with, so that it is retried.
+    pub fn pending_error(key_kind: &str) -> UpstreamError {
+        UpstreamError::new(
+            "Ledger",
+            "Claim",
+            Some("ClaimPending".into()),
+            format!(
+                "another invocation holds the {key_kind} claim and has not finished; retry once its lease runs out"
+            ),
+        )
+    }
 }

@@ -11,6 +11,14 @@ pub trait RepositoryApi: Send + Sync {
         repository: &str,
         commit_id: &str,
     ) -> impl Future<Output = Result<Commit, UpstreamError>> + Send;
+
+    /// The commit `branch` of `repository` points to now; `None` when there is no such branch
+    /// (it was deleted).
+    fn branch_tip(
+        &self,
+        repository: &str,
+        branch: &str,
+    ) -> impl Future<Output = Result<Option<String>, UpstreamError>> + Send;
 }
 
 /// A commit, as much of it as the functions use.

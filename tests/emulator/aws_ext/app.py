@@ -13,6 +13,10 @@ Request routing, in order:
    is attached: moto creates the cluster, then its endpoint and CA become the
    Kubernetes emulator's, so DescribeCluster hands out a real API server;
 4. everything else: moto unchanged.
+
+Before any of that (admin requests aside), faults injected with
+``POST /_emulator/aws/faults`` (``faults.py``) may throttle, fail or delay the
+request.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import io
 import json
 import sys
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -46,6 +51,7 @@ from .codepipeline import ActionNotInProgress, CodePipelineExtension, ExecutionN
 from .pullrequests import PullRequestExtension, PullRequestNotFound, PullRequestStateConflict
 from .context import RequestContext
 from .request_log import AwsRequestLog
+from .faults import AwsFaults, FaultError, describe, error_response, read_body
 from .jobs import LambdaJobs
 
 # JSON-protocol services whose requests are validated, with moto's response class.
@@ -114,6 +120,7 @@ class EmulatorApp:
         self.jobs = LambdaJobs(self.lock, self.codepipeline)
         # Every AWS call answered, for the benchmark's per-event counts.
         self.aws_requests = AwsRequestLog()
+        self.faults = AwsFaults()
         self._moto = DomainDispatcherApplication(create_backend_app)
         self._services = model.target_prefixes(tuple(VALIDATED_SERVICES))
         self._moto_operations = {
@@ -160,9 +167,31 @@ class EmulatorApp:
             "/kubernetes/drop-watches": {"POST": self._drop_watches},
             "/kubernetes/step-seconds": {"POST": self._step_seconds},
             "/aws/requests": {"GET": self._aws_request_log, "DELETE": self._clear_aws_request_log},
+            "/aws/faults": {"POST": self._add_fault, "GET": self._list_faults, "DELETE": self._clear_faults},
         }
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        is_admin = path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
+        if not is_admin and self.faults.active():
+            call = describe(environ, read_body(environ))
+            fault = self.faults.take(call)
+            if fault is not None:
+                if fault.status is not None:
+                    time.sleep(fault.delay_seconds)
+                    return error_response(fault, call)(environ, start_response)
+                # Served, its effect happens, and the answer comes late.
+                app_iter, status, headers = run_wsgi_app(self._serve, environ, buffered=True)
+                try:
+                    body = b"".join(app_iter)
+                finally:
+                    getattr(app_iter, "close", lambda: None)()
+                time.sleep(fault.delay_seconds)
+                start_response(status, list(headers))
+                return [body]
+        return self._serve(environ, start_response)
+
+    def _serve(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
         prefix, _, operation = environ.get("HTTP_X_AMZ_TARGET", "").partition(".")
         if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
@@ -288,6 +317,7 @@ class EmulatorApp:
             self.pullrequests.reset()
             self.jobs.reset()
             self.aws_requests.clear()
+            self.faults.clear()
             if self.kube is not None:
                 self.kube.reset()
         return {"status": "ok"}
@@ -445,7 +475,27 @@ class EmulatorApp:
     def _drop_watches(self, body: dict[str, Any]) -> dict[str, Any]:
         kube = self._kubernetes()
         count = _field(body, "count", int, required=False)
-        kube.drop_watches_after(events=_field(body, "events", int), **({"count": count} if count is not None else {}))
+        path_regex = _field(body, "pathRegex", str, required=False)
+        kube.drop_watches_after(
+            events=_field(body, "events", int),
+            **({"count": count} if count is not None else {}),
+            **({"path_regex": path_regex} if path_regex is not None else {}),
+        )
+        return {"status": "ok"}
+
+    def _add_fault(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.faults.add(body)
+        except FaultError as exc:
+            raise AdminError(400, str(exc)) from None
+
+    def _list_faults(self, body: dict[str, Any]) -> dict[str, Any]:
+        faults = self.faults.views()
+        wanted = body.get("id")
+        return {"faults": [f for f in faults if wanted is None or f["id"] == wanted]}
+
+    def _clear_faults(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.faults.clear()
         return {"status": "ok"}
 
     def _step_seconds(self, body: dict[str, Any]) -> dict[str, Any]:

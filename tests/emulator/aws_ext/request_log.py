@@ -7,7 +7,8 @@ credential scope), the operation and the caller's SDK:
 * JSON protocol (``X-Amz-Target: Prefix.Operation``): the operation;
 * query protocol (SNS, SQS, STS…): the ``Action`` parameter, from the query string or the form
   body (which is read, then put back for moto);
-* REST protocol (EKS, S3…): ``METHOD /path``;
+* REST protocol: EKS's ``DescribeCluster`` and ``CreateCluster`` by name (as the fault
+  injection names them), others (S3…) as ``METHOD /path``;
 
 and ``app``, the application name the caller's SDK was given (``app/NAME`` in its user agent),
 so that a harness's own calls can be told from the function's.
@@ -18,38 +19,23 @@ recorded.
 
 from __future__ import annotations
 
-import io
 import threading
 from collections import deque
 from typing import Any
-from urllib.parse import parse_qs
 
-from .context import RequestContext
-
-FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+from .faults import describe as describe_call, read_body
 
 
 def describe(environ: dict[str, Any]) -> dict[str, str]:
-    """``{service, operation, sdk, app}`` of one AWS request; restores a form body it reads."""
-    service = RequestContext.from_environ(environ).signing_service or "unsigned"
-    target = environ.get("HTTP_X_AMZ_TARGET", "")
-    if target:
-        operation = target.rpartition(".")[2]
-    else:
-        action = parse_qs(environ.get("QUERY_STRING", "")).get("Action")
-        if not action and environ.get("CONTENT_TYPE", "").startswith(FORM_CONTENT_TYPE):
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            body = environ["wsgi.input"].read(length) if length > 0 else b""
-            environ["wsgi.input"] = io.BytesIO(body)
-            environ["CONTENT_LENGTH"] = str(len(body))
-            action = parse_qs(body.decode("utf-8", "replace")).get("Action")
-        operation = action[0] if action else f"{environ.get('REQUEST_METHOD', 'GET')} {environ.get('PATH_INFO', '/')}"
+    """``{service, operation, sdk, app}`` of one AWS request; puts back the body it reads."""
+    call = describe_call(environ, read_body(environ))
+    operation = call.operation or f"{environ.get('REQUEST_METHOD', 'GET')} {environ.get('PATH_INFO', '/')}"
     # "aws-sdk-rust/1.3.9 os/linux… app/NAME" or "Boto3/1.43.108 md/Botocore#1.43.127…": the
     # first token names the SDK, an `app/` token the application that set one.
     tokens = environ.get("HTTP_USER_AGENT", "").split()
     sdk = tokens[0].split("/", 1)[0] if tokens else ""
     app = next((t.split("/", 1)[1] for t in tokens if t.startswith("app/")), "")
-    return {"service": service, "operation": operation, "sdk": sdk, "app": app}
+    return {"service": call.service or "unsigned", "operation": operation, "sdk": sdk, "app": app}
 
 
 class AwsRequestLog:

@@ -187,17 +187,7 @@ async fn show_comments(
     seen: usize,
     timeline: &Timeline,
 ) -> usize {
-    let comments: Vec<String> = aws_sdk_codecommit::Client::new(author)
-        .get_comments_for_pull_request()
-        .pull_request_id(id)
-        .send()
-        .await
-        .unwrap()
-        .comments_for_pull_request_data()
-        .iter()
-        .flat_map(|group| group.comments())
-        .map(|c| c.content().unwrap_or_default().to_owned())
-        .collect();
+    let comments = crate::scenarios::pull_requests::comments(author, id).await;
     for comment in comments.iter().skip(seen) {
         timeline.step("author sees", comment);
     }

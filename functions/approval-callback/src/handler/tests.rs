@@ -1,4 +1,4 @@
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use lambda_http::http::HeaderMap;
 use mockall::predicate::eq;
@@ -59,6 +59,27 @@ fn waiting() -> ApprovalState {
         token: Some(TOKEN.into()),
         ..ApprovalState::default()
     }
+}
+
+/// The approval as GetPipelineState shows it once decided with `summary`.
+fn decided_with(status: &str, summary: &str) -> ApprovalState {
+    ApprovalState {
+        execution_id: Some("e-1".into()),
+        status: Some(status.into()),
+        token: None,
+        summary: Some(summary.into()),
+        last_updated_by: None,
+    }
+}
+
+/// States GetPipelineState answers, one per call, in order.
+fn states(approvals: &mut MockApprovalApi, states: Vec<ApprovalState>) {
+    let count = states.len();
+    let queue = Mutex::new(states.into_iter().rev().collect::<Vec<_>>());
+    approvals
+        .expect_approval_state()
+        .times(count)
+        .returning(move |_, _, _| reply(Ok(queue.lock().unwrap().pop().unwrap())));
 }
 
 /// An approval API that only answers reads: a decision would fail the test.
@@ -284,6 +305,7 @@ async fn missing_pipelines_and_unreachable_codepipeline_change_nothing() {
 #[tokio::test]
 async fn the_sample_post_records_the_decision_with_approver_and_comment() {
     let mut approvals = MockApprovalApi::new();
+    states(&mut approvals, vec![waiting()]);
     approvals
         .expect_decide()
         .with(
@@ -319,30 +341,19 @@ async fn a_page_then_its_form_decides_once_and_a_replay_is_refused() {
         "  Not\u{7} before the\nfreeze <b>ends</b>  ",
     );
 
-    let calls = Arc::new(Mutex::new(0));
-    let counted = calls.clone();
+    let summary =
+        "Rejected by alice@example.com via the email link: Not before the freeze <b>ends</b>";
     let mut approvals = MockApprovalApi::new();
+    // The replay finds the approval decided: it is refused before any decision is sent.
+    states(
+        &mut approvals,
+        vec![waiting(), decided_with("Failed", summary)],
+    );
     approvals
         .expect_decide()
-        .withf(|_, decision, summary| {
-            *decision == Decision::Reject
-                && summary == "Rejected by alice@example.com via the email link: Not before the freeze <b>ends</b>"
-        })
-        .times(2)
-        .returning(move |_, _, _| {
-            let mut calls = counted.lock().unwrap();
-            *calls += 1;
-            reply(if *calls == 1 {
-                Ok(None)
-            } else {
-                Err(UpstreamError::new(
-                    "CodePipeline",
-                    "PutApprovalResult",
-                    Some("ApprovalAlreadyCompletedException".into()),
-                    "already completed",
-                ))
-            })
-        });
+        .withf(move |_, decision, sent| *decision == Decision::Reject && sent == summary)
+        .times(1)
+        .returning(|_, _, _| reply(Ok(None)));
     let deps = Deps::new(approvals, key());
 
     let first = handle(&deps, post(&body, Some(&nonce)), NOW + 5, [0; 16]).await;
@@ -500,6 +511,7 @@ async fn the_pages_own_form_under_no_referrer_is_accepted() {
         .headers_mut()
         .insert("origin", "null".parse().unwrap());
     let mut approvals = MockApprovalApi::new();
+    states(&mut approvals, vec![waiting()]);
     approvals
         .expect_decide()
         .times(1)
@@ -525,6 +537,10 @@ async fn codepipeline_refusals_are_pages_with_their_own_status() {
         ("InternalFailure", StatusCode::BAD_GATEWAY),
     ] {
         let mut approvals = MockApprovalApi::new();
+        // Still waiting when read again: the refusal was not this request's own decision.
+        approvals
+            .expect_approval_state()
+            .returning(|_, _, _| reply(Ok(waiting())));
         approvals
             .expect_decide()
             .times(1)
@@ -547,6 +563,83 @@ async fn codepipeline_refusals_are_pages_with_their_own_status() {
         .await;
         assert_eq!(answer.status, status, "{code}");
     }
+}
+
+fn approve_post() -> Request {
+    let link = signed(Decision::Approve, NOW + 3600);
+    let guard = FormGuard::issue(
+        &key(),
+        ApprovalLink::signature_of(&link).unwrap(),
+        NOW,
+        &[1; 16],
+    );
+    post(
+        &form(&link, &guard.form_value, "ok"),
+        Some(&guard.cookie_value),
+    )
+}
+
+#[tokio::test]
+async fn a_decision_recorded_by_an_attempt_whose_answer_was_lost_is_shown_as_recorded() {
+    let summary = "Approved by alice@example.com via the email link: ok";
+    let mut approvals = MockApprovalApi::new();
+    states(
+        &mut approvals,
+        vec![waiting(), decided_with("Succeeded", summary)],
+    );
+    // The SDK's retry of a timed-out PutApprovalResult that did get through.
+    approvals.expect_decide().times(1).returning(|_, _, _| {
+        reply(Err(UpstreamError::new(
+            "CodePipeline",
+            "PutApprovalResult",
+            Some("ApprovalAlreadyCompletedException".into()),
+            "already completed",
+        )))
+    });
+
+    let answer = answer(approvals, approve_post(), NOW).await;
+
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.html);
+    assert!(answer.html.contains("<h1>Approved: thank you</h1>"));
+}
+
+#[tokio::test]
+async fn someone_elses_decision_in_between_is_already_decided() {
+    let mut approvals = MockApprovalApi::new();
+    states(
+        &mut approvals,
+        vec![
+            waiting(),
+            decided_with("Failed", "Rejected by bob@example.com via the email link"),
+        ],
+    );
+    approvals.expect_decide().times(1).returning(|_, _, _| {
+        reply(Err(UpstreamError::new(
+            "CodePipeline",
+            "PutApprovalResult",
+            Some("ApprovalAlreadyCompletedException".into()),
+            "already completed",
+        )))
+    });
+
+    let answer = answer(approvals, approve_post(), NOW).await;
+
+    assert_eq!(answer.status, StatusCode::CONFLICT, "{}", answer.html);
+    assert!(answer.html.contains("It was rejected or it expired."));
+}
+
+#[tokio::test]
+async fn a_form_for_an_approval_decided_since_sends_no_decision() {
+    let mut approvals = MockApprovalApi::new();
+    states(
+        &mut approvals,
+        vec![decided_with("Succeeded", "Approved by bob@example.com")],
+    );
+    // No expect_decide: a PutApprovalResult would fail the test.
+
+    let answer = answer(approvals, approve_post(), NOW).await;
+
+    assert_eq!(answer.status, StatusCode::CONFLICT, "{}", answer.html);
 }
 
 #[tokio::test]

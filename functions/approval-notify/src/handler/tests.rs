@@ -188,7 +188,7 @@ async fn a_redelivery_mails_nobody_twice() {
         .expect_claim()
         .withf(|key| key.starts_with("approval-email/") && !key.contains(TOKEN))
         .times(2)
-        .returning(|_| reply(Ok(Claim::Taken)));
+        .returning(|_| reply(Ok(Claim::Done)));
     let deps = Deps::new(
         approvals_with(Ok(waiting())),
         MockNotifier::new(),
@@ -209,6 +209,35 @@ async fn a_redelivery_mails_nobody_twice() {
     };
     assert!(sent.is_empty());
     assert_eq!(already_sent.len(), 2);
+}
+
+#[tokio::test]
+async fn an_approver_whose_claim_is_pending_fails_the_delivery_so_it_is_retried() {
+    let mut ledger = MockLedger::new();
+    ledger
+        .expect_claim()
+        .withf(|key| key.ends_with("/alice@example.com"))
+        .times(1)
+        .returning(|_| reply(Ok(Claim::Pending)));
+    ledger
+        .expect_claim()
+        .withf(|key| !key.ends_with("/alice@example.com"))
+        .times(1)
+        .returning(|_| reply(Ok(Claim::Done)));
+    let deps = Deps::new(
+        approvals_with(Ok(waiting())),
+        MockNotifier::new(),
+        ledger,
+        key(),
+        config(),
+    );
+
+    let error = handle(&deps, event("approval-needed.json"), NOW)
+        .await
+        .unwrap_err();
+
+    assert_eq!(error.error_type(), "Upstream");
+    assert!(error.to_string().contains("ClaimPending"), "{error}");
 }
 
 #[tokio::test]

@@ -436,7 +436,7 @@ async fn a_redelivered_event_sends_nothing_the_second_time() {
     ledger
         .expect_claim()
         .times(1)
-        .returning(|_| reply(Ok(Claim::Taken)));
+        .returning(|_| reply(Ok(Claim::Done)));
     let deps = Deps::new(MockBuildApi::new(), MockNotifier::new(), ledger, config());
 
     let outcome = handle(&deps, event("build-failed.json")).await.unwrap();
@@ -446,6 +446,21 @@ async fn a_redelivered_event_sends_nothing_the_second_time() {
             reason: IgnoreReason::AlreadyNotified
         }
     );
+}
+
+#[tokio::test]
+async fn a_delivery_meeting_a_pending_claim_fails_so_it_is_retried_and_nothing_is_lost() {
+    let mut ledger = MockLedger::new();
+    ledger
+        .expect_claim()
+        .times(1)
+        .returning(|_| reply(Ok(Claim::Pending)));
+    // No publish now; Lambda retries the event once the claim's lease has run out.
+    let deps = Deps::new(MockBuildApi::new(), MockNotifier::new(), ledger, config());
+
+    let error = handle(&deps, event("build-failed.json")).await.unwrap_err();
+    assert_eq!(error.error_type(), "Upstream");
+    assert!(error.to_string().contains("ClaimPending"), "{error}");
 }
 
 #[tokio::test]

@@ -61,6 +61,10 @@ fn repository_with(
     message: &'static str,
 ) -> MockRepositoryApi {
     let mut repositories = MockRepositoryApi::new();
+    let tip = id.clone();
+    repositories
+        .expect_branch_tip()
+        .returning(move |_, _| reply(Ok(Some(tip.clone()))));
     let returned = commit(&id, message);
     repositories
         .expect_commit()
@@ -276,6 +280,15 @@ async fn the_source_action_is_looked_up_once_per_cold_start() {
         .times(2)
         .returning(|request| reply(Ok(started(&request.pipeline, "e"))));
     let mut repositories = MockRepositoryApi::new();
+    // Each push is the branch's tip when its event is handled.
+    let tips = std::sync::Mutex::new(vec![
+        commit_of("merge-into-main.json"),
+        commit_of("push-main.json"),
+    ]);
+    repositories
+        .expect_branch_tip()
+        .times(2)
+        .returning(move |_, _| reply(Ok(tips.lock().unwrap().pop())));
     repositories
         .expect_commit()
         .times(2)
@@ -393,6 +406,10 @@ async fn a_failed_start_fails_the_invocation_and_forgets_the_cached_source_actio
             })
         });
     let mut repositories = MockRepositoryApi::new();
+    repositories
+        .expect_branch_tip()
+        .times(2)
+        .returning(|_, _| reply(Ok(Some(PUSH_MAIN_COMMIT.into()))));
     repositories
         .expect_commit()
         .times(2)
@@ -513,6 +530,9 @@ async fn of_several_source_actions_the_one_following_the_pushed_branch_is_used()
 #[tokio::test]
 async fn a_failed_commit_lookup_fails_the_invocation_before_starting_anything() {
     let mut repositories = MockRepositoryApi::new();
+    repositories
+        .expect_branch_tip()
+        .returning(|_, _| reply(Ok(Some(PUSH_MAIN_COMMIT.into()))));
     repositories.expect_commit().times(1).returning(|_, _| {
         reply({
             Err(UpstreamError::new(
@@ -522,6 +542,70 @@ async fn a_failed_commit_lookup_fails_the_invocation_before_starting_anything() 
                 "Rate exceeded",
             ))
         })
+    });
+    let deps = Deps::new(MockPipelineApi::new(), repositories, routes());
+
+    let error = handle(&deps, event("push-main.json")).await.unwrap_err();
+    assert_eq!(error.error_type(), "Upstream");
+}
+
+#[tokio::test]
+async fn a_push_the_branch_has_moved_on_from_starts_nothing() {
+    let newer = "4b7615d6a1e26f8d0cb3f1ac2f0e8a5c9d3b7e21";
+    let mut repositories = MockRepositoryApi::new();
+    repositories
+        .expect_branch_tip()
+        .with(eq("shop"), eq("main"))
+        .times(1)
+        .returning(move |_, _| reply(Ok(Some(newer.into()))));
+    // No GetCommit, no start: MockPipelineApi fails the test on any call.
+    let deps = Deps::new(MockPipelineApi::new(), repositories, routes());
+
+    let outcome = handle(&deps, event("push-main.json")).await.unwrap();
+
+    let reason = IgnoreReason::Superseded {
+        commit_id: PUSH_MAIN_COMMIT.into(),
+        tip: Some(newer.into()),
+    };
+    assert_eq!(
+        reason.to_string(),
+        "commit 0ccf1ae is no longer the branch's tip (now 4b7615d)"
+    );
+    assert_eq!(outcome, Outcome::Ignored { reason });
+}
+
+#[tokio::test]
+async fn a_push_to_a_branch_deleted_since_starts_nothing() {
+    let mut repositories = MockRepositoryApi::new();
+    repositories
+        .expect_branch_tip()
+        .times(1)
+        .returning(|_, _| reply(Ok(None)));
+    let deps = Deps::new(MockPipelineApi::new(), repositories, routes());
+
+    let outcome = handle(&deps, event("push-main.json")).await.unwrap();
+
+    assert!(
+        matches!(
+            outcome,
+            Outcome::Ignored {
+                reason: IgnoreReason::Superseded { tip: None, .. }
+            }
+        ),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_branch_lookup_fails_the_invocation_so_it_is_retried() {
+    let mut repositories = MockRepositoryApi::new();
+    repositories.expect_branch_tip().times(1).returning(|_, _| {
+        reply(Err(UpstreamError::new(
+            "CodeCommit",
+            "GetBranch",
+            Some("ThrottlingException".into()),
+            "Rate exceeded",
+        )))
     });
     let deps = Deps::new(MockPipelineApi::new(), repositories, routes());
 

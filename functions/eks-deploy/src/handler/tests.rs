@@ -48,6 +48,13 @@ fn clusters(client: kube::Client) -> MockClusterAccess {
     clusters
 }
 
+/// The patch of a job: it records the job among those applied.
+fn job_patch() -> serde_json::Value {
+    let mut patch = expected_patch("41", IMAGE, OLD, &job_cause());
+    patch["metadata"]["annotations"]["eks-deploy.cicd/jobs"] = serde_json::json!(JOB);
+    patch
+}
+
 fn job_cause() -> String {
     format!("eks-deploy: set web to {IMAGE} (CodePipeline job {JOB})")
 }
@@ -74,7 +81,7 @@ async fn a_job_patches_the_image_follows_the_rollout_and_reports_success() {
         Exchange::get(DEPLOYMENT, deployment("41", 3, OLD, rolled_out(3))),
         Exchange::patch(
             DEPLOYMENT_PATCH,
-            expected_patch("41", IMAGE, OLD, &job_cause()),
+            job_patch(),
             deployment("42", 4, IMAGE, rolled_out(3)),
         ),
         Exchange::watch(
@@ -141,7 +148,7 @@ async fn a_failed_rollout_is_rolled_back_and_the_job_fails_with_the_pods_reasons
         Exchange::get(DEPLOYMENT, deployment("41", 3, OLD, rolled_out(3))),
         Exchange::patch(
             DEPLOYMENT_PATCH,
-            expected_patch("41", IMAGE, OLD, &job_cause()),
+            job_patch(),
             deployment("42", 4, IMAGE, rolled_out(3)),
         ),
         Exchange::watch(
@@ -196,7 +203,7 @@ async fn a_failed_rollout_stays_when_the_parameters_turn_rollback_off() {
         Exchange::get(DEPLOYMENT, deployment("41", 3, OLD, rolled_out(3))),
         Exchange::patch(
             DEPLOYMENT_PATCH,
-            expected_patch("41", IMAGE, OLD, &job_cause()),
+            job_patch(),
             deployment("42", 4, IMAGE, rolled_out(3)),
         ),
         Exchange::watch(
@@ -231,7 +238,7 @@ async fn a_rollout_longer_than_the_invocation_continues_with_a_token() {
         Exchange::get(DEPLOYMENT, deployment("41", 3, OLD, rolled_out(3))),
         Exchange::patch(
             DEPLOYMENT_PATCH,
-            expected_patch("41", IMAGE, OLD, &job_cause()),
+            job_patch(),
             deployment("42", 4, IMAGE, rolling(4, 1)),
         ),
         Exchange {
@@ -445,4 +452,33 @@ fn the_sample_events_carry_the_parameters_expected_here() {
     assert_eq!(params.image, IMAGE);
     // The job's artifact credentials are never kept.
     assert!(!format!("{job:?}").contains("EXAMPLE+secret"));
+}
+
+#[tokio::test]
+async fn a_job_delivered_again_after_a_later_deployment_does_not_put_its_image_back() {
+    // The job set IMAGE and was reported; a later deployment set NEWER; the job comes again.
+    const NEWER: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:5e6f7a8";
+    let mut later = deployment("50", 5, NEWER, rolled_out(3));
+    later["metadata"]["annotations"]["eks-deploy.cicd/jobs"] =
+        json!(format!("{JOB} 22222222-abcd-2222-abcd-222222222222"));
+    let (client, server) = scripted(vec![Exchange::get(DEPLOYMENT, later)]);
+    let mut jobs = MockJobResults::new();
+    jobs.expect_fail()
+        .withf(|job, failure| {
+            job == JOB
+                && failure.message
+                    == format!(
+                        "shop/web: CodePipeline job {JOB} already set container web to {IMAGE}, and it now runs {NEWER}: not set again"
+                    )
+        })
+        .times(1)
+        .returning(|_, _| reply(Ok(Reported::AlreadyReported)));
+    let deps = Deps::new(clusters(client), jobs, config());
+
+    let outcome = handle(&deps, event("job-deploy.json"), in_an_hour())
+        .await
+        .unwrap();
+
+    assert_eq!(outcome, Outcome::AlreadyReported);
+    server.await.unwrap();
 }

@@ -148,11 +148,7 @@ impl AwsLog {
                 continue;
             }
             let service = entry["service"].as_str().unwrap_or_default();
-            let mut operation = entry["operation"].as_str().unwrap_or_default().to_owned();
-            // The one REST call the functions make.
-            if service == "eks" && operation.starts_with("GET /clusters/") {
-                operation = "DescribeCluster".to_owned();
-            }
+            let operation = entry["operation"].as_str().unwrap_or_default();
             *counts.entry(format!("{service}:{operation}")).or_default() += 1;
         }
         counts

@@ -1,0 +1,77 @@
+//! The emulated CodeBuild from the tests' side: builds started as the pipeline's build action
+//! starts them, finished as CodeBuild would finish them, and the events CodeBuild emits.
+
+use aws_config::SdkConfig;
+use aws_sdk_codebuild::types::EnvironmentVariable;
+use serde_json::Value;
+
+use crate::{Emulators, http};
+
+/// The reason CodeBuild gives for a build whose tests failed.
+pub const FAILED_TESTS: &str = "COMMAND_EXECUTION_ERROR: Error while executing command: cargo test --locked. Reason: exit status 101";
+
+/// A plain-text environment variable of a build.
+pub fn variable(name: &str, value: &str) -> EnvironmentVariable {
+    EnvironmentVariable::builder()
+        .name(name)
+        .value(value)
+        .build()
+        .unwrap()
+}
+
+/// Starts a build of `project` for `commit` of `branch`, with the variables the pipeline's build
+/// action sets; returns the build id.
+pub async fn start_pipeline_build(
+    sdk: &SdkConfig,
+    project: &str,
+    branch: &str,
+    commit: &str,
+) -> String {
+    aws_sdk_codebuild::Client::new(sdk)
+        .start_build()
+        .project_name(project)
+        .environment_variables_override(variable("SOURCE_BRANCH", branch))
+        .environment_variables_override(variable("SOURCE_COMMIT", commit))
+        .send()
+        .await
+        .unwrap()
+        .build_value()
+        .unwrap()
+        .id()
+        .unwrap()
+        .to_owned()
+}
+
+/// Finishes a build as CodeBuild would; `end` is what the emulator's `/codebuild/complete` takes
+/// (`buildId`, `status`, `durationSeconds`, and a `failedPhase` and `context` for a failure).
+pub async fn complete(emulators: &Emulators, end: &Value) {
+    let (code, answer) = http::json(
+        "POST",
+        &format!("{}/codebuild/complete", emulators.admin),
+        Some(end),
+    )
+    .await;
+    assert_eq!(code, 200, "{answer}");
+}
+
+/// The EventBridge event CodeBuild emits for `build` now (each call under a new event id).
+pub async fn event(emulators: &Emulators, build: &str) -> Value {
+    let url = format!(
+        "{}/codebuild/event?buildId={}",
+        emulators.admin,
+        percent_encoded(build)
+    );
+    let (code, event) = http::json("GET", &url, None).await;
+    assert_eq!(code, 200, "{event}");
+    event
+}
+
+/// `text` with every byte but the URL-safe ones percent-encoded (a build id has a `:`).
+fn percent_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,86 @@
+//! An image build project, a ledger and a topic with an inbox subscribed, and codebuild-status
+//! telling the topic about the project's builds.
+
+use aws_config::SdkConfig;
+use serde_json::{Value, json};
+
+use crate::aws::sdk_config;
+use crate::fixtures::{self, Delivered};
+use crate::{Emulators, Function, codebuild, unique};
+
+/// The commit every build of the scenario builds.
+pub const COMMIT: &str = "0ccf1ae1bf4c7d610115754eef7bf8c60e7f167e";
+
+/// An image build project, codebuild-status notifying a topic about it, and an inbox (an SQS
+/// queue) subscribed to the topic without a filter.
+pub struct BuildStatusScenario {
+    pub emulators: Emulators,
+    pub sdk: SdkConfig,
+    pub project: String,
+    /// The topic's ARN.
+    pub topic: String,
+    /// The inbox queue's URL.
+    pub inbox: String,
+    pub function: Function,
+}
+
+impl std::fmt::Debug for BuildStatusScenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildStatusScenario")
+            .field("project", &self.project)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BuildStatusScenario {
+    pub async fn new() -> Self {
+        let emulators = Emulators::load();
+        let sdk = sdk_config(&emulators).await;
+        let project = unique("shop-image");
+        fixtures::image_project(&sdk, &project).await;
+        let table = unique("ledger");
+        fixtures::ledger_table(&sdk, &table).await;
+        let (topic, inbox) = fixtures::topic_with_inbox(&sdk, &unique("builds"), None).await;
+        let mut env = emulators.function_env();
+        env.extend([
+            ("TOPIC_ARN".to_owned(), topic.clone()),
+            ("LEDGER_TABLE".to_owned(), table),
+            ("PR_VALIDATION_PROJECT".to_owned(), "shop-pr".to_owned()),
+        ]);
+        let function = Function::start("codebuild-status", &env).await;
+        Self {
+            emulators,
+            sdk,
+            project,
+            topic,
+            inbox,
+            function,
+        }
+    }
+
+    /// Starts a pipeline build of [`COMMIT`] on `branch`, as the pipeline's build action does.
+    pub async fn start_build(&self, branch: &str) -> String {
+        codebuild::start_pipeline_build(&self.sdk, &self.project, branch, COMMIT).await
+    }
+
+    /// Finishes `build` with `status` after 192 s, as CodeBuild would; anything but a success
+    /// ended in the BUILD phase with failing tests.
+    pub async fn finish(&self, build: &str, status: &str) {
+        let mut end = json!({"buildId": build, "status": status, "durationSeconds": 192});
+        if status != "SUCCEEDED" {
+            end["failedPhase"] = json!("BUILD");
+            end["context"] = json!(codebuild::FAILED_TESTS);
+        }
+        codebuild::complete(&self.emulators, &end).await;
+    }
+
+    /// The EventBridge event CodeBuild emits for `build` now.
+    pub async fn event(&self, build: &str) -> Value {
+        codebuild::event(&self.emulators, build).await
+    }
+
+    /// Everything waiting in the inbox (taken out of it).
+    pub async fn inbox(&self) -> Vec<Delivered> {
+        fixtures::received(&self.sdk, &self.inbox).await
+    }
+}

@@ -1,0 +1,240 @@
+//! A Deployment `web` in a namespace of its own on the Kubernetes emulator, the EKS cluster
+//! record leading to it, and eks-deploy: what a deploy changes.
+
+use aws_config::SdkConfig;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Api;
+use serde_json::{Value, json};
+
+use super::with_settings;
+use crate::aws::sdk_config;
+use crate::{Emulators, Function, fixtures, kubernetes, unique};
+
+/// The image `web` runs before a deploy.
+pub const V1: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v1";
+/// The image a deploy sets.
+pub const V2: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v2";
+
+/// The cluster, the Deployment `web` (3 replicas, rolled out), and eks-deploy.
+pub struct DeploymentScenario {
+    pub emulators: Emulators,
+    pub sdk: SdkConfig,
+    pub client: kube::Client,
+    pub cluster: String,
+    pub namespace: String,
+    pub function: Function,
+}
+
+impl std::fmt::Debug for DeploymentScenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeploymentScenario")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeploymentScenario {
+    /// `web` running `containers` (name, image), with a progress deadline of 2 s.
+    pub async fn new(containers: &[(&str, &str)]) -> Self {
+        Self::with(containers, 2, &[]).await
+    }
+
+    /// `web` running `containers` (name, image), with a progress deadline of
+    /// `progress_deadline_seconds`, and `extra_env` in eks-deploy's environment (SDK retry and
+    /// timeout settings, say).
+    pub async fn with(
+        containers: &[(&str, &str)],
+        progress_deadline_seconds: i32,
+        extra_env: &[(String, String)],
+    ) -> Self {
+        let emulators = Emulators::load();
+        let sdk = sdk_config(&emulators).await;
+        let cluster = unique("shop-prod");
+        kubernetes::eks_cluster(&sdk, &cluster).await;
+        let client = kubernetes::client(&emulators);
+        let namespace = unique("shop");
+        kubernetes::deployment(
+            &client,
+            &namespace,
+            "web",
+            3,
+            progress_deadline_seconds,
+            containers,
+        )
+        .await;
+        let env = with_settings(emulators.function_env(), extra_env);
+        let function = Function::start("eks-deploy", &env).await;
+        Self {
+            emulators,
+            sdk,
+            client,
+            cluster,
+            namespace,
+            function,
+        }
+    }
+
+    /// The parameters of a direct invocation setting container `web` to `image`.
+    pub fn params(&self, image: &str) -> Value {
+        json!({"cluster": self.cluster, "namespace": self.namespace, "deployment": "web", "container": "web", "image": image})
+    }
+
+    /// The Deployment as it is now.
+    pub async fn deployment(&self) -> Deployment {
+        Api::<Deployment>::namespaced(self.client.clone(), &self.namespace)
+            .get("web")
+            .await
+            .unwrap()
+    }
+
+    /// The requests eks-deploy (anyone but the emulator's own controller) made to the namespace
+    /// so far, oldest first, as `{method, path, query, user, status, watch}`.
+    pub async fn requests(&self) -> Vec<Value> {
+        kubernetes::requests(&self.emulators)
+            .await
+            .into_iter()
+            .filter(|r| {
+                r["path"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains(&format!("/namespaces/{}/", self.namespace))
+            })
+            .filter(|r| r["user"].as_str().unwrap_or_default() != "emulator-admin")
+            .collect()
+    }
+
+    /// How many PATCHes of anything in the namespace the Kubernetes emulator has served.
+    pub async fn patches(&self) -> usize {
+        kubernetes::requests(&self.emulators)
+            .await
+            .into_iter()
+            .filter(|r| {
+                r["method"] == "PATCH"
+                    && r["path"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains(&format!("/namespaces/{}/", self.namespace))
+            })
+            .count()
+    }
+
+    /// A pipeline whose Deploy action invokes eks-deploy with `parameters` (by default, the
+    /// scenario's Deployment and the build's image), started on a commit, its build finished
+    /// with `image` as IMAGE_URI: the Deploy action waits.
+    pub async fn pipeline_run(&self, image: &str, parameters: Option<Value>) -> PipelineRun {
+        let repository = unique("shop-repo");
+        fixtures::repository(&self.sdk, &repository).await;
+        fixtures::commit(
+            &self.sdk,
+            &repository,
+            "main",
+            None,
+            "feat: one-click checkout",
+        )
+        .await;
+        let name = unique("shop-main");
+        let parameters = parameters.unwrap_or_else(|| {
+            json!({"cluster": self.cluster, "namespace": self.namespace, "deployment": "web",
+                   "container": "web", "image": "#{BuildVariables.IMAGE_URI}"})
+        });
+        fixtures::deploy_pipeline(
+            &self.sdk,
+            &name,
+            &repository,
+            "eks-deploy",
+            &parameters.to_string(),
+        )
+        .await;
+        let execution_id = aws_sdk_codepipeline::Client::new(&self.sdk)
+            .start_pipeline_execution()
+            .name(&name)
+            .send()
+            .await
+            .unwrap()
+            .pipeline_execution_id()
+            .unwrap()
+            .to_owned();
+        fixtures::complete_action(
+            &self.emulators,
+            &execution_id,
+            "Build",
+            "Build",
+            "Succeeded",
+            json!({"IMAGE_URI": image}),
+        )
+        .await;
+        PipelineRun { name, execution_id }
+    }
+}
+
+/// A pipeline execution waiting at its Deploy action (see [`DeploymentScenario::pipeline_run`]).
+#[derive(Debug, Clone)]
+pub struct PipelineRun {
+    pub name: String,
+    pub execution_id: String,
+}
+
+impl PipelineRun {
+    /// The one job CodePipeline has for the Deploy action, as the event it invokes with.
+    pub async fn job(&self, emulators: &Emulators) -> Value {
+        let jobs = fixtures::waiting_jobs(emulators, &self.name).await;
+        assert_eq!(jobs.len(), 1, "{jobs:?}");
+        jobs[0]["event"].clone()
+    }
+
+    /// The execution's status, and the Deploy action's latest execution as `{status, summary,
+    /// error: {code, message}, percent}` (null before it ran).
+    pub async fn status(&self, emulators: &Emulators) -> (String, Value) {
+        let sdk = sdk_config(emulators).await;
+        let client = aws_sdk_codepipeline::Client::new(&sdk);
+        let execution = client
+            .get_pipeline_execution()
+            .pipeline_name(&self.name)
+            .pipeline_execution_id(&self.execution_id)
+            .send()
+            .await
+            .unwrap();
+        let status = execution
+            .pipeline_execution()
+            .unwrap()
+            .status()
+            .unwrap()
+            .as_str()
+            .to_owned();
+        let state = client
+            .get_pipeline_state()
+            .name(&self.name)
+            .send()
+            .await
+            .unwrap();
+        let deploy = state
+            .stage_states()
+            .iter()
+            .find(|s| s.stage_name() == Some("Deploy"))
+            .and_then(|s| s.action_states().first())
+            .and_then(|a| a.latest_execution())
+            .map(|e| {
+                json!({"status": e.status().map(|s| s.as_str()), "summary": e.summary(),
+                       "error": e.error_details().map(|d| json!({"code": d.code(), "message": d.message()})),
+                       "percent": e.percent_complete()})
+            })
+            .unwrap_or(Value::Null);
+        (status, deploy)
+    }
+}
+
+/// The (name, image) of each of the Deployment's containers.
+pub fn container_images(deployment: &Deployment) -> Vec<(String, String)> {
+    deployment
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers
+        .iter()
+        .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+        .collect()
+}

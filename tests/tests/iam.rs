@@ -1,0 +1,1056 @@
+//! Least privilege, checked against the code: every permission `template.yaml` and
+//! `infra/pipeline.yaml` grant is one the code needs, on the stack's own resources.
+//!
+//! - No Allow statement names a wildcard action (`*`, `sns:*`, `codecommit:Get*`) or uses
+//!   `NotAction` / `NotResource`.
+//! - Every Resource is built from the stack's own resources or parameters (`!Ref`, `!GetAtt`,
+//!   `!Sub` naming one); a `*` in it only as a whole segment under such a name
+//!   (`${ArtifactBucket.Arn}/*`); `*` alone only for the actions of [`NO_RESOURCE_LEVEL`], which
+//!   IAM accepts on no other resource.
+//! - Each function is granted exactly the actions [`NEEDS`] lists for it, each on exactly the
+//!   resource or parameter the table names; [`OPERATIONS`] and [`ADAPTERS`] tie the table to the
+//!   SDK calls the code makes.
+//!
+//! What SAM adds to every function role by itself is not in the template and not checked here:
+//! the `AWSLambdaBasicExecutionRole` managed policy (CloudWatch Logs writes), and
+//! `sqs:SendMessage` on the function's `DeadLetterQueue` (checked to be the stack's own queue).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failed test
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use integration_tests::templates::{functions, load};
+use integration_tests::workspace_root;
+use serde_yaml_ng::{Mapping, Value};
+
+/// What each function (by binary) may do, and on what: each action with the one template
+/// parameter or resource its Resource must be built from (`*`: see [`NO_RESOURCE_LEVEL`]).
+///
+/// Read off the code: the port methods each `functions/<name>/src/handler.rs` calls, and the SDK
+/// calls their adapters in `shared/src/aws/` make ([`OPERATIONS`]). When the code calls
+/// something new, or stops calling something, change this table and the template's policy
+/// together; this test fails until both agree.
+const NEEDS: &[(&str, &[(&str, &str)])] = &[
+    (
+        "codecommit-push",
+        &[
+            // branch_tip: a push the branch has moved on from starts nothing.
+            ("codecommit:GetBranch", "RoutedRepositories"),
+            // commit: the pushed commit's message ([skip ci]).
+            ("codecommit:GetCommit", "RoutedRepositories"),
+            // codecommit_source_actions: the route's source action, when not configured.
+            ("codepipeline:GetPipeline", "RoutedPipelines"),
+            // start_execution.
+            ("codepipeline:StartPipelineExecution", "RoutedPipelines"),
+        ],
+    ),
+    (
+        "codebuild-status",
+        &[
+            // recent_builds: the branch's previous build, to tell FIXED.
+            ("codebuild:ListBuildsForProject", "PipelineBuildProjects"),
+            ("codebuild:BatchGetBuilds", "PipelineBuildProjects"),
+            ("sns:Publish", "BuildNotificationsTopic"),
+            // The ledger: claim, complete, release.
+            ("dynamodb:PutItem", "NotificationLedgerTable"),
+            ("dynamodb:UpdateItem", "NotificationLedgerTable"),
+            ("dynamodb:DeleteItem", "NotificationLedgerTable"),
+        ],
+    ),
+    (
+        "eks-deploy",
+        &[
+            // clusters.client: endpoint and CA. The bearer token is presigned locally (no call);
+            // the STS GetCallerIdentity EKS makes with it needs no permission.
+            ("eks:DescribeCluster", "ClusterName"),
+            // jobs.succeed / jobs.fail.
+            ("codepipeline:PutJobSuccessResult", "*"),
+            ("codepipeline:PutJobFailureResult", "*"),
+        ],
+    ),
+    (
+        "approval-notify",
+        &[
+            // approval_state: is the approval still waiting for this token?
+            ("codepipeline:GetPipelineState", "ApprovalPipelines"),
+            // execution_revision: the commit the email names.
+            ("codepipeline:GetPipelineExecution", "ApprovalPipelines"),
+            ("sns:Publish", "ApproversTopic"),
+            // load_signing_key, from the Secrets Manager secret (see the SIGNING_KEY check).
+            ("secretsmanager:GetSecretValue", "ApprovalSigningKey"),
+            ("dynamodb:PutItem", "NotificationLedgerTable"),
+            ("dynamodb:UpdateItem", "NotificationLedgerTable"),
+            ("dynamodb:DeleteItem", "NotificationLedgerTable"),
+        ],
+    ),
+    (
+        "approval-callback",
+        &[
+            ("codepipeline:GetPipelineState", "ApprovalPipelines"),
+            ("codepipeline:GetPipelineExecution", "ApprovalPipelines"),
+            // decide.
+            ("codepipeline:PutApprovalResult", "ApprovalPipelines"),
+            ("secretsmanager:GetSecretValue", "ApprovalSigningKey"),
+        ],
+    ),
+    (
+        "pr-validator",
+        &[
+            // pull_request: the head and revision, before building and before approving.
+            ("codecommit:GetPullRequest", "PullRequestRepositories"),
+            (
+                "codecommit:PostCommentForPullRequest",
+                "PullRequestRepositories",
+            ),
+            (
+                "codecommit:UpdatePullRequestApprovalState",
+                "PullRequestRepositories",
+            ),
+            // recent_builds (the older builds to stop), start_build, stop_build.
+            ("codebuild:ListBuildsForProject", "PullRequestBuildProject"),
+            ("codebuild:BatchGetBuilds", "PullRequestBuildProject"),
+            ("codebuild:StartBuild", "PullRequestBuildProject"),
+            ("codebuild:StopBuild", "PullRequestBuildProject"),
+        ],
+    ),
+];
+
+/// Every AWS call the code makes: the adapter in `shared/src/aws/` that makes it, the SDK
+/// method, and the IAM action that authorizes it. The functions make no SDK call of their own
+/// (checked below): they reach AWS only through these adapters.
+const OPERATIONS: &[(&str, &str, &str)] = &[
+    (
+        "approvals.rs",
+        "get_pipeline_state",
+        "codepipeline:GetPipelineState",
+    ),
+    (
+        "approvals.rs",
+        "get_pipeline_execution",
+        "codepipeline:GetPipelineExecution",
+    ),
+    (
+        "approvals.rs",
+        "put_approval_result",
+        "codepipeline:PutApprovalResult",
+    ),
+    (
+        "codebuild.rs",
+        "list_builds_for_project",
+        "codebuild:ListBuildsForProject",
+    ),
+    (
+        "codebuild.rs",
+        "batch_get_builds",
+        "codebuild:BatchGetBuilds",
+    ),
+    ("codebuild.rs", "start_build", "codebuild:StartBuild"),
+    ("codebuild.rs", "stop_build", "codebuild:StopBuild"),
+    ("codecommit.rs", "get_commit", "codecommit:GetCommit"),
+    ("codecommit.rs", "get_branch", "codecommit:GetBranch"),
+    (
+        "codecommit.rs",
+        "get_pull_request",
+        "codecommit:GetPullRequest",
+    ),
+    (
+        "codecommit.rs",
+        "post_comment_for_pull_request",
+        "codecommit:PostCommentForPullRequest",
+    ),
+    (
+        "codecommit.rs",
+        "update_pull_request_approval_state",
+        "codecommit:UpdatePullRequestApprovalState",
+    ),
+    (
+        "codepipeline.rs",
+        "start_pipeline_execution",
+        "codepipeline:StartPipelineExecution",
+    ),
+    (
+        "codepipeline.rs",
+        "get_pipeline",
+        "codepipeline:GetPipeline",
+    ),
+    (
+        "codepipeline.rs",
+        "put_job_success_result",
+        "codepipeline:PutJobSuccessResult",
+    ),
+    (
+        "codepipeline.rs",
+        "put_job_failure_result",
+        "codepipeline:PutJobFailureResult",
+    ),
+    ("dynamodb.rs", "put_item", "dynamodb:PutItem"),
+    ("dynamodb.rs", "update_item", "dynamodb:UpdateItem"),
+    ("dynamodb.rs", "delete_item", "dynamodb:DeleteItem"),
+    ("eks.rs", "describe_cluster", "eks:DescribeCluster"),
+    (
+        "signing_key.rs",
+        "get_secret_value",
+        "secretsmanager:GetSecretValue",
+    ),
+    // Only for a key kept in SSM Parameter Store; the template keeps it in Secrets Manager.
+    ("signing_key.rs", "get_parameter", "ssm:GetParameter"),
+    ("sns.rs", "publish", "sns:Publish"),
+];
+
+/// How a function's `main.rs` (wiring only) builds each adapter of `shared/src/aws/`.
+const ADAPTERS: &[(&str, &str)] = &[
+    ("CodePipelineApprovals::new(", "approvals.rs"),
+    ("CodeBuild::new(", "codebuild.rs"),
+    ("CodeCommit::new(", "codecommit.rs"),
+    ("CodePipeline::new(", "codepipeline.rs"),
+    ("DynamoLedger::new(", "dynamodb.rs"),
+    ("EksClusters::new(", "eks.rs"),
+    ("load_signing_key(", "signing_key.rs"),
+    ("SnsTopic::new(", "sns.rs"),
+];
+
+/// The actions IAM authorizes on no resource but `*`: the Service Authorization Reference lists
+/// no resource type for them. Only these may have `Resource: "*"`, each for the reason given.
+const NO_RESOURCE_LEVEL: &[(&str, &str)] = &[
+    (
+        "codepipeline:PutJobSuccessResult",
+        "no resource type (Service Authorization Reference, AWS CodePipeline): the job id \
+         CodePipeline hands the invoked function is the capability",
+    ),
+    (
+        "codepipeline:PutJobFailureResult",
+        "no resource type (Service Authorization Reference, AWS CodePipeline), as above",
+    ),
+    (
+        "ecr:GetAuthorizationToken",
+        "no resource type (Service Authorization Reference, Amazon ECR): the token is for the \
+         registry; the image build's pushes are scoped to its one repository",
+    ),
+];
+
+// --- The checker ----------------------------------------------------------------------------
+
+/// An intrinsic function, short (`!Sub x`) or long (`{"Fn::Sub": x}`), as its name and argument.
+fn intrinsic(value: &Value) -> Option<(String, &Value)> {
+    match value {
+        Value::Tagged(tagged) => Some((
+            tagged.tag.to_string().trim_start_matches('!').to_owned(),
+            &tagged.value,
+        )),
+        Value::Mapping(mapping) if mapping.len() == 1 => {
+            let (key, argument) = mapping.iter().next()?;
+            let key = key.as_str()?;
+            if key == "Ref" {
+                Some(("Ref".to_owned(), argument))
+            } else {
+                key.strip_prefix("Fn::")
+                    .map(|name| (name.to_owned(), argument))
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The names in a `!Sub` text's `${...}` placeholders (`${Topic.Arn}` names `Topic`), each with
+/// the byte offset just past it; `${!Literal}` is not a placeholder.
+fn placeholders(text: &str) -> Vec<(String, usize)> {
+    let mut found = Vec::new();
+    let mut rest = 0;
+    while let Some(start) = text[rest..].find("${") {
+        let open = rest + start + 2;
+        let Some(length) = text[open..].find('}') else {
+            break;
+        };
+        let inner = &text[open..open + length];
+        if !inner.starts_with('!') {
+            let name = inner.split('.').next().unwrap_or(inner).trim();
+            found.push((name.to_owned(), open + length + 1));
+        }
+        rest = open + length + 1;
+    }
+    found
+}
+
+fn is_pseudo(name: &str) -> bool {
+    name.starts_with("AWS::")
+}
+
+/// The template parameters and resources `value` is built from (pseudo parameters left out;
+/// `!Sub` variables resolved to what they are built from).
+fn references(value: &Value) -> BTreeSet<String> {
+    fn collect(value: &Value, names: &mut BTreeSet<String>) {
+        match intrinsic(value) {
+            Some((name, argument)) if name == "Ref" => {
+                if let Some(target) = argument.as_str() {
+                    names.insert(target.to_owned());
+                }
+            }
+            Some((name, argument)) if name == "GetAtt" => {
+                let target = match argument {
+                    Value::String(text) => text.split('.').next(),
+                    Value::Sequence(parts) => parts.first().and_then(Value::as_str),
+                    _ => None,
+                };
+                if let Some(target) = target {
+                    names.insert(target.to_owned());
+                }
+            }
+            Some((name, argument)) if name == "Sub" => {
+                let (text, variables) = match argument {
+                    Value::Sequence(parts) => (
+                        parts.first().and_then(Value::as_str).unwrap_or_default(),
+                        parts.get(1).and_then(Value::as_mapping),
+                    ),
+                    other => (other.as_str().unwrap_or_default(), None),
+                };
+                for (name, _) in placeholders(text) {
+                    match variables.and_then(|v| v.get(name.as_str())) {
+                        Some(variable) => collect(variable, names),
+                        None => {
+                            names.insert(name);
+                        }
+                    }
+                }
+            }
+            Some((_, argument)) => collect(argument, names),
+            None => match value {
+                Value::Sequence(items) => items.iter().for_each(|item| collect(item, names)),
+                Value::Mapping(mapping) => mapping.values().for_each(|item| collect(item, names)),
+                _ => {}
+            },
+        }
+    }
+    let mut names = BTreeSet::new();
+    collect(value, &mut names);
+    names.retain(|name| !is_pseudo(name));
+    names
+}
+
+/// Every literal text of `value` with a `*` in it that is not a whole ARN segment under a named
+/// resource or parameter: in a `!Sub` text the `*` must follow `/` or `:` after a placeholder
+/// naming one; elsewhere (a `!Join` separator) it must follow `/` or `:`.
+fn loose_wildcards(value: &Value) -> Vec<String> {
+    fn scoped(text: &str, sub: bool) -> bool {
+        let named_ends: Vec<usize> = if sub {
+            placeholders(text)
+                .into_iter()
+                .filter(|(name, _)| !is_pseudo(name))
+                .map(|(_, end)| end)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        text.match_indices('*').all(|(at, _)| {
+            let after_separator = text[..at].ends_with('/') || text[..at].ends_with(':');
+            after_separator && (!sub || named_ends.iter().any(|end| *end <= at))
+        })
+    }
+    fn collect(value: &Value, loose: &mut Vec<String>) {
+        match intrinsic(value) {
+            Some((name, _)) if name == "Ref" || name == "GetAtt" => {}
+            Some((name, argument)) if name == "Sub" => {
+                let (text, variables) = match argument {
+                    Value::Sequence(parts) => (
+                        parts.first().and_then(Value::as_str).unwrap_or_default(),
+                        parts.get(1),
+                    ),
+                    other => (other.as_str().unwrap_or_default(), None),
+                };
+                if !scoped(text, true) {
+                    loose.push(text.to_owned());
+                }
+                if let Some(variables) = variables {
+                    collect(variables, loose);
+                }
+            }
+            Some((_, argument)) => collect(argument, loose),
+            None => match value {
+                Value::String(text) if !scoped(text, false) => loose.push(text.clone()),
+                Value::Sequence(items) => items.iter().for_each(|item| collect(item, loose)),
+                Value::Mapping(mapping) => mapping.values().for_each(|item| collect(item, loose)),
+                _ => {}
+            },
+        }
+    }
+    let mut loose = Vec::new();
+    collect(value, &mut loose);
+    loose
+}
+
+/// The names a template defines: its parameters and resources.
+fn defined_names(document: &Value) -> BTreeSet<String> {
+    ["Parameters", "Resources"]
+        .iter()
+        .filter_map(|section| document[*section].as_mapping())
+        .flat_map(|mapping| mapping.keys())
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `Action` as a list of literal actions; `None` if it is not one.
+fn actions(statement: &Value) -> Option<Vec<String>> {
+    match &statement["Action"] {
+        Value::String(action) => Some(vec![action.clone()]),
+        Value::Sequence(items) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_owned))
+            .collect(),
+        _ => None,
+    }
+}
+
+/// `value` if it is a plain string (`as_str` would also see through a tag such as `!Ref`).
+fn literal(value: &Value) -> Option<&str> {
+    match value {
+        Value::String(text) => Some(text),
+        _ => None,
+    }
+}
+
+/// The items of a Resource (a `!Split` stays one item: its parts are built alike).
+fn resource_items(resource: &Value) -> Vec<&Value> {
+    match resource {
+        Value::Sequence(items) => items.iter().collect(),
+        other => vec![other],
+    }
+}
+
+/// What is wrong with one Allow statement, found at `place` in a template defining `names`.
+fn statement_violations(place: &str, statement: &Value, names: &BTreeSet<String>) -> Vec<String> {
+    let mut violations = Vec::new();
+    for key in ["NotAction", "NotResource"] {
+        if !statement[key].is_null() {
+            violations.push(format!(
+                "{place}: {key} in an Allow statement grants everything it does not list"
+            ));
+        }
+    }
+    let Some(actions) = actions(statement) else {
+        violations.push(format!("{place}: Action is not a literal action or list"));
+        return violations;
+    };
+    for action in &actions {
+        let well_formed = action
+            .split_once(':')
+            .is_some_and(|(service, name)| !service.is_empty() && !name.is_empty());
+        if action.contains(['*', '?']) || !well_formed {
+            violations.push(format!(
+                "{place}: wildcard or malformed action {action:?}: name each action the code calls"
+            ));
+        }
+    }
+    let resource = &statement["Resource"];
+    if resource.is_null() {
+        violations.push(format!("{place}: no Resource"));
+        return violations;
+    }
+    for item in resource_items(resource) {
+        if literal(item) == Some("*") {
+            let unjustified: Vec<&String> = actions
+                .iter()
+                .filter(|action| !NO_RESOURCE_LEVEL.iter().any(|(a, _)| a == action))
+                .collect();
+            if !unjustified.is_empty() {
+                violations.push(format!(
+                    "{place}: Resource \"*\" for {unjustified:?}, which IAM can scope: name the stack's resource"
+                ));
+            }
+            continue;
+        }
+        if let Some(text) = literal(item) {
+            violations.push(format!(
+                "{place}: Resource {text:?} is a literal: build it from the stack's resources or parameters"
+            ));
+            continue;
+        }
+        let named = references(item);
+        if named.is_empty() {
+            violations.push(format!(
+                "{place}: Resource {} names none of the stack's resources or parameters, so it spans the account",
+                serde_yaml_ng::to_string(item).unwrap_or_default().trim()
+            ));
+        }
+        for unknown in named.difference(names) {
+            violations.push(format!(
+                "{place}: Resource names {unknown}, which the template does not define"
+            ));
+        }
+        for text in loose_wildcards(item) {
+            violations.push(format!(
+                "{place}: Resource text {text:?} has a wildcard that is not a whole segment under a named resource"
+            ));
+        }
+    }
+    violations
+}
+
+/// Every statement (a mapping with `Effect`) under `value`, with where it is.
+fn collect_statements(value: &Value, place: &str, found: &mut Vec<(String, Value)>) {
+    match value {
+        Value::Mapping(mapping) if mapping.contains_key("Effect") => {
+            let place = match mapping.get("Sid").and_then(Value::as_str) {
+                Some(sid) => format!("{place} ({sid})"),
+                None => place.to_owned(),
+            };
+            found.push((place, value.clone()));
+        }
+        Value::Mapping(mapping) => {
+            for (key, item) in mapping {
+                let key = key.as_str().unwrap_or("?");
+                collect_statements(item, &format!("{place}.{key}"), found);
+            }
+        }
+        Value::Sequence(items) => {
+            for (index, item) in items.iter().enumerate() {
+                collect_statements(item, &format!("{place}[{index}]"), found);
+            }
+        }
+        Value::Tagged(tagged) => collect_statements(&tagged.value, place, found),
+        _ => {}
+    }
+}
+
+/// Everything wrong with the Allow statements anywhere in `document` (identity policies of
+/// roles and functions, and resource policies alike), and with managed policies attached to
+/// its roles. Deny statements are not checked: a wide Deny only takes away.
+fn document_violations(document: &Value) -> Vec<String> {
+    let names = defined_names(document);
+    let mut found = Vec::new();
+    collect_statements(&document["Resources"], "Resources", &mut found);
+    let mut violations = Vec::new();
+    for (place, statement) in found.iter().filter(|(_, s)| s["Effect"] == "Allow") {
+        if place.contains(".AssumeRolePolicyDocument.") {
+            // A trust policy: who may take the role, not what it may do. Only AWS services.
+            let only_services = statement["Principal"]
+                .as_mapping()
+                .is_some_and(|p| p.len() == 1 && p.contains_key("Service"));
+            if !only_services || statement["Action"] != "sts:AssumeRole" {
+                violations.push(format!(
+                    "{place}: a role may be assumed only by an AWS service (sts:AssumeRole)"
+                ));
+            }
+        } else {
+            violations.extend(statement_violations(place, statement, &names));
+        }
+    }
+    for (id, resource) in document["Resources"].as_mapping().into_iter().flatten() {
+        if !resource["Properties"]["ManagedPolicyArns"].is_null() {
+            violations.push(format!(
+                "{}: ManagedPolicyArns grant what no statement here shows: write the statements inline",
+                id.as_str().unwrap_or("?")
+            ));
+        }
+    }
+    violations
+}
+
+/// The statements a SAM policy template stands for, as samtranslator's
+/// `policy_templates_data/policy_templates.json` defines them (the Resource reduced to the
+/// parameter it is built from). Only narrow templates are known here; the broad ones grant more
+/// than the code calls (DynamoDBCrudPolicy: Scan, Query, BatchWriteItem… on the table and its
+/// indexes; EKSDescribePolicy: eks:ListClusters on "*"; SQSSendMessagePolicy: sqs:SendMessage*).
+fn expand_policy_template(name: &str, parameters: &Value) -> Result<Vec<Value>, String> {
+    let statement = |actions: &[&str], resource: Value| {
+        let mut mapping = Mapping::new();
+        mapping.insert("Effect".into(), "Allow".into());
+        mapping.insert(
+            "Action".into(),
+            Value::Sequence(actions.iter().map(|a| Value::from(*a)).collect()),
+        );
+        mapping.insert("Resource".into(), resource);
+        Value::Mapping(mapping)
+    };
+    match name {
+        "SNSPublishMessagePolicy" => Ok(vec![statement(
+            &["sns:Publish"],
+            parameters["TopicName"].clone(),
+        )]),
+        "AWSSecretsManagerGetSecretValuePolicy" => Ok(vec![statement(
+            &["secretsmanager:GetSecretValue"],
+            parameters["SecretArn"].clone(),
+        )]),
+        "CodePipelineLambdaExecutionPolicy" => Ok(vec![statement(
+            &[
+                "codepipeline:PutJobSuccessResult",
+                "codepipeline:PutJobFailureResult",
+            ],
+            "*".into(),
+        )]),
+        other => Err(format!(
+            "SAM policy template {other} grants more than the code calls, or is not expanded by \
+             this test: write the statement inline"
+        )),
+    }
+}
+
+/// Where each granted action of a function may be used: the names its Resources are built
+/// from, `*` for `Resource: "*"`.
+type Grants = BTreeMap<String, BTreeSet<String>>;
+
+fn grant(grants: &mut Grants, statement: &Value) {
+    if statement["Effect"] != "Allow" {
+        return;
+    }
+    let mut scope = BTreeSet::new();
+    for item in resource_items(&statement["Resource"]) {
+        if literal(item) == Some("*") {
+            scope.insert("*".to_owned());
+        } else {
+            scope.extend(references(item));
+        }
+    }
+    for action in actions(statement).unwrap_or_default() {
+        grants
+            .entry(action)
+            .or_default()
+            .extend(scope.iter().cloned());
+    }
+}
+
+/// Everything in which `template`'s functions are granted more, less, or elsewhere than
+/// [`NEEDS`] says their code calls.
+fn function_violations(template: &Value) -> Vec<String> {
+    let names = defined_names(template);
+    let resources = template["Resources"]
+        .as_mapping()
+        .cloned()
+        .unwrap_or_default();
+    let mut violations = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (id, function) in functions(template) {
+        let binary = function["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let Some((_, needs)) = NEEDS.iter().find(|(name, _)| *name == binary) else {
+            violations.push(format!(
+                "{id}: no NEEDS entry for binary {binary:?}: read its code and add one"
+            ));
+            continue;
+        };
+        seen.insert(binary.clone());
+        let properties = &function["Properties"];
+        if !properties["Role"].is_null() {
+            violations.push(format!(
+                "{id}: Role is given, so its permissions are not in Policies where this test reads them"
+            ));
+        }
+        let queue = &properties["DeadLetterQueue"]["TargetArn"];
+        if !queue.is_null() {
+            let named = references(queue);
+            if named.is_empty() || !named.iter().all(|n| resources.contains_key(n.as_str())) {
+                violations.push(format!(
+                    "{id}: DeadLetterQueue.TargetArn (SAM grants sqs:SendMessage on it) is not the stack's own queue"
+                ));
+            }
+        }
+
+        let mut grants = Grants::new();
+        for (index, policy) in properties["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let place = format!("{id}.Policies[{index}]");
+            match policy {
+                Value::String(name) => violations.push(format!(
+                    "{place}: managed policy {name} grants what no statement here shows: write the statements inline"
+                )),
+                Value::Mapping(document) if document.contains_key("Statement") => {
+                    // Checked statement by statement by document_violations.
+                    let statements = match &document["Statement"] {
+                        Value::Sequence(items) => items.clone(),
+                        single => vec![single.clone()],
+                    };
+                    statements.iter().for_each(|s| grant(&mut grants, s));
+                }
+                Value::Mapping(template_use) if template_use.len() == 1 => {
+                    let (name, parameters) = template_use.iter().next().unwrap();
+                    match expand_policy_template(name.as_str().unwrap_or("?"), parameters) {
+                        Ok(statements) => {
+                            for statement in &statements {
+                                violations.extend(statement_violations(&place, statement, &names));
+                                grant(&mut grants, statement);
+                            }
+                        }
+                        Err(why) => violations.push(format!("{place}: {why}")),
+                    }
+                }
+                _ => violations.push(format!("{place}: not a policy document or template")),
+            }
+        }
+
+        for (action, scope) in needs.iter() {
+            let expected = BTreeSet::from([(*scope).to_owned()]);
+            match grants.get(*action) {
+                None => violations.push(format!(
+                    "{id}: lacks {action} on {scope}, which its code calls"
+                )),
+                Some(granted) if *granted != expected => violations.push(format!(
+                    "{id}: grants {action} on {granted:?}; its code needs it on {scope} only"
+                )),
+                Some(_) => {}
+            }
+        }
+        for action in grants.keys() {
+            if !needs.iter().any(|(needed, _)| needed == action) {
+                violations.push(format!(
+                    "{id}: grants {action}, which its code never calls (if it does now, add it to NEEDS)"
+                ));
+            }
+        }
+    }
+    for (binary, _) in NEEDS {
+        if !seen.contains(*binary) {
+            violations.push(format!(
+                "NEEDS names {binary}, which the template does not deploy"
+            ));
+        }
+    }
+    violations
+}
+
+fn assert_none(violations: &[String]) {
+    assert!(
+        violations.is_empty(),
+        "least privilege violated:\n  {}",
+        violations.join("\n  ")
+    );
+}
+
+// --- The templates --------------------------------------------------------------------------
+
+#[test]
+fn the_templates_grant_no_wildcard_action_and_no_resource_beyond_the_stack() {
+    assert_none(&document_violations(&load("template.yaml")));
+    assert_none(&document_violations(&load("infra/pipeline.yaml")));
+}
+
+#[test]
+fn each_function_is_granted_exactly_what_its_code_calls_on_exactly_its_resources() {
+    assert_none(&function_violations(&load("template.yaml")));
+}
+
+// --- The table against the code -------------------------------------------------------------
+
+/// The Rust files under `folder`, test modules' own files (`tests.rs`) left out.
+fn rust_files(folder: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(folder).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs")
+            && path.file_name().is_some_and(|n| n != "tests.rs")
+        {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
+
+/// A source file without its `#[cfg(test)] mod tests`, and without whitespace, so a call chain
+/// split over lines reads `.client.put_item().table_name(…)`.
+fn code_of(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    let code = text
+        .find("#[cfg(test)]\nmod tests")
+        .map_or(text.as_str(), |at| &text[..at]);
+    code.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+#[test]
+fn the_table_is_read_off_the_sdk_calls_the_code_makes() {
+    let root = workspace_root();
+    // Every SDK call is `.send()`: each adapter file sends exactly the operations listed for it.
+    for path in rust_files(&root.join("shared/src")) {
+        let code = code_of(&path);
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let listed: Vec<_> = if path.parent() == Some(&root.join("shared/src/aws")) {
+            OPERATIONS.iter().filter(|(f, _, _)| *f == file).collect()
+        } else {
+            Vec::new()
+        };
+        assert_eq!(
+            code.matches(".send()").count(),
+            listed.len(),
+            "{}: the SDK calls made there are not the ones OPERATIONS lists: add the new one to \
+             OPERATIONS, to NEEDS for the functions that make it, and to their policies",
+            path.display()
+        );
+        for (_, method, _) in listed {
+            assert!(
+                code.contains(&format!(".{method}()")),
+                "{file} no longer calls {method}"
+            );
+        }
+    }
+    let function_folders: Vec<PathBuf> = std::fs::read_dir(root.join("functions"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    for folder in &function_folders {
+        for path in rust_files(&folder.join("src")) {
+            assert!(
+                !code_of(&path).contains(".send()"),
+                "{}: an SDK call outside shared/src/aws/, where this test does not see it",
+                path.display()
+            );
+        }
+    }
+
+    // Each function's table holds only actions of the adapters its main.rs builds, and at least
+    // one of each.
+    for (binary, needs) in NEEDS {
+        let main = code_of(&root.join("functions").join(binary).join("src/main.rs"));
+        let built: Vec<&str> = ADAPTERS
+            .iter()
+            .filter(|(construction, _)| main.contains(construction))
+            .map(|(_, file)| *file)
+            .collect();
+        let reachable: BTreeSet<&str> = OPERATIONS
+            .iter()
+            .filter(|(file, _, _)| built.contains(file))
+            .map(|(_, _, action)| *action)
+            .collect();
+        for (action, _) in needs.iter() {
+            assert!(
+                reachable.contains(action),
+                "{binary}: NEEDS lists {action}, which no adapter its main.rs builds calls"
+            );
+        }
+        for file in &built {
+            assert!(
+                needs
+                    .iter()
+                    .any(|(action, _)| OPERATIONS.iter().any(|(f, _, a)| f == file && a == action)),
+                "{binary}: main.rs builds the adapter of {file}, but NEEDS lists none of its calls"
+            );
+        }
+    }
+
+    // The signing key is a Secrets Manager secret of the stack, so GetSecretValue is the one
+    // call load_signing_key makes (ssm:GetParameter is for keys kept in Parameter Store).
+    let template = load("template.yaml");
+    for (id, function) in functions(&template) {
+        let setting = &function["Properties"]["Environment"]["Variables"]["SIGNING_KEY"];
+        if setting.is_null() {
+            continue;
+        }
+        let secret = references(setting);
+        assert_eq!(secret.len(), 1, "{id}: SIGNING_KEY");
+        let secret = secret.into_iter().next().unwrap();
+        assert_eq!(
+            template["Resources"][secret.as_str()]["Type"],
+            "AWS::SecretsManager::Secret",
+            "{id}: SIGNING_KEY is not the stack's Secrets Manager secret: NEEDS would need ssm:GetParameter"
+        );
+    }
+}
+
+// --- The checker can fail -------------------------------------------------------------------
+
+/// A small template whose one role has `statement`, with a parameter `PipelineName` and
+/// resources `Topic` and `Bucket` to build Resources from.
+fn role_with(statement: &str) -> Value {
+    let mut document: Value = serde_yaml_ng::from_str(
+        "Parameters:\n  PipelineName: {Type: String}\n\
+         Resources:\n  Topic: {Type: AWS::SNS::Topic}\n  Bucket: {Type: AWS::S3::Bucket}\n  \
+         Role:\n    Type: AWS::IAM::Role\n    Properties:\n      Policies:\n        \
+         - PolicyName: test\n          PolicyDocument:\n            Statement: []\n",
+    )
+    .unwrap();
+    let statement: Value = serde_yaml_ng::from_str(statement).unwrap();
+    document["Resources"]["Role"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"] =
+        Value::Sequence(vec![statement]);
+    document
+}
+
+fn refused(document: &Value, expected: &str) {
+    let violations = document_violations(document);
+    assert!(
+        violations.iter().any(|v| v.contains(expected)),
+        "expected a violation containing {expected:?}, got {violations:?}"
+    );
+}
+
+#[test]
+fn wildcard_actions_are_refused() {
+    for action in ["'*'", "codepipeline:*", "codecommit:Get*", "sns:Publis?"] {
+        let document = role_with(&format!(
+            "{{Effect: Allow, Action: [{action}], Resource: !Ref Topic}}"
+        ));
+        refused(&document, "wildcard or malformed action");
+    }
+    refused(
+        &role_with("{Effect: Allow, NotAction: iam:PassRole, Resource: !Ref Topic}"),
+        "NotAction in an Allow statement",
+    );
+    // A trust policy names who may take the role: an AWS service, never anyone.
+    let mut trusting_anyone =
+        role_with("{Effect: Allow, Action: sns:Publish, Resource: !Ref Topic}");
+    trusting_anyone["Resources"]["Role"]["Properties"]["AssumeRolePolicyDocument"] =
+        serde_yaml_ng::from_str(
+            "Statement: [{Effect: Allow, Principal: {AWS: '*'}, Action: 'sts:AssumeRole'}]",
+        )
+        .unwrap();
+    refused(&trusting_anyone, "may be assumed only by an AWS service");
+    // A Deny may be as wide as it likes.
+    assert_none(&document_violations(&role_with(
+        "{Effect: Deny, Action: 's3:*', Resource: !GetAtt Bucket.Arn}",
+    )));
+}
+
+#[test]
+fn a_resource_of_star_is_refused_unless_iam_takes_no_other() {
+    refused(
+        &role_with("{Effect: Allow, Action: sns:Publish, Resource: '*'}"),
+        "Resource \"*\" for [\"sns:Publish\"]",
+    );
+    refused(
+        &role_with(
+            "{Effect: Allow, Action: [codepipeline:PutJobSuccessResult, codepipeline:StartPipelineExecution], Resource: '*'}",
+        ),
+        "Resource \"*\" for [\"codepipeline:StartPipelineExecution\"]",
+    );
+    assert_none(&document_violations(&role_with(
+        "{Effect: Allow, Action: codepipeline:PutJobSuccessResult, Resource: '*'}",
+    )));
+}
+
+#[test]
+fn resources_not_scoped_to_the_stack_are_refused() {
+    let cases = [
+        ("arn:aws:sns:us-east-1:123456789012:topic", "is a literal"),
+        (
+            "!Sub 'arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:*'",
+            "names none of the stack's resources",
+        ),
+        (
+            "!Sub 'arn:${AWS::Partition}:codepipeline:${AWS::Region}:${AWS::AccountId}:${PipelineName}*'",
+            "has a wildcard that is not a whole segment",
+        ),
+        (
+            "!Sub 'arn:${AWS::Partition}:codepipeline:${AWS::Region}:${AWS::AccountId}:*/${PipelineName}'",
+            "has a wildcard that is not a whole segment",
+        ),
+        ("!Ref Elsewhere", "which the template does not define"),
+    ];
+    for (resource, expected) in cases {
+        refused(
+            &role_with(&format!(
+                "{{Effect: Allow, Action: codepipeline:GetPipeline, Resource: {resource}}}"
+            )),
+            expected,
+        );
+    }
+    for resource in [
+        "!Sub '${Bucket.Arn}/*'",
+        "!Sub 'arn:${AWS::Partition}:codepipeline:${AWS::Region}:${AWS::AccountId}:${PipelineName}'",
+        "[!GetAtt Bucket.Arn, !Ref Topic]",
+    ] {
+        assert_none(&document_violations(&role_with(&format!(
+            "{{Effect: Allow, Action: s3:GetObject, Resource: {resource}}}"
+        ))));
+    }
+}
+
+/// The function `binary`'s policy statements in `template`, to change in place.
+fn statements_of<'a>(template: &'a mut Value, binary: &str) -> &'a mut Vec<Value> {
+    let id = functions(template)
+        .into_iter()
+        .find(|(_, f)| f["Metadata"]["BuildProperties"]["Binary"] == binary)
+        .unwrap()
+        .0;
+    match &mut template["Resources"][id.as_str()]["Properties"]["Policies"][0]["Statement"] {
+        Value::Sequence(statements) => statements,
+        other => panic!("{binary}: statements are {other:?}"),
+    }
+}
+
+fn statement_with_sid<'a>(statements: &'a mut [Value], sid: &str) -> &'a mut Value {
+    statements.iter_mut().find(|s| s["Sid"] == sid).unwrap()
+}
+
+#[test]
+fn a_function_granted_more_less_or_elsewhere_than_its_code_calls_is_refused() {
+    let template = load("template.yaml");
+    assert_none(&function_violations(&template));
+
+    let mut changed = template.clone();
+    // One action more than the code calls.
+    let start = statement_with_sid(
+        statements_of(&mut changed, "codecommit-push"),
+        "StartRoutedPipelines",
+    );
+    if let Value::Sequence(actions) = &mut start["Action"] {
+        actions.push("codepipeline:StopPipelineExecution".into());
+    }
+    // One action less.
+    statements_of(&mut changed, "codebuild-status")
+        .retain(|s| s["Sid"] != "PublishBuildNotifications");
+    // The right action on the wrong resource.
+    statement_with_sid(
+        statements_of(&mut changed, "approval-notify"),
+        "MailApprovers",
+    )["Resource"] = serde_yaml_ng::from_str("!Ref BuildNotificationsTopic").unwrap();
+    // A broad SAM policy template instead of the three ledger actions.
+    let id = "ApprovalCallbackFunction";
+    if let Value::Sequence(policies) = &mut changed["Resources"][id]["Properties"]["Policies"] {
+        policies.push(
+            serde_yaml_ng::from_str(
+                "DynamoDBCrudPolicy: {TableName: !Ref NotificationLedgerTable}",
+            )
+            .unwrap(),
+        );
+        policies.push("AmazonSNSFullAccess".into());
+    }
+
+    let violations = function_violations(&changed);
+    for expected in [
+        "CodeCommitPushFunction: grants codepipeline:StopPipelineExecution, which its code never calls",
+        "CodeBuildStatusFunction: lacks sns:Publish on BuildNotificationsTopic",
+        "ApprovalNotifyFunction: grants sns:Publish on {\"BuildNotificationsTopic\"}; its code needs it on ApproversTopic only",
+        "ApprovalCallbackFunction.Policies[1]: SAM policy template DynamoDBCrudPolicy grants more",
+        "ApprovalCallbackFunction.Policies[2]: managed policy AmazonSNSFullAccess",
+    ] {
+        assert!(
+            violations.iter().any(|v| v.contains(expected)),
+            "expected {expected:?} among {violations:#?}"
+        );
+    }
+    assert_eq!(violations.len(), 5, "{violations:#?}");
+}
+
+#[test]
+fn narrow_sam_policy_templates_are_expanded_and_checked_like_statements() {
+    let mut template = load("template.yaml");
+    let id = "CodeBuildStatusFunction";
+    statements_of(&mut template, "codebuild-status")
+        .retain(|s| s["Sid"] != "PublishBuildNotifications");
+    if let Value::Sequence(policies) = &mut template["Resources"][id]["Properties"]["Policies"] {
+        policies.push(
+            serde_yaml_ng::from_str(
+                "SNSPublishMessagePolicy: {TopicName: !GetAtt BuildNotificationsTopic.TopicName}",
+            )
+            .unwrap(),
+        );
+    }
+    assert_none(&function_violations(&template));
+
+    if let Value::Sequence(policies) = &mut template["Resources"][id]["Properties"]["Policies"] {
+        *policies.last_mut().unwrap() =
+            serde_yaml_ng::from_str("SNSPublishMessagePolicy: {TopicName: '*'}").unwrap();
+    }
+    let violations = function_violations(&template);
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.contains("Resource \"*\" for [\"sns:Publish\"]")),
+        "{violations:#?}"
+    );
+}
