@@ -127,6 +127,11 @@ def handler(event, context):
     if not routes:
         return ignored(repository, {"kind": "unrouted", "repository": repository, "branch": branch})
 
+    # An older push delivered after a newer one must not start a pipeline that deploys it last.
+    tip = codecommit.get_branch(repositoryName=repository, branchName=branch)["branch"].get("commitId")
+    if tip is None or tip.lower() != commit_id.lower():
+        return ignored(repository, {"kind": "superseded", "commitId": commit_id, "tip": tip})
+
     message = codecommit.get_commit(repositoryName=repository, commitId=commit_id)["commit"].get("message", "")
     lowered = message.lower()
     for marker in SKIP_MARKERS:

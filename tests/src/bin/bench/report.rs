@@ -23,6 +23,7 @@ pub fn fill(template: &str, results: &Results) -> String {
         ("summary", summary(results)),
         ("ratios", ratios(results)),
         ("targets", targets(results)),
+        ("findings", findings(results)),
         ("events", events(results)),
         ("aws-calls", aws_calls(results)),
         ("micro", micro(results)),
@@ -199,6 +200,72 @@ fn targets(results: &Results) -> String {
         );
     }
     out
+}
+
+/// The one function whose events are Kubernetes API requests rather than AWS calls.
+const KUBERNETES_CLIENT: &str = "eks-deploy";
+
+/// Where the CPU of an event goes, for each function over the per-event target: the cheapest
+/// kind of event (one that ends before any AWS call) is the floor of runtime, JSON and logging;
+/// what is above it, shared over the AWS calls an event makes, is the cost of one call.
+fn findings(results: &Results) -> String {
+    let mut out = String::new();
+    let per_call = |s: &SubjectResult| {
+        let calls: u64 = s.warm.aws_calls.values().sum();
+        let per_event = calls as f64 / s.warm.events.max(1) as f64;
+        let floor = s
+            .warm
+            .by_event
+            .values()
+            .map(|kind| kind.cpu_us.median)
+            .fold(f64::INFINITY, f64::min);
+        (per_event, floor, (s.warm.cpu_us.mean - floor) / per_event)
+    };
+    for s in results
+        .subjects
+        .iter()
+        .filter(|s| s.implementation == "rust" && s.warm.cpu_us.mean >= CPU_TARGET_US)
+    {
+        let (calls, floor, cost) = per_call(s);
+        let own = results
+            .micro
+            .iter()
+            .filter(|m| m.function == s.function)
+            .map(|m| m.ns.median / 1e3)
+            .fold(0.0, f64::max);
+        let _ = write!(
+            out,
+            "- **{}**: {:.0} µs of CPU per event on average. Our parsing and decision take at \
+             most {own:.0} µs of it (Our work without I/O); an event that ends before any \
+             call costs {floor:.0} µs (runtime, JSON, logging). ",
+            s.function, s.warm.cpu_us.mean
+        );
+        if s.function != KUBERNETES_CLIENT && calls > 0.0 {
+            let _ = write!(
+                out,
+                "The rest is the SDK: {calls:.2} AWS calls per event at about {cost:.0} µs \
+                 each (request serialization, SigV4 signing, HTTP, response parsing)",
+            );
+            if let Some(baseline) = results
+                .subjects
+                .iter()
+                .find(|b| b.function == s.function && b.implementation == "python")
+            {
+                let (_, _, python) = per_call(baseline);
+                let _ = write!(out, "; boto3 spends about {python:.0} µs on each");
+            }
+            out.push_str(".\n");
+        } else {
+            out.push_str(
+                "The rest is its Kubernetes API requests over TLS (see eks-deploy: requests per \
+                 rollout), the first of them with the TLS handshake and the token's signing.\n",
+            );
+        }
+    }
+    if out.is_empty() {
+        return "Every function is within the per-event target.".into();
+    }
+    format!("Over the per-event CPU target:\n\n{out}")
 }
 
 fn events(results: &Results) -> String {

@@ -71,6 +71,11 @@ const PUSH_EVENTS: [(&str, &str, &str); 7] = [
     ("branch deleted", "branch-deleted.json", "ignored"),
 ];
 
+/// The release branch of the sample `branch-created-release.json`.
+const RELEASE_BRANCH: &str = "release/2.4";
+/// A routed branch whose tip is the `[skip ci]` commit.
+const SKIP_CI_BRANCH: &str = "release/docs";
+
 impl CodecommitPush {
     /// Sets the repository and pipeline up.
     pub async fn setup(sdk: &SdkConfig) -> Self {
@@ -86,10 +91,23 @@ impl CodecommitPush {
             "feat: one-click checkout",
         )
         .await;
+        // Every pushed commit is its branch's tip, as when the push happens: the function
+        // ignores a push the branch has moved on from before it reads the commit.
+        let codecommit = aws_sdk_codecommit::Client::new(sdk);
+        for branch in [RELEASE_BRANCH, SKIP_CI_BRANCH] {
+            codecommit
+                .create_branch()
+                .repository_name(&repository)
+                .branch_name(branch)
+                .commit_id(&pushed)
+                .send()
+                .await
+                .unwrap();
+        }
         let skipped = fixtures::commit(
             sdk,
             &repository,
-            "main",
+            SKIP_CI_BRANCH,
             Some(&pushed),
             "docs: fix a typo [skip ci]",
         )
@@ -117,6 +135,9 @@ impl Workload for CodecommitPush {
         event["detail"]["repositoryName"] = json!(self.repository);
         if event["detail"].get("commitId").is_some() {
             let commit = if file == "push-skip-ci.json" {
+                event["detail"]["referenceName"] = json!(SKIP_CI_BRANCH);
+                event["detail"]["referenceFullName"] =
+                    json!(format!("refs/heads/{SKIP_CI_BRANCH}"));
                 &self.skipped
             } else {
                 &self.pushed
