@@ -28,6 +28,7 @@ pub fn fill(template: &str, results: &Results) -> String {
         ("aws-calls", aws_calls(results)),
         ("micro", micro(results)),
         ("eks", eks(results)),
+        ("eks-findings", eks_findings(results)),
     ];
     let mut text = template.to_owned();
     for (name, table) in sections {
@@ -49,7 +50,7 @@ fn spread(stats: &Stats, digits: usize) -> String {
 fn machine(results: &Results) -> String {
     let m = &results.machine;
     format!(
-        "| | |\n| --- | --- |\n| CPU | {} ({} CPUs online, shared with other work) |\n| memory | {} MiB |\n| kernel | {} |\n| Rust | {} (release profile of the workspace: `opt-level`, fat LTO, `codegen-units = 1`, `strip`) |\n| baseline | {}, boto3 {}, awslambdaric {} |\n| load average (1 min) | {} before, {} after |\n| date | {} |\n",
+        "| | |\n| --- | --- |\n| CPU | {} ({} CPUs online, shared with other work) |\n| memory | {} MiB |\n| kernel | {} |\n| Rust | {} (release profile of the workspace: `opt-level = \"z\"`, fat LTO, `codegen-units = 1`, `strip`) |\n| baseline | {}, boto3 {}, awslambdaric {} |\n| load average (1 min) | {} before, {} after |\n| date | {} |\n",
         m.cpu,
         m.cpus,
         m.memory_mib,
@@ -339,6 +340,46 @@ fn micro(results: &Results) -> String {
         );
     }
     out
+}
+
+/// Whether the requests stayed the same when the rollout took longer: a watch, not a poll.
+fn eks_findings(results: &Results) -> String {
+    let total = |r: &crate::eks::RolloutRequests| r.kubernetes.values().sum::<u64>();
+    let succeeded: Vec<_> = results
+        .eks_requests
+        .iter()
+        .filter(|r| r.outcome.contains("succeeded"))
+        .collect();
+    let (Some(shortest), Some(longest)) = (
+        succeeded
+            .iter()
+            .min_by(|a, b| a.seconds.total_cmp(&b.seconds)),
+        succeeded
+            .iter()
+            .max_by(|a, b| a.seconds.total_cmp(&b.seconds)),
+    ) else {
+        return String::new();
+    };
+    if total(shortest) == total(longest) {
+        format!(
+            "The rollout that took {:.1} s made the same {} Kubernetes requests as the one that \
+             took {:.1} s: eks-deploy follows a rollout with one watch, so its requests do not \
+             grow with the rollout's length. A failed rollout adds what the failure needs: the \
+             pods' reasons (one LIST) and the rollback (its GET, PATCH and WATCH).",
+            longest.seconds,
+            total(longest),
+            shortest.seconds
+        )
+    } else {
+        format!(
+            "**The requests grew with the rollout's length**: {} for {:.1} s against {} for \
+             {:.1} s.",
+            total(longest),
+            longest.seconds,
+            total(shortest),
+            shortest.seconds
+        )
+    }
 }
 
 fn eks(results: &Results) -> String {
