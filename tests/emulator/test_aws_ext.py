@@ -3,7 +3,7 @@
 One in-process server (random port on 127.0.0.1) with a Kubernetes stand-in;
 every test starts from POST /_emulator/reset.  Every boto3 response of the
 extended services is also checked against the output shape's required
-members (``_check_required``), so each test doubles as a round-trip check.
+members (``model_checks.check_required``), so each test doubles as a round-trip check.
 """
 
 from __future__ import annotations
@@ -18,15 +18,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import boto3
-import botocore.config
 import botocore.session
 from botocore.exceptions import ClientError
 from werkzeug.test import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import run  # noqa: E402
+import model_checks  # noqa: E402
 from aws_ext import codecommit as codecommit_module  # noqa: E402
 from aws_ext import known_cluster_names, make_app, model  # noqa: E402
 
@@ -64,53 +62,21 @@ CHECKED_OPERATIONS: set[tuple[str, str]] = set()
 
 def setUpModule() -> None:
     global SERVER, ENDPOINT
-    SERVER, _ = run.start_aws_server(APP)
-    ENDPOINT = f"http://127.0.0.1:{SERVER.server_port}"
+    SERVER, ENDPOINT = model_checks.start_server(APP)
 
 
 def tearDownModule() -> None:
-    SERVER.shutdown()
-    SERVER.server_close()
-
-
-def _check_required(shape: Any, value: Any, path: str) -> None:
-    """Every required member of every structure in ``value`` is present."""
-    if shape is None:
-        return
-    if shape.type_name == "structure":
-        for name in shape.required_members:
-            if name not in value:
-                raise AssertionError(f"{path}: required member {name} missing")
-        for name, item in value.items():
-            if name in shape.members:
-                _check_required(shape.members[name], item, f"{path}.{name}")
-    elif shape.type_name == "list":
-        for i, item in enumerate(value):
-            _check_required(shape.member, item, f"{path}[{i}]")
-    elif shape.type_name == "map":
-        for key, item in value.items():
-            _check_required(shape.value, item, f"{path}[{key}]")
+    model_checks.stop_server(SERVER)
 
 
 def _after_call(http_response: Any, parsed: dict[str, Any], model: Any, **kwargs: Any) -> None:
     if http_response.status_code == 200:
-        _check_required(model.output_shape, {k: v for k, v in parsed.items() if k != "ResponseMetadata"}, model.name)
+        model_checks.checked_output(parsed, model)
         CHECKED_OPERATIONS.add((model.service_model.service_name, model.name))
 
 
 def client(service: str) -> Any:
-    made = boto3.client(
-        service,
-        endpoint_url=ENDPOINT,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=botocore.config.Config(
-            retries={"total_max_attempts": 1}, connect_timeout=TIMEOUT, read_timeout=TIMEOUT
-        ),
-    )
-    made.meta.events.register("after-call", _after_call)
-    return made
+    return model_checks.client(ENDPOINT, service, _after_call)
 
 
 def http(method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:

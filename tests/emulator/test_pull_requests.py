@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import botocore.config
 from botocore.exceptions import ClientError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import run  # noqa: E402
+import model_checks  # noqa: E402
 from aws_ext import make_app  # noqa: E402
 from aws_ext import pullrequests as pullrequests_module  # noqa: E402
 
@@ -47,48 +46,21 @@ CHECKED_OPERATIONS: set[str] = set()
 
 def setUpModule() -> None:
     global SERVER, ENDPOINT
-    SERVER, _ = run.start_aws_server(APP)
-    ENDPOINT = f"http://127.0.0.1:{SERVER.server_port}"
+    SERVER, ENDPOINT = model_checks.start_server(APP)
 
 
 def tearDownModule() -> None:
-    SERVER.shutdown()
-    SERVER.server_close()
-
-
-def _check_required(shape: Any, value: Any, path: str) -> None:
-    """Every required member of every structure in ``value`` is present."""
-    if shape is None:
-        return
-    if shape.type_name == "structure":
-        for name in shape.required_members:
-            if name not in value:
-                raise AssertionError(f"{path}: required member {name} missing")
-        for name, item in value.items():
-            if name in shape.members:
-                _check_required(shape.members[name], item, f"{path}.{name}")
-    elif shape.type_name == "list":
-        for i, item in enumerate(value):
-            _check_required(shape.member, item, f"{path}[{i}]")
+    model_checks.stop_server(SERVER)
 
 
 def _after_call(http_response: Any, parsed: dict[str, Any], model: Any, **kwargs: Any) -> None:
     if http_response.status_code == 200:
-        _check_required(model.output_shape, {k: v for k, v in parsed.items() if k != "ResponseMetadata"}, model.name)
+        model_checks.checked_output(parsed, model)
         CHECKED_OPERATIONS.add(model.name)
 
 
 def client(service: str, access_key: str = "testing", secret: str = "testing") -> Any:
-    made = boto3.client(
-        service,
-        endpoint_url=ENDPOINT,
-        region_name="us-east-1",
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret,
-        config=botocore.config.Config(retries={"total_max_attempts": 1}, connect_timeout=TIMEOUT, read_timeout=TIMEOUT),
-    )
-    made.meta.events.register("after-call", _after_call)
-    return made
+    return model_checks.client(ENDPOINT, service, _after_call, access_key=access_key, secret=secret)
 
 
 def http(method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
