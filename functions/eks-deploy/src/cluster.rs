@@ -31,6 +31,11 @@ pub const CHANGE_CAUSE_ANNOTATION: &str = "kubernetes.io/change-cause";
 /// A watch asks the API server for at most this long per request (it must stay under the
 /// server's own cap of about five minutes).
 const WATCH_SECONDS: u32 = 240;
+/// A watch that ends within this, having delivered nothing, was cut rather than timed out.
+const WATCH_CUT_WITHIN: Duration = Duration::from_secs(1);
+/// The pause before watching again after such a cut, doubling with each one in a row.
+const WATCH_BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// How calls are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -371,6 +376,7 @@ impl DeploymentHandle {
             .resource_version
             .clone()
             .unwrap_or_default();
+        let mut cuts_in_a_row: u32 = 0;
         loop {
             let status = status_of(&current);
             if !matches!(status, RolloutStatus::Progressing(_)) {
@@ -397,6 +403,8 @@ impl DeploymentHandle {
                 Err(Attempt::Failed(error)) => return Err(error),
             };
             let mut stream = stream.boxed();
+            let opened = Instant::now();
+            let mut events = 0_usize;
             loop {
                 let next = match tokio::time::timeout_at(deadline, stream.try_next()).await {
                     Err(_) => break,
@@ -408,6 +416,7 @@ impl DeploymentHandle {
                     Ok(Ok(None)) => break,
                     Ok(Ok(Some(event))) => event,
                 };
+                events += 1;
                 match next {
                     WatchEvent::Added(deployment) | WatchEvent::Modified(deployment) => {
                         resource_version = deployment
@@ -439,6 +448,18 @@ impl DeploymentHandle {
                         break;
                     }
                 }
+            }
+            // A server or proxy that cuts every watch at once must not be asked again in a
+            // tight loop until the deadline.
+            if events == 0 && opened.elapsed() < WATCH_CUT_WITHIN {
+                let pause = WATCH_BACKOFF_FIRST
+                    .saturating_mul(2_u32.saturating_pow(cuts_in_a_row))
+                    .min(WATCH_BACKOFF_MAX);
+                cuts_in_a_row = cuts_in_a_row.saturating_add(1);
+                debug!(deployment = %self.name, pause_ms = pause.as_millis(), "watch cut at once, pausing");
+                tokio::time::sleep_until((Instant::now() + pause).min(deadline)).await;
+            } else {
+                cuts_in_a_row = 0;
             }
         }
     }
@@ -730,6 +751,37 @@ mod tests {
                 Followed::Settled(RolloutStatus::Complete { .. }, _)
             ),
             "{followed:?}"
+        );
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn watches_cut_at_once_are_resumed_after_growing_pauses_not_in_a_tight_loop() {
+        let (client, server) = scripted(vec![
+            Exchange::watch(&watch_uri("42", 4), vec![]),
+            Exchange::watch(&watch_uri("42", 4), vec![]),
+            Exchange::watch(&watch_uri("42", 4), vec![]),
+            Exchange::watch(
+                &watch_uri("42", 4),
+                vec![modified(deployment("43", 4, "shop:v2", rolled_out(4)))],
+            ),
+        ]);
+        let from: Deployment =
+            serde_json::from_value(deployment("42", 4, "shop:v2", rolled_out(3))).unwrap();
+        let started = Instant::now();
+        let followed = handle(client).follow(from, soon()).await.unwrap();
+        let waited = started.elapsed();
+        assert!(
+            matches!(
+                followed,
+                Followed::Settled(RolloutStatus::Complete { .. }, _)
+            ),
+            "{followed:?}"
+        );
+        // 100 + 200 + 400 ms between the four watches.
+        assert!(
+            waited >= Duration::from_millis(700) && waited < Duration::from_secs(3),
+            "{waited:?}"
         );
         server.await.unwrap();
     }
