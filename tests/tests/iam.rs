@@ -729,6 +729,54 @@ fn the_templates_grant_no_wildcard_action_and_no_resource_beyond_the_stack() {
     assert_none(&document_violations(&load("infra/pipeline.yaml")));
 }
 
+/// The parameters a policy's resources are built from, each without a pattern that keeps a
+/// deployer from widening the grant (`*`, or an ARN fragment, as a name).
+fn unconstrained_policy_parameters(template: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    collect_statements(&template["Resources"], "Resources", &mut found);
+    let mut names: BTreeSet<String> = found
+        .iter()
+        .filter(|(_, statement)| statement["Effect"] == "Allow")
+        .flat_map(|(_, statement)| references(&statement["Resource"]))
+        .collect();
+    // SAM policy templates name their resources through their own parameters.
+    for (_, resource) in template["Resources"].as_mapping().into_iter().flatten() {
+        names.extend(references(&resource["Properties"]["Policies"]));
+    }
+    let parameters = &template["Parameters"];
+    names
+        .into_iter()
+        .filter(|name| !parameters[name.as_str()].is_null())
+        .filter(|name| {
+            let parameter = &parameters[name.as_str()];
+            let pattern = parameter["AllowedPattern"].as_str().unwrap_or_default();
+            let anchored = pattern.starts_with('^') && pattern.ends_with('$');
+            parameter["AllowedValues"].is_null() && (!anchored || pattern.contains('*'))
+        })
+        .collect()
+}
+
+#[test]
+fn the_parameters_policies_are_built_from_take_only_names() {
+    let template = load("template.yaml");
+    let unconstrained = unconstrained_policy_parameters(&template);
+    assert!(
+        unconstrained.is_empty(),
+        "parameters naming policy resources without an anchored AllowedPattern free of `*`: {unconstrained:?}"
+    );
+
+    let mut widened = template.clone();
+    widened["Parameters"]["RoutedPipelines"]["AllowedPattern"] = Value::from("^.*$");
+    widened["Parameters"]["ClusterName"]
+        .as_mapping_mut()
+        .unwrap()
+        .remove("AllowedPattern");
+    assert_eq!(
+        unconstrained_policy_parameters(&widened),
+        ["ClusterName", "RoutedPipelines"]
+    );
+}
+
 #[test]
 fn each_function_is_granted_exactly_what_its_code_calls_on_exactly_its_resources() {
     assert_none(&function_violations(&load("template.yaml")));
