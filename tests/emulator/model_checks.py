@@ -4,6 +4,9 @@ through botocore's parser."""
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 from typing import Any, Callable
 
 import boto3
@@ -71,3 +74,34 @@ def client(
     )
     made.meta.events.register("after-call", after_call)
     return made
+
+
+def raw_request(
+    endpoint: str, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    """A raw request (no boto3 client-side validation); returns status and decoded JSON."""
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    request = urllib.request.Request(endpoint + path, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, json.loads(error.read() or b"null")
+
+
+def raw_json_call(endpoint: str, service: str, target: str, body: Any) -> tuple[int, Any]:
+    """A raw JSON-protocol call to ``service`` (``X-Amz-Target: target``), signed-looking enough
+    for the emulator to route it."""
+    return raw_request(
+        endpoint,
+        "POST",
+        "/",
+        body,
+        {
+            "X-Amz-Target": target,
+            "Content-Type": "application/x-amz-json-1.1",
+            "Authorization": f"AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, "
+            "SignedHeaders=host, Signature=00",
+        },
+    )

@@ -13,8 +13,6 @@ import json
 import re
 import sys
 import unittest
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,6 @@ import model_checks  # noqa: E402
 from aws_ext import codecommit as codecommit_module  # noqa: E402
 from aws_ext import known_cluster_names, make_app, model  # noqa: E402
 
-TIMEOUT = 10
 COMMIT_DATE = re.compile(r"^\d{10} \+0000$")
 
 
@@ -80,31 +77,13 @@ def client(service: str) -> Any:
 
 
 def http(method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    """A raw request (no boto3 client-side validation); returns status and decoded JSON."""
-    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-    request = urllib.request.Request(ENDPOINT + path, data=data, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, json.loads(error.read() or b"null")
+    return model_checks.raw_request(ENDPOINT, method, path, body, headers)
 
 
 def aws_json(target: str, body: Any) -> tuple[int, Any]:
     """A raw JSON-protocol call, signed-looking enough for moto to route it."""
     service = {"CodePipeline_20150709": "codepipeline", "CodeCommit_20150413": "codecommit"}[target.split(".")[0]]
-    return http(
-        "POST",
-        "/",
-        body,
-        {
-            "X-Amz-Target": target,
-            "Content-Type": "application/x-amz-json-1.1",
-            "Authorization": f"AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, "
-            "SignedHeaders=host, Signature=00",
-        },
-    )
+    return model_checks.raw_json_call(ENDPOINT, service, target, body)
 
 
 def error_code(raised: ClientError) -> str:

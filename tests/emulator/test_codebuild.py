@@ -13,9 +13,7 @@ import json
 import re
 import sys
 import unittest
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,6 @@ import model_checks  # noqa: E402
 from aws_ext import codebuild as codebuild_module  # noqa: E402
 from aws_ext import make_app, model  # noqa: E402
 
-TIMEOUT = 10
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/service-role/codebuild-app"
 REPOSITORY_URL = "https://git-codecommit.us-east-1.amazonaws.com/v1/repos/app"
@@ -83,30 +80,11 @@ def client(service: str, **credentials: str) -> Any:
 
 
 def http(method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    """A raw request (no boto3 client-side validation); returns status and decoded JSON."""
-    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-    request = urllib.request.Request(ENDPOINT + path, data=data, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, json.loads(error.read() or b"null")
+    return model_checks.raw_request(ENDPOINT, method, path, body, headers)
 
 
 def codebuild_json(operation: str, body: Any) -> tuple[int, Any]:
-    """A raw CodeBuild JSON-protocol call, signed-looking enough for moto to route it."""
-    return http(
-        "POST",
-        "/",
-        body,
-        {
-            "X-Amz-Target": f"CodeBuild_20161006.{operation}",
-            "Content-Type": "application/x-amz-json-1.1",
-            "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/codebuild/aws4_request, "
-            "SignedHeaders=host, Signature=00",
-        },
-    )
+    return model_checks.raw_json_call(ENDPOINT, "codebuild", f"CodeBuild_20161006.{operation}", body)
 
 
 def complete(build_id: str, status: str, **fields: Any) -> tuple[int, Any]:

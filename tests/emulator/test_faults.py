@@ -10,8 +10,6 @@ import json
 import sys
 import time
 import unittest
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import model_checks  # noqa: E402
 import run  # noqa: E402
 from aws_ext import make_app  # noqa: E402
 
@@ -57,14 +56,7 @@ def client(service: str, attempts: int = 1, read_timeout: float = TIMEOUT) -> An
 
 
 def admin(method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"{ENDPOINT}/_emulator{path}", data=data, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, json.loads(error.read() or b"null")
+    return model_checks.raw_request(ENDPOINT, method, f"/_emulator{path}", body)
 
 
 def fault(**body: Any) -> dict[str, Any]:

@@ -16,9 +16,7 @@ import json
 import re
 import sys
 import unittest
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import model_checks  # noqa: E402
 from aws_ext import make_app  # noqa: E402
 
-TIMEOUT = 10
 ACCOUNT = "123456789012"
 PIPELINE = "shop-delivery-pipeline"  # longer than 20 characters: artifact keys cut it short
 BUCKET = "shop-pipeline-artifacts"
@@ -67,30 +64,11 @@ def client(service: str, region: str = "us-east-1") -> Any:
 
 
 def http(method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    """A raw request (no boto3 client-side validation); returns status and decoded JSON."""
-    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-    request = urllib.request.Request(ENDPOINT + path, data=data, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, json.loads(error.read() or b"null")
+    return model_checks.raw_request(ENDPOINT, method, path, body, headers)
 
 
 def codepipeline_json(operation: str, body: Any) -> tuple[int, Any]:
-    """A raw CodePipeline JSON-protocol call, signed-looking enough to be routed."""
-    return http(
-        "POST",
-        "/",
-        body,
-        {
-            "X-Amz-Target": f"CodePipeline_20150709.{operation}",
-            "Content-Type": "application/x-amz-json-1.1",
-            "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/codepipeline/aws4_request, "
-            "SignedHeaders=host, Signature=00",
-        },
-    )
+    return model_checks.raw_json_call(ENDPOINT, "codepipeline", f"CodePipeline_20150709.{operation}", body)
 
 
 def jobs(**query: str) -> list[dict[str, Any]]:

@@ -13,13 +13,10 @@ credentials, which STS names ``user/moto``).
 from __future__ import annotations
 
 import datetime
-import json
 import re
 import sys
 import unittest
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +29,6 @@ import model_checks  # noqa: E402
 from aws_ext import make_app  # noqa: E402
 from aws_ext import pullrequests as pullrequests_module  # noqa: E402
 
-TIMEOUT = 10
 ACCOUNT = "123456789012"
 BOT = f"arn:aws:sts::{ACCOUNT}:user/moto"
 AUTHOR = f"arn:aws:iam::{ACCOUNT}:user/mary"
@@ -64,30 +60,11 @@ def client(service: str, access_key: str = "testing", secret: str = "testing") -
 
 
 def http(method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    """A raw request (no boto3 client-side validation); returns status and decoded JSON."""
-    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-    request = urllib.request.Request(ENDPOINT + path, data=data, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, json.loads(error.read() or b"null")
+    return model_checks.raw_request(ENDPOINT, method, path, body, headers)
 
 
 def codecommit_json(operation: str, body: Any) -> tuple[int, Any]:
-    """A raw CodeCommit JSON-protocol call, signed-looking enough to be routed."""
-    return http(
-        "POST",
-        "/",
-        body,
-        {
-            "X-Amz-Target": f"CodeCommit_20150413.{operation}",
-            "Content-Type": "application/x-amz-json-1.1",
-            "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/codecommit/aws4_request, "
-            "SignedHeaders=host, Signature=00",
-        },
-    )
+    return model_checks.raw_json_call(ENDPOINT, "codecommit", f"CodeCommit_20150413.{operation}", body)
 
 
 def pull_request_event(pull_request_id: str, event: str, **query: str) -> tuple[int, Any]:

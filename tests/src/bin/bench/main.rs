@@ -372,37 +372,43 @@ impl Paths {
     }
 }
 
-async fn measure<W: Workload>(
-    subjects: Vec<Subject>,
-    workload: &mut W,
-    settings: &Settings,
-    paths: &Paths,
-    aws_log: &AwsLog,
-    results: &mut Vec<SubjectResult>,
-) {
-    for subject in subjects {
-        eprintln!(
-            "bench: {}: {} cold starts",
-            subject.label(),
-            settings.cold_starts
-        );
-        let cold = cold_starts(&subject, settings.cold_starts).await;
-        eprintln!("bench: {}: {} events", subject.label(), settings.events);
-        let warm = warm_run(&subject, workload, settings.events, aws_log).await;
-        eprintln!(
-            "bench: {}: init {:.1} ms, {:.0} µs CPU/event, peak {:.1} MiB",
-            subject.label(),
-            cold.init_ms.median,
-            warm.cpu_us.median,
-            warm.peak_rss_kib as f64 / 1024.0
-        );
-        results.push(SubjectResult {
-            function: subject.function.clone(),
-            implementation: subject.implementation.to_owned(),
-            package: paths.package(&subject),
-            cold,
-            warm,
-        });
+/// What every subject is measured with, and the results so far.
+struct Bench<'a> {
+    settings: &'a Settings,
+    paths: &'a Paths,
+    aws_log: &'a AwsLog,
+    results: Vec<SubjectResult>,
+}
+
+impl Bench<'_> {
+    /// Cold starts, then a warm run of `workload`, for each of `subjects`.
+    async fn measure<W: Workload>(&mut self, subjects: Vec<Subject>, workload: &mut W) {
+        let (settings, paths, aws_log, results) =
+            (self.settings, self.paths, self.aws_log, &mut self.results);
+        for subject in subjects {
+            eprintln!(
+                "bench: {}: {} cold starts",
+                subject.label(),
+                settings.cold_starts
+            );
+            let cold = cold_starts(&subject, settings.cold_starts).await;
+            eprintln!("bench: {}: {} events", subject.label(), settings.events);
+            let warm = warm_run(&subject, workload, settings.events, aws_log).await;
+            eprintln!(
+                "bench: {}: init {:.1} ms, {:.0} µs CPU/event, peak {:.1} MiB",
+                subject.label(),
+                cold.init_ms.median,
+                warm.cpu_us.median,
+                warm.peak_rss_kib as f64 / 1024.0
+            );
+            results.push(SubjectResult {
+                function: subject.function.clone(),
+                implementation: subject.implementation.to_owned(),
+                package: paths.package(&subject),
+                cold,
+                warm,
+            });
+        }
     }
 }
 
@@ -456,75 +462,40 @@ async fn main() -> ExitCode {
         subjects
     };
 
-    let mut subjects = Vec::new();
+    let mut bench = Bench {
+        settings: &settings,
+        paths: &paths,
+        aws_log: &aws_log,
+        results: Vec::new(),
+    };
     let wanted = |f: &str| settings.functions.iter().any(|w| w == f);
     if wanted("codecommit-push") {
         let mut workload = workloads::CodecommitPush::setup(&sdk).await;
         let env = with(vec![("PIPELINE_ROUTES".into(), workload.routes.clone())]);
         let list = subjects_of("codecommit-push", env);
-        measure(
-            list,
-            &mut workload,
-            &settings,
-            &paths,
-            &aws_log,
-            &mut subjects,
-        )
-        .await;
+        bench.measure(list, &mut workload).await;
     }
     if wanted("codebuild-status") {
         let mut workload = workloads::CodebuildStatus::setup(&emulators, &sdk).await;
         let list = subjects_of("codebuild-status", with(workload.env()));
-        measure(
-            list,
-            &mut workload,
-            &settings,
-            &paths,
-            &aws_log,
-            &mut subjects,
-        )
-        .await;
+        bench.measure(list, &mut workload).await;
     }
     if wanted("pr-validator") {
         let mut workload = workloads::PrValidator::setup(&emulators, &sdk, 4).await;
         let list = subjects_of("pr-validator", with(workload.env()));
-        measure(
-            list,
-            &mut workload,
-            &settings,
-            &paths,
-            &aws_log,
-            &mut subjects,
-        )
-        .await;
+        bench.measure(list, &mut workload).await;
     }
     if wanted("approval-notify") || wanted("approval-callback") {
         let approvals = workloads::Approvals::setup(&emulators, &sdk).await;
         if wanted("approval-notify") {
             let list = subjects_of("approval-notify", with(approvals.notify_env()));
             let mut workload = workloads::ApprovalNotify::new(approvals.clone());
-            measure(
-                list,
-                &mut workload,
-                &settings,
-                &paths,
-                &aws_log,
-                &mut subjects,
-            )
-            .await;
+            bench.measure(list, &mut workload).await;
         }
         if wanted("approval-callback") {
             let list = subjects_of("approval-callback", with(approvals.callback_env()));
             let mut workload = workloads::ApprovalCallback::new(approvals);
-            measure(
-                list,
-                &mut workload,
-                &settings,
-                &paths,
-                &aws_log,
-                &mut subjects,
-            )
-            .await;
+            bench.measure(list, &mut workload).await;
         }
     }
     let mut eks_requests = Vec::new();
@@ -533,15 +504,7 @@ async fn main() -> ExitCode {
         eks::set_step(&emulators, 0.01).await;
         let mut workload = workloads::EksDeploy::setup(&emulators, &sdk, 1, 30).await;
         let list = subjects_of("eks-deploy", base_env.clone());
-        measure(
-            list,
-            &mut workload,
-            &settings,
-            &paths,
-            &aws_log,
-            &mut subjects,
-        )
-        .await;
+        bench.measure(list, &mut workload).await;
         eprintln!("bench: eks-deploy: requests per rollout");
         let subject = paths.rust("eks-deploy", base_env.clone());
         eks_requests = eks::run(&emulators, &sdk, &subject, &aws_log).await;
@@ -558,7 +521,7 @@ async fn main() -> ExitCode {
     let results = Results {
         machine,
         settings: settings.clone(),
-        subjects,
+        subjects: bench.results,
         micro,
         eks_requests,
         harness_seconds: started.elapsed().as_secs_f64(),
