@@ -219,5 +219,42 @@ class SnsReadBackTests(ApprovalTestCase):
         self.assertEqual(base.http("GET", "/_emulator/sns/inbox")[0], 400)
 
 
+class SnsSubjectTests(base.EmulatorTestCase):
+    """Publish refuses what SNS refuses in a subject, as SNS answers it, and publishes nothing."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.sns = base.client("sns")
+        self.topic = self.sns.create_topic(Name="builds")["TopicArn"]
+
+    def published(self) -> list[str]:
+        return [m["subject"] for m in base.http("GET", f"/_emulator/sns/published?topicArn={self.topic}")[1]["messages"]]
+
+    def test_subjects_of_printable_ascii_under_100_characters_are_published(self) -> None:
+        for subject in ("FAILED: shop-image #42 on main (0ccf1ae)", "x" * 99, "[shop] 100% ~done~", "#1"):
+            self.sns.publish(TopicArn=self.topic, Subject=subject, Message="body")
+        self.sns.publish(TopicArn=self.topic, Message="no subject at all")
+        self.assertEqual(self.published(), ["FAILED: shop-image #42 on main (0ccf1ae)", "x" * 99, "[shop] 100% ~done~", "#1", None])
+
+    def test_non_ascii_line_breaks_control_characters_and_100_characters_are_refused(self) -> None:
+        for subject in (
+            "FAILED: shop-image #42 on feature/crème-brûlée",
+            "cut with an ellipsis…",
+            "FAILED:\nshop",
+            "tab\tinside",
+            "bell\x07",
+            "x" * 100,
+            " leading space",
+            "",
+        ):
+            with self.subTest(subject=subject):
+                raised = self.assertClientError(
+                    "InvalidParameter", self.sns.publish, TopicArn=self.topic, Subject=subject, Message="body"
+                )
+                self.assertEqual(raised.response["Error"]["Message"], "Invalid parameter: Subject")
+                self.assertEqual(raised.response["ResponseMetadata"]["HTTPStatusCode"], 400)
+        self.assertEqual(self.published(), [])
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -64,6 +64,61 @@ async fn a_failed_build_lands_in_the_inbox_once_with_its_reason_links_and_attrib
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn subjects_are_ascii_under_100_characters_whatever_the_branch_and_project_are_called() {
+    // SNS refuses a subject with non-ASCII text or of 100 characters: the email would be lost.
+    let scenario =
+        BuildStatusScenario::named(&format!("shop-image{}", "-storefront".repeat(6))).await;
+    let accented = scenario.start_build("feature/crème-brûlée").await;
+    scenario.finish(&accented, "FAILED").await;
+    let response = scenario
+        .function
+        .invoke(&scenario.event(&accented).await)
+        .await
+        .response();
+    assert_eq!(response["outcome"], "notified", "{response}");
+
+    let inbox = scenario.inbox().await;
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    let subject = &inbox[0].subject;
+    assert!(
+        subject.starts_with("FAILED: shop-image-storefront"),
+        "{subject}"
+    );
+    assert!(
+        subject
+            .chars()
+            .all(|c| c.is_ascii() && !c.is_ascii_control()),
+        "{subject}"
+    );
+    assert!(subject.chars().count() <= 99, "{subject}");
+    assert!(subject.ends_with("..."), "{subject}");
+    assert_eq!(
+        inbox[0].attributes.get("branch").map(String::as_str),
+        Some("feature/crème-brûlée"),
+        "the attribute keeps the branch as it is, for filter policies"
+    );
+
+    let short = BuildStatusScenario::new().await;
+    let build = short.start_build("feature/crème-brûlée").await;
+    short.finish(&build, "FAILED").await;
+    let response = short
+        .function
+        .invoke(&short.event(&build).await)
+        .await
+        .response();
+    assert_eq!(response["outcome"], "notified", "{response}");
+    let inbox = short.inbox().await;
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    assert!(
+        inbox[0]
+            .subject
+            .ends_with(" #1 on feature/creme-brulee (0ccf1ae)"),
+        "{}",
+        inbox[0].subject
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_success_after_a_failure_of_the_branch_is_reported_fixed_and_only_then() {
     let scenario = BuildStatusScenario::new().await;
     let failed = scenario.start_build("main").await;

@@ -44,14 +44,14 @@ from werkzeug.wrappers import Request, Response
 
 from . import model
 from .codebuild import BuildNotFound, BuildNotInProgress, CodeBuildExtension
-from . import sns as sns_readback
+from . import sns
 from .approvals import ManualApprovals
 from .codecommit import CodeCommitExtension
 from .codepipeline import ActionNotInProgress, CodePipelineExtension, ExecutionNotFound
 from .pullrequests import PullRequestExtension, PullRequestNotFound, PullRequestStateConflict
 from .context import RequestContext
 from .request_log import AwsRequestLog
-from .faults import AwsFaults, FaultError, describe, error_response, read_body
+from .faults import AwsFaults, FaultError, describe, error_response, query_error, read_body
 from .jobs import LambdaJobs
 
 # JSON-protocol services whose requests are validated, with moto's response class.
@@ -202,6 +202,8 @@ class EmulatorApp:
                 response = self._json_operation(self._services[prefix], operation, environ)
             elif self.kube is not None and self._is_eks_create_cluster(environ):
                 response = self._eks_create_cluster(environ)
+            elif RequestContext.from_environ(environ).signing_service == "sns":
+                response = self._sns_refusal(environ)
             else:
                 response = None
         if response is None:
@@ -251,6 +253,14 @@ class EmulatorApp:
         except model.ShapeMismatch as mismatch:
             traceback.print_exc(file=sys.stderr)
             return model.error_answer(None, model.ApiError("InternalFailure", str(mismatch)))
+
+    # --- SNS ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _sns_refusal(environ: dict[str, Any]) -> Response | None:
+        """SNS's own answer to a Publish whose subject it refuses; None lets moto publish."""
+        message = sns.publish_refusal(read_body(environ))
+        return None if message is None else query_error("sns", 400, "InvalidParameter", message)
 
     # --- EKS ---------------------------------------------------------------------------
 
@@ -392,6 +402,7 @@ class EmulatorApp:
             )
         except BuildNotFound as exc:
             raise AdminError(404, str(exc)) from None
+
     def _approval_ttl(self, body: dict[str, Any]) -> dict[str, Any]:
         seconds = _field(body, "seconds", (int, float))
         if seconds < 0:
@@ -401,11 +412,11 @@ class EmulatorApp:
 
     def _sns_published(self, body: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
-            return {"messages": sns_readback.published(_field(body, "topicArn", str, required=False))}
+            return {"messages": sns.published(_field(body, "topicArn", str, required=False))}
 
     def _sns_inbox(self, body: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
-            return {"messages": sns_readback.inbox(_field(body, "endpoint", str))}
+            return {"messages": sns.inbox(_field(body, "endpoint", str))}
 
     def _pull_request_event(self, body: dict[str, Any]) -> dict[str, Any]:
         try:

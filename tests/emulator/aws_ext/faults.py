@@ -213,24 +213,30 @@ def error_response(fault: Fault, call: Call) -> Response:
     """The error the service would answer, in its own protocol."""
     assert fault.status is not None
     throttling = fault.status in (400, 429)
-    request_id = str(uuid.uuid4())
     if call.service in QUERY_SERVICES and not call.json_protocol:
         code = fault.code or (QUERY_THROTTLING if throttling else "InternalFailure")
-        kind = "Sender" if fault.status < 500 else "Receiver"
-        document = (
-            f'<ErrorResponse xmlns="https://{call.service}.amazonaws.com/doc/">'
-            f"<Error><Type>{kind}</Type><Code>{escape(code)}</Code><Message>{escape(fault.message)}</Message></Error>"
-            f"<RequestId>{request_id}</RequestId></ErrorResponse>"
-        )
-        response = Response(document, status=fault.status, content_type="text/xml")
-    else:
-        code = fault.code or (JSON_THROTTLING if throttling else "InternalFailure")
-        document = {"__type": code, "message": fault.message} if call.json_protocol else {"message": fault.message}
-        response = Response(
-            json.dumps(document),
-            status=fault.status,
-            content_type="application/x-amz-json-1.1" if call.json_protocol else "application/json",
-        )
-        response.headers["x-amzn-ErrorType"] = code
+        return query_error(call.service, fault.status, code, fault.message)
+    code = fault.code or (JSON_THROTTLING if throttling else "InternalFailure")
+    document = {"__type": code, "message": fault.message} if call.json_protocol else {"message": fault.message}
+    response = Response(
+        json.dumps(document),
+        status=fault.status,
+        content_type="application/x-amz-json-1.1" if call.json_protocol else "application/json",
+    )
+    response.headers["x-amzn-ErrorType"] = code
+    response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
+    return response
+
+
+def query_error(service: str, status: int, code: str, message: str) -> Response:
+    """An error of a query-protocol service (SNS, SQS...): its ``ErrorResponse`` XML document."""
+    request_id = str(uuid.uuid4())
+    kind = "Sender" if status < 500 else "Receiver"
+    document = (
+        f'<ErrorResponse xmlns="https://{service}.amazonaws.com/doc/">'
+        f"<Error><Type>{kind}</Type><Code>{escape(code)}</Code><Message>{escape(message)}</Message></Error>"
+        f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+    )
+    response = Response(document, status=status, content_type="text/xml")
     response.headers["x-amzn-RequestId"] = request_id
     return response

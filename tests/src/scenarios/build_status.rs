@@ -34,9 +34,25 @@ impl std::fmt::Debug for BuildStatusScenario {
 
 impl BuildStatusScenario {
     pub async fn new() -> Self {
+        Self::with("shop-image", &[]).await
+    }
+
+    /// Like [`Self::new`], with a project whose name starts with `project_prefix`.
+    pub async fn named(project_prefix: &str) -> Self {
+        Self::with(project_prefix, &[]).await
+    }
+
+    /// Like [`Self::new`], notifying what the `NOTIFY_ON` policy `policy` says.
+    pub async fn with_notify_on(policy: &str) -> Self {
+        Self::with("shop-image", &[("NOTIFY_ON".to_owned(), policy.to_owned())]).await
+    }
+
+    /// A project whose name starts with `project_prefix`, and `extra` in the function's
+    /// environment.
+    pub async fn with(project_prefix: &str, extra: &[(String, String)]) -> Self {
         let emulators = Emulators::load();
         let sdk = sdk_config(&emulators).await;
-        let project = unique("shop-image");
+        let project = unique(project_prefix);
         fixtures::image_project(&sdk, &project).await;
         let table = unique("ledger");
         fixtures::ledger_table(&sdk, &table).await;
