@@ -12,24 +12,36 @@ STS round trip, recomputes the signature with botocore from a table of known
 credentials.  So a token is accepted exactly when a client holding those
 credentials presigned it for one of the emulated clusters within the last 15
 minutes - which is what the Rust token generator under test must get right.
+
+The presigned URL's host must be one of the STS endpoints of the verifier's
+partition, as aws-iam-authenticator requires (``pkg/regions``: the hostnames of
+every STS endpoint the SDK's endpoint data lists for the partition, resolved
+regionally, plus the server region's own): ``sts.<region>.<DNS suffix>`` for
+each region of the partition, and the partition's other STS hostnames (in
+``aws``, the global ``sts.amazonaws.com`` and the ``sts-fips.`` hosts).  The
+table is botocore's own ``partitions.json`` and ``endpoints.json``, so a token
+signed for the host of another partition (``.amazonaws.com`` in ``aws-cn``,
+``.amazonaws.com.cn`` in ``aws``) is refused as EKS there refuses it.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hmac
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
 from botocore.auth import SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from botocore.loaders import create_loader
 from botocore.utils import percent_encode_sequence
 
-__all__ = ["EksTokenVerifier", "TokenError", "TOKEN_PREFIX"]
+__all__ = ["EksTokenVerifier", "TokenError", "TOKEN_PREFIX", "sts_hosts"]
 
 TOKEN_PREFIX = "k8s-aws-v1."
 CLUSTER_ID_HEADER = "x-k8s-aws-id"
@@ -53,8 +65,6 @@ ALLOWED_PARAMETERS = frozenset(
         "x-amz-signedheaders",
     }
 )
-_REGION = r"[a-z]{2}(?:-[a-z]+)+-\d+"
-_STS_HOST = re.compile(rf"sts\.amazonaws\.com|sts\.(?P<region>{_REGION})\.amazonaws\.com(?:\.cn)?")
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 _AMZ_DATE = re.compile(r"\d{8}T\d{6}Z")
 _BAD_PERCENT_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -64,6 +74,30 @@ class TokenError(Exception):
     """The bearer token is not a valid EKS token for any emulated cluster."""
 
 
+@functools.lru_cache(maxsize=None)
+def _botocore_data(name: str) -> list[dict[str, Any]]:
+    """botocore's ``partitions`` or ``endpoints`` table (large: read once)."""
+    return create_loader().load_data(name)["partitions"]
+
+
+def sts_hosts(partition: str) -> dict[str, str]:
+    """The STS hostnames of ``partition``, each with the region a request to it is signed for.
+
+    Raises ``ValueError`` for a partition botocore does not know (aws-iam-authenticator:
+    "partition ... not found").
+    """
+    regions = next((p for p in _botocore_data("partitions") if p["id"] == partition), None)
+    endpoints = next((p for p in _botocore_data("endpoints") if p["partition"] == partition), None)
+    if regions is None or endpoints is None:
+        raise ValueError(f"partition {partition!r} not found")
+    suffix = regions["outputs"]["dnsSuffix"]
+    hosts = {f"sts.{region}.{suffix}": region for region in regions["regions"] if not region.endswith("-global")}
+    for name, endpoint in endpoints["services"].get("sts", {}).get("endpoints", {}).items():
+        scope = endpoint.get("credentialScope", {}).get("region", name)
+        hosts[endpoint.get("hostname", f"sts.{name}.{suffix}")] = scope
+    return hosts
+
+
 class EksTokenVerifier:
     """Callable ``token -> username`` for :class:`kube_emulator.KubeEmulator`.
 
@@ -71,6 +105,8 @@ class EksTokenVerifier:
     call, so a shared dict may be updated later).  ``cluster_names`` returns the
     cluster names currently emulated; the token must be signed for one of them.
     ``now`` returns the current time as an aware UTC datetime (tests pin it).
+    ``partition`` is the AWS partition the clusters are in: the token's STS host
+    must be one of its endpoints (``sts_hosts``).
 
     The username is the access key id: without STS there is no caller ARN.
     """
@@ -80,18 +116,20 @@ class EksTokenVerifier:
         credentials: Mapping[str, str],
         cluster_names: Callable[[], Iterable[str]],
         now: Callable[[], datetime] | None = None,
+        partition: str = "aws",
     ) -> None:
         self._credentials = credentials
         self._cluster_names = cluster_names
         self._now = now or (lambda: datetime.now(timezone.utc))
+        self._hosts = sts_hosts(partition)
 
     def __call__(self, token: str) -> str:
         url = _decode(token)
         parts = urlsplit(url)
         if parts.scheme != "https":
             raise TokenError(f"unexpected scheme {parts.scheme!r} in pre-signed URL")
-        host = _STS_HOST.fullmatch(parts.netloc)
-        if host is None:
+        host_region = self._hosts.get(parts.netloc)
+        if host_region is None:
             raise TokenError(f"unexpected hostname {parts.netloc!r} in pre-signed URL")
         if parts.path != "/":
             raise TokenError("unexpected path in pre-signed URL")
@@ -118,7 +156,7 @@ class EksTokenVerifier:
         if signed_at - now > MAX_CLOCK_SKEW:
             raise TokenError(f"X-Amz-Date parameter {signed_at.isoformat()} is in the future")
 
-        access_key, region = _credential_scope(lower.get("x-amz-credential", ""), host.group("region"))
+        access_key, region = _credential_scope(lower.get("x-amz-credential", ""), host_region)
         secret = self._credentials.get(access_key)
         if secret is None:
             raise TokenError(f"unknown access key id {access_key!r}")
@@ -163,14 +201,13 @@ def _parse_query(query: str) -> dict[str, str]:
     return params
 
 
-def _credential_scope(credential: str, host_region: str | None) -> tuple[str, str]:
+def _credential_scope(credential: str, host_region: str) -> tuple[str, str]:
     """Split ``AKID/yyyymmdd/region/sts/aws4_request``; the region must be the endpoint's."""
     scope = credential.split("/")
     if len(scope) != 5 or scope[3] != "sts" or scope[4] != "aws4_request" or not scope[0]:
         raise TokenError(f"malformed X-Amz-Credential parameter {credential!r}")
-    expected_region = host_region or "us-east-1"
-    if scope[2] != expected_region:
-        raise TokenError(f"credential scope region {scope[2]!r} does not match the STS endpoint {expected_region!r}")
+    if scope[2] != host_region:
+        raise TokenError(f"credential scope region {scope[2]!r} does not match the STS endpoint {host_region!r}")
     return scope[0], scope[2]
 
 

@@ -23,7 +23,7 @@ import botocore.session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eks_token import TOKEN_PREFIX, EksTokenVerifier, TokenError  # noqa: E402
+from eks_token import TOKEN_PREFIX, EksTokenVerifier, TokenError, sts_hosts  # noqa: E402
 
 ACCESS_KEY = "AKIDEXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -175,6 +175,68 @@ class EksTokenVerifierTest(unittest.TestCase):
     def test_cluster_header_must_be_signed(self) -> None:
         url = presign_url("demo", signed_headers=("host",))
         self.assertRejected(encode(url), "did not sign the x-k8s-aws-id header")
+
+
+#: (partition, region, STS host of the region) - the hosts aws-iam-authenticator's verifier of each
+#: partition accepts (pkg/regions: "aws-cn" -> sts.cn-north-1.amazonaws.com.cn...).
+PARTITION_HOSTS = (
+    ("aws", "eu-west-1", "sts.eu-west-1.amazonaws.com"),
+    ("aws", "us-east-1", "sts.amazonaws.com"),
+    ("aws", "us-east-2", "sts-fips.us-east-2.amazonaws.com"),
+    ("aws-cn", "cn-north-1", "sts.cn-north-1.amazonaws.com.cn"),
+    ("aws-cn", "cn-northwest-1", "sts.cn-northwest-1.amazonaws.com.cn"),
+    ("aws-us-gov", "us-gov-west-1", "sts.us-gov-west-1.amazonaws.com"),
+    ("aws-iso", "us-iso-east-1", "sts.us-iso-east-1.c2s.ic.gov"),
+    ("aws-iso-b", "us-isob-east-1", "sts.us-isob-east-1.sc2s.sgov.gov"),
+    ("aws-iso-e", "eu-isoe-west-1", "sts.eu-isoe-west-1.cloud.adc-e.uk"),
+    ("aws-iso-f", "us-isof-south-1", "sts.us-isof-south-1.csp.hci.ic.gov"),
+    ("aws-eusc", "eusc-de-east-1", "sts.eusc-de-east-1.amazonaws.eu"),
+)
+
+
+class PartitionTest(unittest.TestCase):
+    """The STS host is checked against the verifier's partition, as aws-iam-authenticator does."""
+
+    def verifier(self, partition: str) -> EksTokenVerifier:
+        return EksTokenVerifier({ACCESS_KEY: SECRET}, lambda: ["demo"], now=lambda: NOW, partition=partition)
+
+    def test_each_partition_takes_its_own_sts_hosts_and_refuses_the_others(self) -> None:
+        for partition in sorted({p for p, _, _ in PARTITION_HOSTS}):
+            verifier = self.verifier(partition)
+            for owner, region, host in PARTITION_HOSTS:
+                token = encode(presign_url("demo", region=region, host=host))
+                with self.subTest(verifier=partition, host=host):
+                    if owner == partition:
+                        self.assertEqual(verifier(token), ACCESS_KEY)
+                    else:
+                        with self.assertRaises(TokenError) as caught:
+                            verifier(token)
+                        self.assertIn("unexpected hostname", str(caught.exception))
+
+    def test_the_default_partition_is_aws(self) -> None:
+        default = EksTokenVerifier({ACCESS_KEY: SECRET}, lambda: ["demo"], now=lambda: NOW)
+        self.assertEqual(default(encode(presign_url("demo", region="us-west-2", host="sts.us-west-2.amazonaws.com"))), ACCESS_KEY)
+        with self.assertRaises(TokenError):
+            default(encode(presign_url("demo", region="cn-north-1", host="sts.cn-north-1.amazonaws.com.cn")))
+
+    def test_hosts_of_no_region_of_the_partition_are_refused(self) -> None:
+        for host in ("sts.xx-moon-1.amazonaws.com", "sts.us-east-1.amazonaws.com.evil.example", "STS.us-east-1.amazonaws.com"):
+            with self.subTest(host=host), self.assertRaises(TokenError) as caught:
+                self.verifier("aws")(encode(presign_url("demo", region="us-east-1", host=host)))
+            self.assertIn("unexpected hostname", str(caught.exception))
+
+    def test_the_host_table_is_the_authenticators(self) -> None:
+        hosts = sts_hosts("aws")
+        # A sample of aws-iam-authenticator's own expectations for "aws" (pkg/regions tests).
+        for host in ("sts.amazonaws.com", "sts-fips.us-west-2.amazonaws.com", "sts.af-south-1.amazonaws.com", "sts.il-central-1.amazonaws.com"):
+            self.assertIn(host, hosts)
+        self.assertEqual(hosts["sts.amazonaws.com"], "us-east-1")
+        self.assertEqual(set(sts_hosts("aws-cn")), {"sts.cn-north-1.amazonaws.com.cn", "sts.cn-northwest-1.amazonaws.com.cn"})
+        self.assertEqual(sts_hosts("aws-us-gov")["sts.us-gov-east-1.amazonaws.com"], "us-gov-east-1")
+
+    def test_an_unknown_partition_is_refused_when_the_verifier_is_made(self) -> None:
+        with self.assertRaises(ValueError):
+            self.verifier("aws-eu-gov")
 
 
 if __name__ == "__main__":

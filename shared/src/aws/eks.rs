@@ -48,6 +48,11 @@ impl EksToken {
     /// Makes a token exactly as aws-iam-authenticator does: an STS `GetCallerIdentity` URL,
     /// presigned (SigV4, query string, `X-Amz-Expires=60`) with the `x-k8s-aws-id: <cluster>`
     /// header signed, base64url-encoded without padding, prefixed `k8s-aws-v1.`.
+    ///
+    /// The URL is the regional STS endpoint the SDK resolves for `region`, so the token names
+    /// the host of the region's partition (`sts.cn-north-1.amazonaws.com.cn`,
+    /// `sts.us-iso-east-1.c2s.ic.gov`…): EKS's authenticator accepts only its own partition's STS
+    /// hosts.
     pub fn sign(
         credentials: &Credentials,
         region: &str,
@@ -55,7 +60,8 @@ impl EksToken {
         at: SystemTime,
     ) -> Result<Self, TokenError> {
         let url = format!(
-            "https://sts.{region}.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15"
+            "{}/?Action=GetCallerIdentity&Version=2011-06-15",
+            sts_endpoint(region)?
         );
         let identity = credentials.clone().into();
         let mut settings = SigningSettings::default();
@@ -105,6 +111,40 @@ impl EksToken {
     pub fn is_fresh(&self, now: SystemTime) -> bool {
         now.duration_since(self.signed_at)
             .is_ok_and(|age| age + TOKEN_RENEWAL_MARGIN < TOKEN_LIFETIME)
+    }
+}
+
+/// The regional STS endpoint of `region` (`https://sts.<region>.<partition's DNS suffix>`), from
+/// the SDK's endpoint rules and partition table. Never the configured `AWS_ENDPOINT_URL`: the
+/// token is checked by EKS against the real STS host, whatever endpoint the function's own calls
+/// use.
+fn sts_endpoint(region: &str) -> Result<String, TokenError> {
+    use std::future::Future as _;
+    use std::task::{Context, Poll, Waker};
+
+    use aws_sdk_sts::config::endpoint::{DefaultResolver, Params, ResolveEndpoint as _};
+
+    let params = Params::builder()
+        .region(region)
+        .use_dual_stack(false)
+        .use_fips(false)
+        .use_global_endpoint(false)
+        .build()
+        .map_err(|error| TokenError(error.to_string()))?;
+    let resolver = DefaultResolver::new();
+    let mut resolving = std::pin::pin!(resolver.resolve_endpoint(&params));
+    // The rules are evaluated in place, without I/O: the answer is ready at the first poll.
+    match resolving
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(Ok(endpoint)) => Ok(endpoint.url().trim_end_matches('/').to_owned()),
+        Poll::Ready(Err(error)) => Err(TokenError(format!(
+            "no STS endpoint for region {region}: {error}"
+        ))),
+        Poll::Pending => Err(TokenError(format!(
+            "the STS endpoint of region {region} is not known at once"
+        ))),
     }
 }
 
@@ -354,6 +394,76 @@ mod tests {
         ] {
             assert!(url.contains(part), "{part} missing from {url}");
         }
+    }
+
+    fn host_of(token: &EksToken) -> String {
+        let url = decoded(token);
+        let rest = url.strip_prefix("https://").unwrap();
+        rest.split_once("/?").unwrap().0.to_owned()
+    }
+
+    fn signed_in(region: &str) -> EksToken {
+        let at = UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        EksToken::sign(&credentials(), region, "shop-prod", at).unwrap()
+    }
+
+    fn assert_signed_for(region: &str, host: &str) {
+        let token = signed_in(region);
+        assert_eq!(host_of(&token), host, "{region}");
+        assert!(
+            decoded(&token).contains(&format!("%2F{region}%2Fsts%2Faws4_request")),
+            "{region}: signed for the region"
+        );
+    }
+
+    #[test]
+    fn in_aws_the_token_is_signed_for_the_regional_sts_host() {
+        assert_signed_for("us-east-1", "sts.us-east-1.amazonaws.com");
+        assert_signed_for("eu-central-2", "sts.eu-central-2.amazonaws.com");
+    }
+
+    #[test]
+    fn in_aws_cn_the_token_is_signed_for_the_amazonaws_com_cn_host() {
+        assert_signed_for("cn-north-1", "sts.cn-north-1.amazonaws.com.cn");
+        assert_signed_for("cn-northwest-1", "sts.cn-northwest-1.amazonaws.com.cn");
+    }
+
+    #[test]
+    fn in_aws_us_gov_the_token_is_signed_for_the_govcloud_regional_host() {
+        assert_signed_for("us-gov-west-1", "sts.us-gov-west-1.amazonaws.com");
+        assert_signed_for("us-gov-east-1", "sts.us-gov-east-1.amazonaws.com");
+    }
+
+    #[test]
+    fn in_aws_iso_the_token_is_signed_for_the_c2s_host() {
+        assert_signed_for("us-iso-east-1", "sts.us-iso-east-1.c2s.ic.gov");
+    }
+
+    #[test]
+    fn in_aws_iso_b_the_token_is_signed_for_the_sc2s_host() {
+        assert_signed_for("us-isob-east-1", "sts.us-isob-east-1.sc2s.sgov.gov");
+    }
+
+    #[test]
+    fn in_aws_iso_e_the_token_is_signed_for_the_adc_e_host() {
+        assert_signed_for("eu-isoe-west-1", "sts.eu-isoe-west-1.cloud.adc-e.uk");
+    }
+
+    #[test]
+    fn in_aws_iso_f_the_token_is_signed_for_the_hci_host() {
+        assert_signed_for("us-isof-south-1", "sts.us-isof-south-1.csp.hci.ic.gov");
+    }
+
+    #[test]
+    fn in_aws_eusc_the_token_is_signed_for_the_amazonaws_eu_host() {
+        assert_signed_for("eusc-de-east-1", "sts.eusc-de-east-1.amazonaws.eu");
+    }
+
+    #[test]
+    fn a_region_of_no_known_partition_is_signed_as_the_sdk_resolves_it() {
+        // The SDK's rules take an unknown region into the aws partition (as its own clients do).
+        assert_signed_for("xx-moon-1", "sts.xx-moon-1.amazonaws.com");
+        assert!(EksToken::sign(&credentials(), "not a region!", "c", SystemTime::now()).is_err());
     }
 
     #[test]
