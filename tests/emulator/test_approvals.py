@@ -32,12 +32,14 @@ def tearDownModule() -> None:
 class ApprovalTestCase(base.PipelineTestCase):
     """A pipeline "gated" whose Approve action notifies an SNS topic."""
 
+    mode = "SUPERSEDED"
+
     def setUp(self) -> None:
         super().setUp()
         base.APP.approvals.install()  # the harness clears every hook between tests
         self.sns = base.client("sns")
         self.topic = self.sns.create_topic(Name="approval-requests")["TopicArn"]
-        definition = base.pipeline_definition(self.role_arn, name="gated")
+        definition = base.pipeline_definition(self.role_arn, name="gated", mode=self.mode)
         approve = definition["stages"][1]["actions"][1]
         approve["configuration"].update(
             NotificationArn=self.topic, ExternalEntityLink="https://staging.example.com"
@@ -191,6 +193,81 @@ class ApprovalTests(ApprovalTestCase):
         self.assertEqual(base.APP.approvals.ttl, datetime.timedelta(days=7))
         self.assertEqual(base.http("POST", "/_emulator/codepipeline/approval-ttl", {"seconds": -1})[0], 400)
         self.assertEqual(base.http("POST", "/_emulator/codepipeline/approval-ttl", {})[0], 400)
+
+
+class QueuedApprovalTests(ApprovalTestCase):
+    mode = "QUEUED"
+
+    def test_a_queued_pipeline_shows_the_token_as_a_superseded_one_does(self) -> None:
+        execution_id = self.start_approval()
+        latest = self.approve_state()["latestExecution"]
+        self.assertRegex(latest["token"], UUID)
+        self.assertEqual(self.gated_execution(execution_id)["executionMode"], "QUEUED")
+        self.put(latest["token"])
+        self.assertEqual(self.gated_execution(execution_id)["status"], "Succeeded")
+
+
+class ParallelApprovalTests(ApprovalTestCase):
+    """PutApprovalResult: "For a pipeline where the execution mode is set to PARALLEL, the token
+    ... is not available. Instead, use the externalExecutionId in the response output from the
+    ListActionExecutions action as the token in the approval request.\""""
+
+    mode = "PARALLEL"
+
+    def approvals_listed(self, **filters: Any) -> list[dict[str, Any]]:
+        details = self.codepipeline.list_action_executions(pipelineName="gated", **filters)["actionExecutionDetails"]
+        return [d for d in details if (d["stageName"], d["actionName"]) == ("Deploy", "Approve")]
+
+    def test_get_pipeline_state_shows_no_token_and_list_action_executions_has_the_one_to_decide_with(self) -> None:
+        first = self.start_approval()
+        second = self.start_approval()
+        latest = self.approve_state()["latestExecution"]
+        self.assertEqual(latest["status"], "InProgress")
+        self.assertNotIn("token", latest)
+        listed = self.approvals_listed()
+        self.assertEqual([d["pipelineExecutionId"] for d in listed], [second, first], "newest first")
+        self.assertEqual([d["status"] for d in listed], ["InProgress", "InProgress"])
+        request_ids = [d["output"]["executionResult"]["externalExecutionId"] for d in listed]
+        for request_id in request_ids:
+            self.assertRegex(request_id, UUID)
+        self.assertNotEqual(request_ids[0], request_ids[1], "each waiting execution has its own")
+        _, body = base.http("GET", f"/_emulator/sns/published?topicArn={self.topic}")
+        notified = [json.loads(m["message"])["approval"]["token"] for m in body["messages"]]
+        self.assertEqual(notified, request_ids[::-1], "the notification carries what PutApprovalResult takes")
+
+        self.put(request_ids[1], "Rejected", "Rejected by bob@example.com")
+        self.assertEqual(self.gated_execution(first)["status"], "Failed")
+        self.assertEqual(self.gated_execution(second)["status"], "InProgress", "executions run independently")
+        [decided] = self.approvals_listed(filter={"pipelineExecutionId": first})
+        self.assertEqual(decided["status"], "Failed")
+        self.assertEqual(decided["output"]["executionResult"]["externalExecutionSummary"], "Rejected by bob@example.com")
+        self.assertEqual(decided["output"]["executionResult"]["externalExecutionId"], request_ids[1])
+        self.assertClientError("ApprovalAlreadyCompletedException", self.put, request_ids[1])
+        self.put(request_ids[0])
+        self.assertEqual(self.gated_execution(second)["status"], "Succeeded")
+
+    def test_action_executions_page_and_filter(self) -> None:
+        execution_id = self.start_approval()
+        everything = self.codepipeline.list_action_executions(pipelineName="gated")["actionExecutionDetails"]
+        self.assertEqual([d["actionName"] for d in everything], ["Approve", "Deploy", "Source"])
+        first = self.codepipeline.list_action_executions(pipelineName="gated", maxResults=2)
+        self.assertEqual(len(first["actionExecutionDetails"]), 2)
+        rest = self.codepipeline.list_action_executions(pipelineName="gated", maxResults=2, nextToken=first["nextToken"])
+        self.assertEqual([d["actionName"] for d in rest["actionExecutionDetails"]], ["Source"])
+        self.assertNotIn("nextToken", rest)
+        source = everything[2]
+        self.assertEqual(source["output"]["executionResult"]["externalExecutionId"], self.first)
+        self.assertEqual(source["pipelineExecutionId"], execution_id)
+        self.assertClientError(
+            "PipelineExecutionNotFoundException",
+            self.codepipeline.list_action_executions,
+            pipelineName="gated",
+            filter={"pipelineExecutionId": "00000000-0000-0000-0000-000000000000"},
+        )
+        self.assertClientError(
+            "InvalidNextTokenException", self.codepipeline.list_action_executions, pipelineName="gated", nextToken="nope"
+        )
+        self.assertClientError("PipelineNotFoundException", self.codepipeline.list_action_executions, pipelineName="nope")
 
 
 class SnsReadBackTests(ApprovalTestCase):

@@ -338,12 +338,12 @@ class CodeCommitTests(EmulatorTestCase):
 # --- CodePipeline ------------------------------------------------------------------------
 
 
-def pipeline_definition(role_arn: str, name: str = "app") -> dict[str, Any]:
+def pipeline_definition(role_arn: str, name: str = "app", mode: str = "SUPERSEDED") -> dict[str, Any]:
     return {
         "name": name,
         "roleArn": role_arn,
         "pipelineType": "V2",
-        "executionMode": "PARALLEL",
+        "executionMode": mode,
         "artifactStore": {"type": "S3", "location": "artifact-bucket"},
         "variables": [{"name": "ENVIRONMENT", "defaultValue": "dev"}, {"name": "IMAGE_TAG", "defaultValue": "latest"}],
         "stages": [
@@ -426,7 +426,7 @@ class CodePipelineTests(PipelineTestCase):
         execution = self.execution(execution_id)
         self.assertEqual(execution["status"], "InProgress")
         self.assertEqual(execution["pipelineVersion"], 1)
-        self.assertEqual(execution["executionMode"], "PARALLEL")
+        self.assertEqual(execution["executionMode"], "SUPERSEDED")
         self.assertEqual(execution["executionType"], "STANDARD")
         self.assertEqual(
             execution["trigger"],
@@ -729,6 +729,7 @@ class RoundTripTests(PipelineTestCase):
             pipelineName="app", stageName="Deploy", actionName="Approve", token=token,
             result={"summary": "ok", "status": "Approved"},
         )
+        self.codepipeline.list_action_executions(pipelineName="app", filter={"pipelineExecutionId": approval})
         implemented = {(service, op) for (service, op) in APP._handlers}
         self.assertEqual(implemented - CHECKED_OPERATIONS, set())
 

@@ -2,9 +2,11 @@
 //! against the emulators: the set-up the approval tests, the browser test and the local flow share.
 
 use aws_config::SdkConfig;
+use aws_sdk_codepipeline::types::ExecutionMode;
 use serde_json::{Value, json};
 
 use crate::aws::sdk_config;
+use crate::fixtures::PipelineSpec;
 use crate::runtime_api::InvocationResult;
 use crate::{Emulators, Function, FunctionUrl, fixtures, http, sample_event, unique};
 
@@ -52,6 +54,15 @@ impl ApprovalScenario {
     /// Like [`Self::new`], with `extra` added to both functions' environment (SDK retry and
     /// timeout settings, say).
     pub async fn with_function_env(extra: &[(String, String)]) -> Self {
+        Self::with(None, extra).await
+    }
+
+    /// Like [`Self::new`], with a pipeline in execution mode `mode`.
+    pub async fn in_mode(mode: ExecutionMode) -> Self {
+        Self::with(Some(mode), &[]).await
+    }
+
+    async fn with(mode: Option<ExecutionMode>, extra: &[(String, String)]) -> Self {
         let emulators = Emulators::load();
         let sdk = sdk_config(&emulators).await;
         let repository = unique("shop");
@@ -81,7 +92,11 @@ impl ApprovalScenario {
             "feat: one-click checkout",
         )
         .await;
-        fixtures::approval_pipeline(&sdk, &pipeline, &repository, "main", &requests_topic).await;
+        let mut spec = PipelineSpec::new(&pipeline, &repository, "main").approval(&requests_topic);
+        if let Some(mode) = mode {
+            spec = spec.execution_mode(mode);
+        }
+        spec.create(&sdk).await;
 
         let key_setting = format!("secretsmanager:{secret}");
         let mut callback_env = emulators.function_env();
@@ -99,23 +114,7 @@ impl ApprovalScenario {
         notify_env.extend(extra.iter().cloned());
         let notify = Function::start("approval-notify", &notify_env).await;
 
-        let execution_id = aws_sdk_codepipeline::Client::new(&sdk)
-            .start_pipeline_execution()
-            .name(&pipeline)
-            .source_revisions(
-                aws_sdk_codepipeline::types::SourceRevisionOverride::builder()
-                    .action_name("Source")
-                    .revision_type(aws_sdk_codepipeline::types::SourceRevisionType::CommitId)
-                    .revision_value(&commit_id)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap()
-            .pipeline_execution_id()
-            .unwrap()
-            .to_owned();
+        let execution_id = start_on(&sdk, &pipeline, &commit_id).await;
         Self {
             emulators,
             sdk,
@@ -128,6 +127,11 @@ impl ApprovalScenario {
             notify,
             callback,
         }
+    }
+
+    /// Starts another execution of the pipeline on the same commit; returns its id.
+    pub async fn start_another(&self) -> String {
+        start_on(&self.sdk, &self.pipeline, &self.commit_id).await
     }
 
     /// The SNS event Lambda would get for the notification CodePipeline published.
@@ -218,10 +222,15 @@ impl ApprovalScenario {
 
     /// The execution's status.
     pub async fn execution_status(&self) -> String {
+        self.status_of(&self.execution_id).await
+    }
+
+    /// The status of the pipeline's execution `execution_id`.
+    pub async fn status_of(&self, execution_id: &str) -> String {
         aws_sdk_codepipeline::Client::new(&self.sdk)
             .get_pipeline_execution()
             .pipeline_name(&self.pipeline)
-            .pipeline_execution_id(&self.execution_id)
+            .pipeline_execution_id(execution_id)
             .send()
             .await
             .unwrap()
@@ -249,6 +258,27 @@ impl ApprovalScenario {
             .cloned()
             .collect()
     }
+}
+
+/// Starts `pipeline` on `commit_id`; returns the execution's id.
+async fn start_on(sdk: &SdkConfig, pipeline: &str, commit_id: &str) -> String {
+    aws_sdk_codepipeline::Client::new(sdk)
+        .start_pipeline_execution()
+        .name(pipeline)
+        .source_revisions(
+            aws_sdk_codepipeline::types::SourceRevisionOverride::builder()
+                .action_name("Source")
+                .revision_type(aws_sdk_codepipeline::types::SourceRevisionType::CommitId)
+                .revision_value(commit_id)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .pipeline_execution_id()
+        .unwrap()
+        .to_owned()
 }
 
 /// The URL on the line after `label` (`Approve:`, `Reject:`) in an approval email.

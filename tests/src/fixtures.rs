@@ -6,7 +6,8 @@ use aws_sdk_codecommit::primitives::Blob;
 use aws_sdk_codecommit::types::PutFileEntry;
 use aws_sdk_codepipeline::types::{
     ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, ArtifactStore, ArtifactStoreType,
-    InputArtifact, OutputArtifact, PipelineDeclaration, PipelineType, StageDeclaration,
+    ExecutionMode, InputArtifact, OutputArtifact, PipelineDeclaration, PipelineType,
+    StageDeclaration,
 };
 
 /// Creates an empty CodeCommit repository.
@@ -75,6 +76,7 @@ pub struct PipelineSpec {
     repository: String,
     branch: String,
     stages: Vec<StageDeclaration>,
+    mode: Option<ExecutionMode>,
 }
 
 fn action(
@@ -126,7 +128,14 @@ impl PipelineSpec {
             repository: repository.to_owned(),
             branch: branch.to_owned(),
             stages: vec![stage("Source", source)],
+            mode: None,
         }
+    }
+
+    /// Runs in execution mode `mode` (without: CodePipeline's default, SUPERSEDED).
+    pub fn execution_mode(mut self, mode: ExecutionMode) -> Self {
+        self.mode = Some(mode);
+        self
     }
 
     /// Adds stage `Build`: a CodeBuild action `Build` on `project`, namespace `BuildVariables`,
@@ -187,6 +196,7 @@ impl PipelineSpec {
                     .unwrap(),
             )
             .set_stages(Some(self.stages))
+            .set_execution_mode(self.mode)
             .build()
             .unwrap();
         aws_sdk_codepipeline::Client::new(sdk)

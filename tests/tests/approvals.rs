@@ -5,7 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failed test
 
-use integration_tests::approvals::{APPROVERS, ApprovalScenario, heading, hidden_field};
+use aws_sdk_codepipeline::types::ExecutionMode;
+use integration_tests::approvals::{
+    APPROVERS, ApprovalScenario, decide_by_link, heading, hidden_field, link_after,
+};
 use integration_tests::calls::CallCounter;
 use integration_tests::http::{Answer, send};
 use integration_tests::{Emulators, Function, fixtures, sample_event, unique};
@@ -70,6 +73,98 @@ async fn assert_no_secrets_logged(scenario: &ApprovalScenario, token: &str, link
             assert!(!line.contains(&signature), "a link was logged: {line}");
         }
     }
+}
+
+/// In every execution mode, the approvers' emails name the commit and their links decide.
+async fn approved_by_link_in(mode: ExecutionMode) -> ApprovalScenario {
+    let scenario = ApprovalScenario::in_mode(mode.clone()).await;
+    let outcome = scenario.deliver().await;
+    assert_eq!(outcome["outcome"], "notified", "{mode:?}: {outcome}");
+    assert_eq!(outcome["sent"], json!(APPROVERS), "{mode:?}");
+    assert_eq!(
+        outcome["commitId"],
+        scenario.commit_id.as_str(),
+        "{mode:?}: the email names the commit"
+    );
+    let (approve, _) = scenario.links_of("alice@example.com").await;
+    let decided = decide_by_link(&approve, &scenario.callback.origin(), "ship it").await;
+    assert_eq!(
+        (decided.page.status, decided.page_heading.as_str()),
+        (200, format!("Approve {}?", scenario.pipeline).as_str()),
+        "{mode:?}: {}",
+        decided.page.body
+    );
+    assert!(
+        decided.page.body.contains(&scenario.commit_id[..7]),
+        "{mode:?}: the page names the commit"
+    );
+    assert_eq!(
+        (decided.result.status, decided.result_heading.as_str()),
+        (200, "Approved: thank you"),
+        "{mode:?}: {}",
+        decided.result.body
+    );
+    assert_eq!(scenario.execution_status().await, "Succeeded", "{mode:?}");
+    let recorded = scenario.recorded_approvals().await;
+    assert_eq!(recorded.len(), 1, "{mode:?}: {recorded:?}");
+    assert_eq!(recorded[0]["status"], "Approved");
+    assert_eq!(
+        recorded[0]["summary"],
+        "Approved by alice@example.com via the email link: ship it"
+    );
+    scenario
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_superseded_pipeline_is_approved_by_link() {
+    approved_by_link_in(ExecutionMode::Superseded).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queued_pipeline_is_approved_by_link() {
+    approved_by_link_in(ExecutionMode::Queued).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_parallel_pipeline_is_approved_by_link_and_each_execution_by_its_own_links() {
+    // GetPipelineState shows no token in PARALLEL mode: the approval is found and decided
+    // through ListActionExecutions' externalExecutionId.
+    let scenario = approved_by_link_in(ExecutionMode::Parallel).await;
+
+    // Two more executions wait at the approval at once; each email's links decide its own.
+    let second = scenario.start_another().await;
+    let third = scenario.start_another().await;
+    let published = scenario.published_requests().await;
+    let messages = published["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 3, "{published}");
+    for message in &messages[1..] {
+        let event = scenario.requests_event(message);
+        let outcome = scenario.notify.invoke(&event).await.response();
+        assert_eq!(outcome["outcome"], "notified", "{outcome}");
+    }
+    let bob = scenario.inbox("bob@example.com").await;
+    assert_eq!(bob.len(), 3, "{bob:?}");
+    let reject_third = link_after(bob[2]["message"].as_str().unwrap(), "Reject:").unwrap();
+    let decided = decide_by_link(&reject_third, &scenario.callback.origin(), "").await;
+    assert_eq!(
+        (decided.result.status, decided.result_heading.as_str()),
+        (200, "Rejected: thank you"),
+        "{}",
+        decided.result.body
+    );
+    assert_eq!(scenario.status_of(&third).await, "Failed");
+    assert_eq!(
+        scenario.status_of(&second).await,
+        "InProgress",
+        "the other execution still waits"
+    );
+    // The decided link is dead; the waiting one's still works.
+    let again = decide_by_link(&reject_third, &scenario.callback.origin(), "").await;
+    assert_eq!(again.page.status, 409, "{}", again.page.body);
+    let approve_second = link_after(bob[1]["message"].as_str().unwrap(), "Approve:").unwrap();
+    let decided = decide_by_link(&approve_second, &scenario.callback.origin(), "").await;
+    assert_eq!(decided.result.status, 200, "{}", decided.result.body);
+    assert_eq!(scenario.status_of(&second).await, "Succeeded");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -215,6 +215,7 @@ impl ApprovalApi for NoCalls {
         _: &str,
         _: &str,
         _: &str,
+        _: &str,
     ) -> Result<ApprovalState, UpstreamError> {
         panic!("a corpus request reached GetPipelineState")
     }

@@ -72,8 +72,12 @@ const NEEDS: &[(&str, &[(&str, &str)])] = &[
     (
         "approval-notify",
         &[
-            // approval_state: is the approval still waiting for this token?
+            // approval_state: is the approval still waiting for this token? The pipeline's
+            // execution mode (once per cold start) says where the token shows: GetPipelineState,
+            // or for a PARALLEL pipeline ListActionExecutions.
+            ("codepipeline:GetPipeline", "ApprovalPipelines"),
             ("codepipeline:GetPipelineState", "ApprovalPipelines"),
+            ("codepipeline:ListActionExecutions", "ApprovalPipelines"),
             // execution_revision: the commit the email names.
             ("codepipeline:GetPipelineExecution", "ApprovalPipelines"),
             ("sns:Publish", "ApproversTopic"),
@@ -87,7 +91,9 @@ const NEEDS: &[(&str, &[(&str, &str)])] = &[
     (
         "approval-callback",
         &[
+            ("codepipeline:GetPipeline", "ApprovalPipelines"),
             ("codepipeline:GetPipelineState", "ApprovalPipelines"),
+            ("codepipeline:ListActionExecutions", "ApprovalPipelines"),
             ("codepipeline:GetPipelineExecution", "ApprovalPipelines"),
             // decide.
             ("codepipeline:PutApprovalResult", "ApprovalPipelines"),
@@ -120,10 +126,16 @@ const NEEDS: &[(&str, &[(&str, &str)])] = &[
 /// method, and the IAM action that authorizes it. The functions make no SDK call of their own
 /// (checked below): they reach AWS only through these adapters.
 const OPERATIONS: &[(&str, &str, &str)] = &[
+    ("approvals.rs", "get_pipeline", "codepipeline:GetPipeline"),
     (
         "approvals.rs",
         "get_pipeline_state",
         "codepipeline:GetPipelineState",
+    ),
+    (
+        "approvals.rs",
+        "list_action_executions",
+        "codepipeline:ListActionExecutions",
     ),
     (
         "approvals.rs",

@@ -94,7 +94,12 @@ async fn show<A: ApprovalApi>(
     let approval = &link.approval;
     let state = match deps
         .approvals
-        .approval_state(&approval.pipeline, &approval.stage, &approval.action)
+        .approval_state(
+            &approval.pipeline,
+            &approval.stage,
+            &approval.action,
+            &approval.token,
+        )
         .await
     {
         Ok(state) => state,
@@ -275,7 +280,12 @@ async fn decide<A: ApprovalApi>(deps: &Deps<A>, request: &Request, now: i64) -> 
     // or sent for an approval that has moved on, changes nothing and calls nothing more.
     let before = match deps
         .approvals
-        .approval_state(&approval.pipeline, &approval.stage, &approval.action)
+        .approval_state(
+            &approval.pipeline,
+            &approval.stage,
+            &approval.action,
+            &approval.token,
+        )
         .await
     {
         Ok(state) => state,
@@ -301,7 +311,12 @@ async fn decide<A: ApprovalApi>(deps: &Deps<A>, request: &Request, now: i64) -> 
                 // approval holds exactly this request's decision and summary.
                 match deps
                     .approvals
-                    .approval_state(&approval.pipeline, &approval.stage, &approval.action)
+                    .approval_state(
+                        &approval.pipeline,
+                        &approval.stage,
+                        &approval.action,
+                        &approval.token,
+                    )
                     .await
                 {
                     Ok(after) if records(&before, &after, link.decision, &summary) => {

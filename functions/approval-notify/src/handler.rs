@@ -182,6 +182,7 @@ async fn look_up<A: ApprovalApi, N, L>(
             &approval.pipeline_name,
             &approval.stage_name,
             &approval.action_name,
+            &approval.token,
         )
         .await
     {

@@ -6,12 +6,16 @@ use crate::error::UpstreamError;
 /// Reading and deciding CodePipeline manual approvals.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait ApprovalApi: Send + Sync {
-    /// The latest run of approval action `action` in `stage` of `pipeline` (GetPipelineState).
+    /// The state of the approval request `token` of approval action `action` in `stage` of
+    /// `pipeline`: in SUPERSEDED and QUEUED pipelines the action's latest run (GetPipelineState,
+    /// which shows the token of the request waiting), in PARALLEL ones the run whose request
+    /// `token` is (ListActionExecutions: GetPipelineState shows no token there).
     fn approval_state(
         &self,
         pipeline: &str,
         stage: &str,
         action: &str,
+        token: &str,
     ) -> impl Future<Output = Result<ApprovalState, UpstreamError>> + Send;
 
     /// The revision execution `execution_id` of `pipeline` builds, when it has one
@@ -32,10 +36,10 @@ pub trait ApprovalApi: Send + Sync {
     ) -> impl Future<Output = Result<Option<String>, UpstreamError>> + Send;
 }
 
-/// What GetPipelineState tells of an approval action's latest run.
+/// What CodePipeline tells of an approval action's run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApprovalState {
-    /// The pipeline execution the stage's latest run belongs to.
+    /// The pipeline execution the run belongs to.
     pub execution_id: Option<String>,
     /// `InProgress`, `Succeeded` (approved), `Failed` (rejected or expired), `Abandoned`…;
     /// `None` when the action never ran.

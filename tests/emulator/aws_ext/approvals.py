@@ -4,7 +4,10 @@ When an ``Approval``/``Manual`` action starts, ``on_action_started`` gives its
 run a fresh token and an expiry (7 days, as AWS; the admin API can shorten it
 for tests) and, when the action has a ``NotificationArn``, publishes
 CodePipeline's documented notification JSON to that SNS topic in moto, as the
-real service does.  GetPipelineState shows the token while the action waits.
+real service does.  GetPipelineState shows the token while the action waits - except in a
+PARALLEL pipeline, where (as the PutApprovalResult reference says) it shows
+none: there ListActionExecutions gives the approval's ``externalExecutionId``,
+which is what the notification carries and PutApprovalResult takes.
 
 ``PutApprovalResult`` (validated against botocore's model before it gets here)
 finds the approval by token and completes the action: ``Approved`` succeeds it,
@@ -38,7 +41,7 @@ from .model import ApiError
 DEFAULT_TTL = datetime.timedelta(days=7)
 EXPIRED_MESSAGE = "The approval request expired before anyone approved or rejected it."
 # Operations that look at executions: each first expires what is due.
-_EXPIRING_READS = ("GetPipelineState", "GetPipelineExecution", "ListPipelineExecutions")
+_EXPIRING_READS = ("GetPipelineState", "GetPipelineExecution", "ListPipelineExecutions", "ListActionExecutions")
 
 Handler = Callable[[RequestContext, dict[str, Any]], dict[str, Any]]
 
@@ -132,6 +135,8 @@ class ManualApprovals:
     def _start(self, execution: Execution, run: ActionRun) -> None:
         now = _now()
         run.token = str(uuid.uuid4())
+        if execution.execution_mode == "PARALLEL":
+            run.request_id = run.token
         account_id = self._account_of(execution)
         approval = PendingApproval(
             token=run.token,

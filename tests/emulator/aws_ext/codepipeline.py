@@ -30,7 +30,10 @@ Hook points:
 Concurrency: executions never wait for each other - every execution runs as
 if ``executionMode`` were PARALLEL.  The pipeline's declared mode (V2
 ``executionMode``, default SUPERSEDED) is stored with each execution and
-reported, but nothing is superseded or queued.
+reported, but nothing is superseded or queued.  What a mode changes in what
+the API shows and takes is modelled: in PARALLEL mode GetPipelineState shows
+no approval token, and a manual approval is found with ListActionExecutions,
+whose ``externalExecutionId`` PutApprovalResult takes as its token.
 """
 
 from __future__ import annotations
@@ -116,8 +119,12 @@ class ActionRun:
     error_code: str | None = None
     error_message: str | None = None
     token: str | None = None
+    # A manual approval of a PARALLEL pipeline: the id ListActionExecutions shows as the run's
+    # externalExecutionId, which PutApprovalResult takes as its token (GetPipelineState shows none).
+    request_id: str | None = None
     output_variables: dict[str, str] = field(default_factory=dict)
     revision: SourceRevision | None = None
+    start_time: datetime.datetime = field(default_factory=_now)
 
     @property
     def name(self) -> str:
@@ -211,6 +218,7 @@ class CodePipelineExtension:
             "GetPipelineExecution": self.get_pipeline_execution,
             "ListPipelineExecutions": self.list_pipeline_executions,
             "GetPipelineState": self.get_pipeline_state,
+            "ListActionExecutions": self.list_action_executions,
         }
 
     def reset(self) -> None:
@@ -642,20 +650,8 @@ class CodePipelineExtension:
             executions = [
                 e for e in executions if (s := e.stage(stage_filter)) is not None and s.status == "Succeeded"
             ]
-        start = 0
-        token = params.get("nextToken")
-        if token is not None:
-            ids = [e.pipeline_execution_id for e in executions]
-            if token not in ids:
-                raise ApiError("InvalidNextTokenException", "The next token was specified in an invalid format.")
-            start = ids.index(token) + 1
-        limit = params.get("maxResults", 100)
-        page = executions[start : start + limit]
-        more = start + limit < len(executions)
-        return {
-            "pipelineExecutionSummaries": [self._summary(e) for e in page],
-            "nextToken": page[-1].pipeline_execution_id if more else None,
-        }
+        page, next_token = _page(executions, [e.pipeline_execution_id for e in executions], params)
+        return {"pipelineExecutionSummaries": [self._summary(e) for e in page], "nextToken": next_token}
 
     def _summary(self, execution: Execution) -> dict[str, Any]:
         return {
@@ -677,6 +673,63 @@ class CodePipelineExtension:
             "stopTrigger": {"reason": execution.stop_reason} if execution.stop_requested else None,
             "executionMode": execution.execution_mode,
             "executionType": "STANDARD",
+        }
+
+    def list_action_executions(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        """Every action run of the pipeline (or of one execution), newest first; the page token
+        is the id of the page's last run."""
+        _, state = self._pipeline(ctx, params["pipelineName"])
+        action_filter = params.get("filter", {})
+        if "latestInPipelineExecution" in action_filter:
+            raise ApiError("ValidationException", "The emulator does not filter on latestInPipelineExecution")
+        wanted = action_filter.get("pipelineExecutionId")
+        if wanted is not None and wanted not in state.executions:
+            raise ApiError(
+                "PipelineExecutionNotFoundException",
+                f"Account '{ctx.account_id}' does not have an execution with id '{wanted}' "
+                f"for pipeline '{params['pipelineName']}'",
+            )
+        started = [
+            (execution, run)
+            for execution in state.executions.values()
+            if wanted is None or execution.pipeline_execution_id == wanted
+            for stage in execution.stages
+            for run in stage.actions
+        ]
+        # Newest first; runs started at the same instant, the later started first.
+        order = sorted(range(len(started)), key=lambda i: (started[i][1].start_time, i), reverse=True)
+        runs = [started[i] for i in order]
+        page, next_token = _page(runs, [run.action_execution_id for _, run in runs], params)
+        return {"actionExecutionDetails": [self._action_detail(ctx, e, r) for e, r in page], "nextToken": next_token}
+
+    @staticmethod
+    def _action_detail(ctx: RequestContext, execution: Execution, run: ActionRun) -> dict[str, Any]:
+        result = {
+            "externalExecutionId": run.external_execution_id or run.request_id,
+            "externalExecutionSummary": run.summary,
+            "externalExecutionUrl": run.external_execution_url,
+            "errorDetails": {"code": run.error_code, "message": run.error_message} if run.error_message else None,
+        }
+        return {
+            "pipelineExecutionId": execution.pipeline_execution_id,
+            "actionExecutionId": run.action_execution_id,
+            "pipelineVersion": execution.pipeline_version,
+            "stageName": run.stage_name,
+            "actionName": run.name,
+            "startTime": run.start_time,
+            "lastUpdateTime": run.last_status_change,
+            "status": run.status,
+            "input": {
+                "actionTypeId": run.declaration["actionTypeId"],
+                "configuration": run.declaration.get("configuration") or None,
+                "resolvedConfiguration": run.configuration or None,
+                "region": run.declaration.get("region") or ctx.region,
+                "namespace": run.declaration.get("namespace"),
+            },
+            "output": {
+                "executionResult": {k: v for k, v in result.items() if v is not None} or None,
+                "outputVariables": run.output_variables or None,
+            },
         }
 
     def get_pipeline_state(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -712,18 +765,21 @@ class CodePipelineExtension:
         self, ctx: RequestContext, stage_name: str, declaration: dict[str, Any], newest_first: list[Execution]
     ) -> dict[str, Any]:
         state: dict[str, Any] = {"actionName": declaration["name"], "entityUrl": _entity_url(ctx.region, declaration)}
-        run = next(
-            (r for e in newest_first if (s := e.stage(stage_name)) and (r := s.action(declaration["name"]))),
+        latest = next(
+            ((e, r) for e in newest_first if (s := e.stage(stage_name)) and (r := s.action(declaration["name"]))),
             None,
         )
-        if run is None:
+        if latest is None:
             return state
+        execution, run = latest
         state["latestExecution"] = {
             "actionExecutionId": run.action_execution_id,
             "status": run.status,
             "summary": run.summary,
             "lastStatusChange": run.last_status_change,
-            "token": run.token,
+            # PutApprovalResult: "For a pipeline where the execution mode is set to PARALLEL, the
+            # token ... is not available" here; ListActionExecutions has it.
+            "token": None if execution.execution_mode == "PARALLEL" else run.token,
             "externalExecutionId": run.external_execution_id,
             "externalExecutionUrl": run.external_execution_url,
             "percentComplete": run.percent_complete,
@@ -737,6 +793,20 @@ class CodePipelineExtension:
             }
             state["revisionUrl"] = run.revision.url
         return state
+
+
+def _page(items: list[Any], ids: list[str], params: dict[str, Any]) -> tuple[list[Any], str | None]:
+    """The page ``maxResults`` (default 100) and ``nextToken`` ask for, and the next page's
+    token: the id (of ``ids``, one per item) of the page's last item."""
+    start = 0
+    token = params.get("nextToken")
+    if token is not None:
+        if token not in ids:
+            raise ApiError("InvalidNextTokenException", "The next token was specified in an invalid format.")
+        start = ids.index(token) + 1
+    limit = params.get("maxResults", 100)
+    more = start + limit < len(items)
+    return items[start : start + limit], ids[start + limit - 1] if more else None
 
 
 def _entity_url(region: str, declaration: dict[str, Any]) -> str | None:

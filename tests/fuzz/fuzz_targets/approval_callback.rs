@@ -42,6 +42,7 @@ impl ApprovalApi for Pipeline {
         _pipeline: &str,
         _stage: &str,
         _action: &str,
+        _token: &str,
     ) -> impl Future<Output = Result<ApprovalState, UpstreamError>> + Send {
         ready(Ok(ApprovalState {
             execution_id: Some("8d2a9c1e-0000-4000-8000-000000000000".to_owned()),

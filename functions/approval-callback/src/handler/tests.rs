@@ -79,7 +79,7 @@ fn states(approvals: &mut MockApprovalApi, states: Vec<ApprovalState>) {
     approvals
         .expect_approval_state()
         .times(count)
-        .returning(move |_, _, _| reply(Ok(queue.lock().unwrap().pop().unwrap())));
+        .returning(move |_, _, _, _| reply(Ok(queue.lock().unwrap().pop().unwrap())));
 }
 
 /// An approval API that only answers reads: a decision would fail the test.
@@ -87,8 +87,13 @@ fn reading(state: ApprovalState) -> MockApprovalApi {
     let mut approvals = MockApprovalApi::new();
     approvals
         .expect_approval_state()
-        .with(eq("shop-main"), eq("Approval"), eq("ProductionGate"))
-        .return_once(move |_, _, _| reply(Ok(state)));
+        .with(
+            eq("shop-main"),
+            eq("Approval"),
+            eq("ProductionGate"),
+            eq(TOKEN),
+        )
+        .return_once(move |_, _, _, _| reply(Ok(state)));
     approvals.expect_execution_revision().returning(|_, _| {
         reply(Ok(Some(Revision {
             id: "0ccf1ae1bf4c7d610115754eef7bf8c60e7f167e".into(),
@@ -289,7 +294,7 @@ async fn missing_pipelines_and_unreachable_codepipeline_change_nothing() {
         let mut approvals = MockApprovalApi::new();
         approvals
             .expect_approval_state()
-            .return_once(move |_, _, _| {
+            .return_once(move |_, _, _, _| {
                 reply(Err(UpstreamError::new(
                     "CodePipeline",
                     "GetPipelineState",
@@ -540,7 +545,7 @@ async fn codepipeline_refusals_are_pages_with_their_own_status() {
         // Still waiting when read again: the refusal was not this request's own decision.
         approvals
             .expect_approval_state()
-            .returning(|_, _, _| reply(Ok(waiting())));
+            .returning(|_, _, _, _| reply(Ok(waiting())));
         approvals
             .expect_decide()
             .times(1)

@@ -47,9 +47,14 @@ fn approvals_with(state: Result<ApprovalState, UpstreamError>) -> MockApprovalAp
     let mut approvals = MockApprovalApi::new();
     approvals
         .expect_approval_state()
-        .with(eq("shop-main"), eq("Approval"), eq("ProductionGate"))
+        .with(
+            eq("shop-main"),
+            eq("Approval"),
+            eq("ProductionGate"),
+            eq(TOKEN),
+        )
         .times(1)
-        .return_once(move |_, _, _| reply(state));
+        .return_once(move |_, _, _, _| reply(state));
     approvals
         .expect_execution_revision()
         .with(eq("shop-main"), eq("e-1"))
@@ -290,7 +295,7 @@ async fn a_failed_lookup_still_mails_everyone_without_the_commit() {
     approvals
         .expect_approval_state()
         .times(1)
-        .returning(|_, _, _| {
+        .returning(|_, _, _, _| {
             reply(Err(UpstreamError::new(
                 "CodePipeline",
                 "GetPipelineState",
