@@ -630,6 +630,22 @@ class EventTests(CodeBuildTestCase):
         self.assertEqual(by_type["COMPLETED"], {"start-time": by_type["COMPLETED"]["start-time"], "phase-type": "COMPLETED"})
         self.assertEqual(sum(p.get("duration-in-seconds", 0) for p in info["phases"]), 192)
 
+    def test_a_timed_out_or_faulted_build_is_failed_in_its_event_and_tells_it_by_its_phase(self) -> None:
+        faulted = self.start()
+        complete(self.build["id"], "TIMED_OUT")
+        complete(faulted["id"], "FAULT", failedPhase="PROVISIONING", context="BUILD_CONTAINER_UNABLE_TO_PULL_IMAGE: no image")
+        for build, status, phase in ((self.build, "TIMED_OUT", "BUILD"), (faulted, "FAULT", "PROVISIONING")):
+            self.assertEqual(self.get(build["id"])["buildStatus"], status, "BatchGetBuilds tells it as it is")
+            _, document = event(build["id"])
+            self.assertCrateShape(document)
+            detail = document["detail"]
+            self.assertEqual(detail["build-status"], "FAILED", "the event's values: IN_PROGRESS, SUCCEEDED, FAILED, STOPPED")
+            by_type = {p["phase-type"]: p for p in detail["additional-information"]["phases"]}
+            self.assertEqual(by_type[phase]["phase-status"], status)
+        _, document = event(self.build["id"])
+        by_type = {p["phase-type"]: p for p in document["detail"]["additional-information"]["phases"]}
+        self.assertEqual(by_type["BUILD"]["phase-context"], ["BUILD_TIMED_OUT: Build has timed out. "])
+
     def test_event_of_a_running_build(self) -> None:
         status, first = event(self.build["arn"])
         self.assertEqual(status, 200)

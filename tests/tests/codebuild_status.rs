@@ -3,9 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failed test
 
-use integration_tests::fixtures;
 use integration_tests::scenarios::build_status::{BuildStatusScenario, COMMIT};
-use integration_tests::unique;
+use integration_tests::{codebuild, fixtures, unique};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_build_lands_in_the_inbox_once_with_its_reason_links_and_attributes() {
@@ -202,6 +202,49 @@ async fn stopped_and_timed_out_builds_notify_and_running_ones_do_not() {
         .collect();
     assert_eq!(statuses.len(), 2);
     assert!(statuses.contains(&"STOPPED".to_owned()) && statuses.contains(&"TIMED_OUT".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_time_out_that_codebuild_reports_as_failed_is_told_as_timed_out_and_matches_its_policy() {
+    // The event says FAILED; only the BUILD phase's TIMED_OUT status tells a time-out.
+    let scenario = BuildStatusScenario::with_notify_on(r#"{"*": ["TIMED_OUT"]}"#).await;
+    let timed_out = scenario.start_build("main").await;
+    codebuild::complete(
+        &scenario.emulators,
+        &json!({"buildId": timed_out, "status": "TIMED_OUT"}),
+    )
+    .await;
+    let failed = scenario.start_build("main").await;
+    scenario.finish(&failed, "FAILED").await;
+    let event = scenario.event(&timed_out).await;
+    assert_eq!(event["detail"]["build-status"], "FAILED", "{event}");
+
+    let response = scenario.function.invoke(&event).await.response();
+    assert_eq!(response["outcome"], "notified", "{response}");
+    assert_eq!(response["status"], "TIMED_OUT");
+    let response = scenario
+        .function
+        .invoke(&scenario.event(&failed).await)
+        .await
+        .response();
+    assert_eq!(
+        response["reason"]["kind"], "notNotified",
+        "a failure is not notified under this policy: {response}"
+    );
+
+    let inbox = scenario.inbox().await;
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    assert!(
+        inbox[0].subject.starts_with("TIMED OUT: "),
+        "{}",
+        inbox[0].subject
+    );
+    assert_eq!(inbox[0].attributes["status"], "TIMED_OUT");
+    assert!(
+        inbox[0].message.contains("ran out of time"),
+        "{}",
+        inbox[0].message
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

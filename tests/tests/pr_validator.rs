@@ -47,6 +47,18 @@ async fn build_status(scenario: &PullRequestScenario, build: &str) -> String {
     builds[0].build_status().unwrap().as_str().to_owned()
 }
 
+/// A pull request into main, opened, and the build of its head finished with `status`: the pull
+/// request and the build.
+async fn opened_and_built(scenario: &PullRequestScenario, status: &str) -> (String, String) {
+    let id = scenario.open("main").await;
+    let started = scenario
+        .invoke(&scenario.pull_request_event(&id, "pullRequestCreated").await)
+        .await;
+    let build = build_id(&started);
+    scenario.finish(&build, status).await;
+    (id, build)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_author_sees_the_build_start_then_fail_and_no_approval_even_after_redeliveries() {
     let scenario = pull_requests_into_main_and_releases().await;
@@ -139,6 +151,34 @@ async fn the_author_sees_the_build_start_then_fail_and_no_approval_even_after_re
         approval_states(&scenario, &id).await,
         [ApprovalState::Revoke]
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_build_that_ran_out_of_time_says_timed_out_though_codebuild_calls_it_failed() {
+    let scenario = PullRequestScenario::new().await;
+    let (id, build) = opened_and_built(&scenario, "TIMED_OUT").await;
+    let event = scenario.build_event(&build).await;
+    assert_eq!(event["detail"]["build-status"], "FAILED", "{event}");
+
+    let response = scenario.invoke(&event).await;
+
+    assert_eq!(response["outcome"], "reported", "{response}");
+    assert_eq!(response["status"], "TIMED_OUT");
+    assert_eq!(response["approval"], "REVOKE");
+    let comments = scenario.comments(&id).await;
+    let result = comments.last().unwrap();
+    assert!(
+        result.starts_with(
+            "![build timed out](https://img.shields.io/badge/build-timed%20out-red)\n\n**Build ["
+        ),
+        "{result}"
+    );
+    assert!(result.contains("timed out** after"), "{result}");
+    assert!(
+        result.contains("The BUILD phase ended TIMED_OUT:"),
+        "{result}"
+    );
+    assert!(result.contains("Build has timed out."), "{result}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -113,7 +113,8 @@ pub fn classify(build: &BuildStateChange, config: &Config) -> Interest {
     if is_pull_request_build(build, config) {
         return Interest::Ignore(IgnoreReason::PullRequestBuild);
     }
-    let kind = match build.build_status {
+    // The event says FAILED for a time-out or a fault: the phases tell which.
+    let kind = match build.outcome() {
         BuildStatus::InProgress | BuildStatus::Other => {
             return Interest::Ignore(IgnoreReason::NotFinished);
         }

@@ -26,7 +26,7 @@ pub struct Finished {
     pub pull_request_id: String,
     /// The commit it built.
     pub source_commit: String,
-    /// How it ended.
+    /// How it ended, as BatchGetBuilds words it ([`BuildStateChange::outcome`]).
     pub status: BuildStatus,
 }
 
@@ -61,7 +61,8 @@ pub fn classify(build: &BuildStateChange, config: &Config) -> Result<Interest, I
     Ok(Interest::Report(Finished {
         pull_request_id: pull_request_id.to_owned(),
         source_commit: source_commit.to_ascii_lowercase(),
-        status: build.build_status,
+        // A time-out or a fault arrives as FAILED: the phases tell which.
+        status: build.outcome(),
     }))
 }
 

@@ -343,7 +343,7 @@ async fn handle_build<P: PullRequestApi, B: BuildApi>(
             info!(
                 pull_request_id = %current.id,
                 build_id = %build_event.build_id,
-                status = build_event.build_status.as_str(),
+                status = finished.status.as_str(),
                 approval = approval.as_str(),
                 revision_id = %current.revision_id,
                 "pull request build reported"
@@ -351,7 +351,7 @@ async fn handle_build<P: PullRequestApi, B: BuildApi>(
             Ok(Outcome::Reported {
                 pull_request_id: current.id,
                 build_id: build_event.build_id.clone(),
-                status: build_event.build_status.as_str().to_owned(),
+                status: finished.status.as_str().to_owned(),
                 approval: approval.as_str().to_owned(),
                 comment_id,
             })
@@ -435,7 +435,7 @@ fn ignored_build(build: &BuildStateChange, reason: IgnoreReason) -> Outcome {
     info!(
         project = %build.project_name,
         build_id = %build.build_id,
-        status = build.build_status.as_str(),
+        status = build.outcome().as_str(),
         reason = %reason,
         "build event ignored"
     );

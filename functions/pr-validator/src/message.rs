@@ -133,11 +133,12 @@ pub fn result(
     badge_base_url: &str,
 ) -> String {
     let build = &event.detail;
+    let outcome = build.outcome();
     let link = build_link(&build.project_name, build.build_number(), &build.build_id);
-    let mut text = badge(badge_base_url, build.build_status);
+    let mut text = badge(badge_base_url, outcome);
     text.push_str("\n\n");
     let timing = build_duration(event).map(human_duration);
-    let (verb, preposition) = outcome_words(build.build_status);
+    let (verb, preposition) = outcome_words(outcome);
     let _ = write!(
         text,
         "**Build {link} of `{}` {verb}**",
@@ -149,7 +150,7 @@ pub fn result(
         }
         None => text.push_str(".\n"),
     }
-    if build.build_status != BuildStatus::Succeeded
+    if outcome != BuildStatus::Succeeded
         && let Some(phase) = build.failed_phase()
     {
         let _ = writeln!(
@@ -200,7 +201,7 @@ pub fn superseded(
 ) -> String {
     let build = &event.detail;
     let link = build_link(&build.project_name, build.build_number(), &build.build_id);
-    let (verb, _) = outcome_words(build.build_status);
+    let (verb, _) = outcome_words(build.outcome());
     format!(
         "Build {link} of `{}` {verb}, but it is superseded by `{}`: its result changes no approval.",
         short_commit(source_commit),

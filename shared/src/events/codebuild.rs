@@ -14,7 +14,7 @@ pub const SOURCE: &str = "aws.codebuild";
 pub const BUILD_STATE_CHANGE: &str = "CodeBuild Build State Change";
 
 /// A build changed status.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct BuildStateChange {
     /// The build's new status.
@@ -32,7 +32,7 @@ pub struct BuildStateChange {
 }
 
 /// A build's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum BuildStatus {
     /// Running.
@@ -48,6 +48,7 @@ pub enum BuildStatus {
     /// It ran out of time.
     TimedOut,
     /// A status CodeBuild may add later.
+    #[default]
     #[serde(other)]
     Other,
 }
@@ -195,6 +196,21 @@ impl BuildStateChange {
             .map(|n| n as u64)
     }
 
+    /// How the build ended, as BatchGetBuilds words it. A Build State Change event's
+    /// `build-status` is IN_PROGRESS, SUCCEEDED, FAILED or STOPPED (CodeBuild user guide, build
+    /// notifications sample): a build that timed out or faulted arrives as FAILED, and only the
+    /// phase that ended it says TIMED_OUT or FAULT.
+    pub fn outcome(&self) -> BuildStatus {
+        if self.build_status != BuildStatus::Failed {
+            return self.build_status;
+        }
+        match self.failed_phase().and_then(|p| p.phase_status.as_deref()) {
+            Some("TIMED_OUT") => BuildStatus::TimedOut,
+            Some("FAULT") => BuildStatus::Fault,
+            _ => BuildStatus::Failed,
+        }
+    }
+
     /// The phase that failed, with its context messages.
     pub fn failed_phase(&self) -> Option<&BuildPhase> {
         self.additional_information.phases.iter().find(|phase| {
@@ -274,6 +290,11 @@ pub fn parse_codebuild_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>>
         .map(|naive| naive.and_utc())
 }
 
+/// `time` in CodeBuild's event time format, `Sep 1, 2017 4:12:29 PM` (UTC, whole seconds).
+pub fn codebuild_time(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.format("%b %-d, %Y %-I:%M:%S %p").to_string()
+}
+
 /// Percent-encodes everything but RFC 3986's unreserved characters.
 fn encode_segment(segment: &str) -> String {
     use std::fmt::Write as _;
@@ -291,6 +312,58 @@ fn encode_segment(segment: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_times_read_back_as_they_are_written() {
+        let time = parse_codebuild_time("Sep 1, 2017 4:12:29 PM").unwrap();
+        assert_eq!(codebuild_time(time), "Sep 1, 2017 4:12:29 PM");
+        let noon = parse_codebuild_time("Nov 23, 2026 12:03:07 PM").unwrap();
+        assert_eq!(codebuild_time(noon), "Nov 23, 2026 12:03:07 PM");
+    }
+
+    #[test]
+    fn a_time_out_or_fault_told_as_failed_is_known_by_its_phase() {
+        let ended = |status: BuildStatus, phase: &str| BuildStateChange {
+            build_status: status,
+            additional_information: BuildInformation {
+                phases: vec![
+                    BuildPhase {
+                        phase_type: "BUILD".into(),
+                        phase_status: Some(phase.into()),
+                        ..BuildPhase::default()
+                    },
+                    BuildPhase {
+                        phase_type: "FINALIZING".into(),
+                        phase_status: Some("SUCCEEDED".into()),
+                        ..BuildPhase::default()
+                    },
+                ],
+                ..BuildInformation::default()
+            },
+            ..BuildStateChange::default()
+        };
+        assert_eq!(
+            ended(BuildStatus::Failed, "TIMED_OUT").outcome(),
+            BuildStatus::TimedOut
+        );
+        assert_eq!(
+            ended(BuildStatus::Failed, "FAULT").outcome(),
+            BuildStatus::Fault
+        );
+        assert_eq!(
+            ended(BuildStatus::Failed, "FAILED").outcome(),
+            BuildStatus::Failed
+        );
+        // What BatchGetBuilds says is taken as it is.
+        assert_eq!(
+            ended(BuildStatus::TimedOut, "TIMED_OUT").outcome(),
+            BuildStatus::TimedOut
+        );
+        assert_eq!(
+            ended(BuildStatus::Stopped, "STOPPED").outcome(),
+            BuildStatus::Stopped
+        );
+    }
 
     #[test]
     fn a_build_arn_gives_its_console_page() {

@@ -16,7 +16,9 @@ build is stored state that only changes when something changes it:
 * ``event_document`` renders the build as the EventBridge
   ``CodeBuild Build State Change`` event CodeBuild would emit for its current
   state, with CodeBuild's own quirks (kebab-case keys, ``build-number`` as a
-  float, ``Sep 1, 2017 4:12:29 PM`` times, phase contexts as strings).
+  float, ``Sep 1, 2017 4:12:29 PM`` times, phase contexts as strings, and a
+  timed-out or faulted build's ``build-status`` ``FAILED``: the documented
+  values are IN_PROGRESS, SUCCEEDED, FAILED and STOPPED).
 
 Builds outlive their project, as in AWS ("when you delete a project, its
 builds are not deleted"): BatchGetBuilds and ListBuilds still find them.
@@ -99,6 +101,11 @@ _CONTEXT = re.compile(r"([A-Z][A-Z0-9_]*): (.*)", re.DOTALL)
 _COMMIT_ID = re.compile(r"[0-9a-fA-F]{40}")
 _CODECOMMIT_URL = re.compile(r"https://git-codecommit\.([a-z0-9-]+)\.amazonaws\.com/v1/repos/([^/]+)/?")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+# The build-status values a Build State Change event carries are IN_PROGRESS, SUCCEEDED, FAILED
+# and STOPPED (the CodeBuild user guide's build notifications sample: "To trigger an event only
+# when a build completes, remove IN_PROGRESS"). A build BatchGetBuilds calls TIMED_OUT or FAULT
+# arrives as FAILED; only its phases tell (the phase that timed out or faulted has that status).
+EVENT_BUILD_STATUS = {"TIMED_OUT": "FAILED", "FAULT": "FAILED"}
 IDEMPOTENCY_WINDOW = datetime.timedelta(minutes=5)
 DEFAULT_TIMEOUT_MINUTES = 60
 DEFAULT_QUEUED_TIMEOUT_MINUTES = 480
@@ -876,7 +883,7 @@ class CodeBuildExtension:
                 "region": build.region,
                 "resources": [build.arn],
                 "detail": {
-                    "build-status": build.status,
+                    "build-status": EVENT_BUILD_STATUS.get(build.status, build.status),
                     "project-name": build.project_name,
                     "build-id": build.arn,
                     "additional-information": information,
