@@ -90,6 +90,28 @@ where
     }
 }
 
+/// The items of a comma-separated list, trimmed, blanks left out.
+pub fn comma_list(raw: &str) -> Vec<String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Whether `name` is a CodeBuild project name CodeBuild takes: checked at cold start, so a typo
+/// is a clear configuration error rather than a ResourceNotFoundException on the first event.
+pub fn is_project_name(name: &str) -> bool {
+    (2..=255).contains(&name.len())
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+}
+
 /// Looks settings up in the process environment.
 pub fn env_lookup(name: &str) -> Option<String> {
     std::env::var(name).ok()

@@ -660,6 +660,20 @@ class EventTests(CodeBuildTestCase):
         self.assertEqual(info["phases"][-1], {"start-time": info["build-start-time"], "phase-type": "QUEUED"})
         self.assertEqual(first["time"], self.build["startTime"].strftime("%Y-%m-%dT%H:%M:%SZ"))
 
+    def test_chosen_events_are_lost_on_the_way(self) -> None:
+        complete(self.build["id"], "SUCCEEDED")
+        status, body = http("POST", "/_emulator/codebuild/lose-events", {"buildId": self.build["arn"], "count": 2})
+        self.assertEqual((status, body), (200, {"buildId": self.build["id"], "status": "ok"}))
+        for _ in range(2):
+            status, body = event(self.build["id"])
+            self.assertEqual(status, 410)
+            self.assertIn("lost", body["error"])
+        status, document = event(self.build["id"])
+        self.assertEqual((status, document["detail"]["build-status"]), (200, "SUCCEEDED"), "CodeBuild's next emission arrives")
+        self.assertEqual(http("POST", "/_emulator/codebuild/lose-events", {"buildId": self.build["id"], "count": 0})[0], 400)
+        self.assertEqual(http("POST", "/_emulator/codebuild/lose-events", {"buildId": "app:nope"})[0], 404)
+        self.assertEqual(http("POST", "/_emulator/codebuild/lose-events", {})[0], 400)
+
     def test_event_errors(self) -> None:
         self.assertEqual(event("app:00000000-0000-0000-0000-000000000000")[0], 404)
         self.assertEqual(http("GET", "/_emulator/codebuild/event")[0], 400)

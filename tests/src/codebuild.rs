@@ -66,6 +66,48 @@ pub async fn event(emulators: &Emulators, build: &str) -> Value {
     event
 }
 
+/// EventBridge loses the event of `build` now, as it may ("Delivery type: Best effort"): the
+/// emulator is told to lose it, and nothing is delivered. CodeBuild's next event of the build
+/// (a late one, say) is delivered again.
+pub async fn lose_event(emulators: &Emulators, build: &str) {
+    let (code, answer) = http::json(
+        "POST",
+        &format!("{}/codebuild/lose-events", emulators.admin),
+        Some(&serde_json::json!({"buildId": build})),
+    )
+    .await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(
+        delivered_event(emulators, build).await,
+        None,
+        "the event was lost"
+    );
+}
+
+/// The event CodeBuild emits for `build` now, or `None` when EventBridge lost it.
+pub async fn delivered_event(emulators: &Emulators, build: &str) -> Option<Value> {
+    let url = format!(
+        "{}/codebuild/event?buildId={}",
+        emulators.admin,
+        percent_encoded(build)
+    );
+    let (code, event) = http::json("GET", &url, None).await;
+    match code {
+        200 => Some(event),
+        410 => None,
+        _ => panic!("{code}: {event}"),
+    }
+}
+
+/// The scheduled event a sweep's schedule rule sends `function` (`codebuild-status`,
+/// `pr-validator`) at `time`.
+pub fn scheduled_event(function: &str, time: chrono::DateTime<chrono::Utc>) -> Value {
+    let mut event = crate::sample_event(function, "scheduled-sweep.json");
+    event["id"] = serde_json::json!(crate::event_id());
+    event["time"] = serde_json::json!(time.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    event
+}
+
 /// `text` with every byte but the URL-safe ones percent-encoded (a build id has a `:`).
 fn percent_encoded(text: &str) -> String {
     text.bytes()

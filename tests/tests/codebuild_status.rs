@@ -248,6 +248,53 @@ async fn a_time_out_that_codebuild_reports_as_failed_is_told_as_timed_out_and_ma
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_build_whose_event_was_lost_is_told_by_the_sweep_exactly_once() {
+    let scenario = BuildStatusScenario::new().await;
+    let build = scenario.start_build("main").await;
+    scenario.finish(&build, "FAILED").await;
+    codebuild::lose_event(&scenario.emulators, &build).await;
+    assert!(scenario.inbox().await.is_empty());
+
+    // The schedule fires a few minutes after the build ended (it ends 192 s after its start).
+    let fired = chrono::Utc::now() + chrono::Duration::minutes(10);
+    let sweep = codebuild::scheduled_event("codebuild-status", fired);
+    let response = scenario.function.invoke(&sweep).await.response();
+
+    assert_eq!(response["outcome"], "swept", "{response}");
+    let arn = format!(
+        "arn:aws:codebuild:{}:{}:build/{build}",
+        scenario.emulators.region, scenario.emulators.account_id
+    );
+    assert_eq!(response["notified"], json!([arn]), "{response}");
+    let inbox = scenario.inbox().await;
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    assert!(
+        inbox[0].subject.starts_with(&format!(
+            "FAILED: {} #1 on main (0ccf1ae)",
+            scenario.project
+        )),
+        "{}",
+        inbox[0].subject
+    );
+    assert!(
+        inbox[0].message.contains("Reason: exit status 101"),
+        "the same message the event would have given: {}",
+        inbox[0].message
+    );
+    assert!(inbox[0].message.contains("Duration    3 min 12 s"));
+
+    // CodeBuild's event arrives late after all, and the schedule fires again: nothing more.
+    let late = scenario.event(&build).await;
+    let response = scenario.function.invoke(&late).await.response();
+    assert_eq!(response["reason"]["kind"], "alreadyNotified", "{response}");
+    let next = codebuild::scheduled_event("codebuild-status", fired + chrono::Duration::minutes(5));
+    let response = scenario.function.invoke(&next).await.response();
+    assert_eq!(response["notified"], json!([]), "{response}");
+    assert_eq!(response["checked"], 1);
+    assert!(scenario.inbox().await.is_empty(), "no second message");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn subscribers_filter_on_the_message_attributes() {
     let scenario = BuildStatusScenario::new().await;
     // The template's example subscription: main's failures, time-outs and fixes only.

@@ -256,10 +256,17 @@ async fn take(function: &str, payload: Value) -> Result<String, InvalidEvent> {
             let config =
                 codebuild_status::config::Config::from_lookup(lookup("CodeBuildStatusFunction"))
                     .unwrap();
-            let event = codebuild_status::handler::parse(payload)?;
-            match codebuild_status::handler::classify(&event.detail, &config) {
-                codebuild_status::handler::Interest::Ignore(reason) => Ok(kind(&reason)),
-                _ => Ok("notify".into()),
+            match codebuild_status::handler::parse(payload)? {
+                codebuild_status::handler::Incoming::Build(event) => {
+                    match codebuild_status::handler::classify(&event.detail, &config) {
+                        codebuild_status::handler::Interest::Ignore(reason) => Ok(kind(&reason)),
+                        _ => Ok("notify".into()),
+                    }
+                }
+                codebuild_status::handler::Incoming::Sweep(event) => {
+                    shared::events::schedule::scheduled_at(&event)?;
+                    Ok("sweep".into())
+                }
             }
         }
         "pr-validator" => {
@@ -278,6 +285,10 @@ async fn take(function: &str, payload: Value) -> Result<String, InvalidEvent> {
                         pr_validator::build::Interest::Ignore(reason) => Ok(kind(&reason)),
                         pr_validator::build::Interest::Report(_) => Ok("report".into()),
                     }
+                }
+                pr_validator::handler::Incoming::Sweep(event) => {
+                    shared::events::schedule::scheduled_at(&event)?;
+                    Ok("sweep".into())
                 }
             }
         }

@@ -105,6 +105,11 @@ const NEEDS: &[(&str, &[(&str, &str)])] = &[
         &[
             // pull_request: the head and revision, before building and before approving.
             ("codecommit:GetPullRequest", "PullRequestRepositories"),
+            // comment_tokens: the sweep tells a build already reported by its comment.
+            (
+                "codecommit:GetCommentsForPullRequest",
+                "PullRequestRepositories",
+            ),
             (
                 "codecommit:PostCommentForPullRequest",
                 "PullRequestRepositories",
@@ -165,6 +170,11 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
         "codecommit.rs",
         "get_pull_request",
         "codecommit:GetPullRequest",
+    ),
+    (
+        "codecommit.rs",
+        "get_comments_for_pull_request",
+        "codecommit:GetCommentsForPullRequest",
     ),
     (
         "codecommit.rs",

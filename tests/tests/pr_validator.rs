@@ -4,9 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failed test
 
 use aws_sdk_codecommit::types::ApprovalState;
-use integration_tests::Function;
 use integration_tests::http;
 use integration_tests::scenarios::pull_requests::{PullRequestScenario, build_id};
+use integration_tests::{Function, codebuild};
 use serde_json::json;
 
 /// `main` and `develop`, `feature/cart` one commit ahead, and pull requests into `main` and
@@ -179,6 +179,62 @@ async fn a_build_that_ran_out_of_time_says_timed_out_though_codebuild_calls_it_f
         "{result}"
     );
     assert!(result.contains("Build has timed out."), "{result}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_build_whose_event_was_lost_is_reported_by_the_sweep_exactly_once() {
+    let scenario = PullRequestScenario::new().await;
+    let (id, build) = opened_and_built(&scenario, "FAILED").await;
+    codebuild::lose_event(&scenario.emulators, &build).await;
+    assert_eq!(
+        scenario.comments(&id).await.len(),
+        1,
+        "only \"build started\""
+    );
+
+    let fired = chrono::Utc::now() + chrono::Duration::minutes(10);
+    let response = scenario
+        .invoke(&codebuild::scheduled_event("pr-validator", fired))
+        .await;
+
+    assert_eq!(response["outcome"], "swept", "{response}");
+    assert_eq!(
+        response["reported"].as_array().unwrap().len(),
+        1,
+        "{response}"
+    );
+    let comments = scenario.comments(&id).await;
+    assert_eq!(comments.len(), 2, "{comments:?}");
+    assert!(
+        comments[1].starts_with("![build failing]"),
+        "{}",
+        comments[1]
+    );
+    assert!(
+        comments[1].contains("failed** after 3 min 10 s."),
+        "{}",
+        comments[1]
+    );
+    assert_eq!(
+        approval_states(&scenario, &id).await,
+        [ApprovalState::Revoke]
+    );
+
+    // The schedule fires again; then the author pushes, and the lost event arrives at last,
+    // now about a commit the pull request moved on from: neither says anything more.
+    let response = scenario
+        .invoke(&codebuild::scheduled_event(
+            "pr-validator",
+            fired + chrono::Duration::minutes(5),
+        ))
+        .await;
+    assert_eq!(response["reported"], json!([]), "{response}");
+    scenario.push(&scenario.head, "Fix the cart").await;
+    let late = scenario.build_event(&build).await;
+    let response = scenario.invoke(&late).await;
+    assert_eq!(response["outcome"], "superseded", "{response}");
+    assert!(response.get("commentId").is_none(), "{response}");
+    assert_eq!(scenario.comments(&id).await.len(), 2, "no comment more");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -128,9 +128,15 @@ fn take(function: &str, event: Json) -> Result<(), shared::InvalidEvent> {
                 "CodeBuildStatusFunction",
             ))
             .unwrap();
-            let event = codebuild_status::handler::parse(event)?;
-            codebuild_status::handler::classify(&event.detail, &config);
-            Ok(())
+            match codebuild_status::handler::parse(event)? {
+                codebuild_status::handler::Incoming::Build(event) => {
+                    codebuild_status::handler::classify(&event.detail, &config);
+                    Ok(())
+                }
+                codebuild_status::handler::Incoming::Sweep(event) => {
+                    shared::events::schedule::scheduled_at(&event).map(drop)
+                }
+            }
         }
         "eks-deploy" => match eks_deploy::handler::parse(event)? {
             // A job's parameters are checked too, but a bad one is reported to the pipeline as a
@@ -155,6 +161,9 @@ fn take(function: &str, event: Json) -> Result<(), shared::InvalidEvent> {
                 }
                 pr_validator::handler::Incoming::Build(event) => {
                     pr_validator::build::classify(&event.detail, &config).map(drop)
+                }
+                pr_validator::handler::Incoming::Sweep(event) => {
+                    shared::events::schedule::scheduled_at(&event).map(drop)
                 }
             }
         }

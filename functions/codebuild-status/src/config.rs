@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use shared::ConfigError;
-use shared::config::{Settings, env_lookup};
+use shared::config::{Settings, comma_list, env_lookup, is_project_name};
+use shared::events::schedule::SweepWindow;
 
 /// What a finished build can be notified as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
@@ -84,8 +85,14 @@ pub struct Config {
     pub notify: NotifyPolicy,
     /// The pull-request validation project: its builds are pr-validator's to report.
     pub pull_request_project: Option<String>,
-    /// How many earlier builds to look through for the previous one of the same branch.
+    /// How many earlier builds to look through for the previous one of the same branch (and,
+    /// per project, for a sweep's builds).
     pub history_depth: usize,
+    /// The projects whose builds a sweep looks at (the pipelines' projects; none: sweeps do
+    /// nothing).
+    pub sweep_projects: Vec<String>,
+    /// Which finished builds a sweep looks at.
+    pub sweep_window: SweepWindow,
 }
 
 /// The environment variable naming the topic.
@@ -100,6 +107,8 @@ pub const PULL_REQUEST_PROJECT_VARIABLE: &str = "PR_VALIDATION_PROJECT";
 pub const LEASE_VARIABLE: &str = "LEDGER_LEASE_SECONDS";
 /// The environment variable bounding the history search.
 pub const HISTORY_VARIABLE: &str = "HISTORY_DEPTH";
+/// The environment variable listing the projects a sweep looks at, comma-separated.
+pub const PROJECTS_VARIABLE: &str = "BUILD_PROJECTS";
 
 impl Config {
     /// Reads the settings from the process environment.
@@ -137,6 +146,13 @@ impl Config {
                 "must be between 1 and 500",
             ));
         }
+        let sweep_projects = comma_list(&settings.optional(PROJECTS_VARIABLE).unwrap_or_default());
+        if let Some(bad) = sweep_projects.iter().find(|p| !is_project_name(p)) {
+            return Err(ConfigError::new(
+                PROJECTS_VARIABLE,
+                format!("{bad:?} is not a CodeBuild project name"),
+            ));
+        }
         Ok(Self {
             topic_arn,
             ledger_table: settings.required(LEDGER_VARIABLE)?,
@@ -144,6 +160,8 @@ impl Config {
             notify,
             pull_request_project: settings.optional(PULL_REQUEST_PROJECT_VARIABLE),
             history_depth,
+            sweep_projects,
+            sweep_window: SweepWindow::from_settings(&settings)?,
         })
     }
 }
@@ -167,6 +185,22 @@ mod tests {
         assert_eq!(config.history_depth, 25);
         assert_eq!(config.ledger_lease, std::time::Duration::from_secs(120));
         assert_eq!(config.pull_request_project, None);
+        assert!(
+            config.sweep_projects.is_empty(),
+            "no sweep without projects"
+        );
+        assert_eq!(config.sweep_window, SweepWindow::default());
+    }
+
+    #[test]
+    fn a_sweep_looks_at_the_listed_projects() {
+        let config = Config::from_lookup(map_lookup(&[
+            (TOPIC_VARIABLE, TOPIC),
+            (LEDGER_VARIABLE, "ledger"),
+            (PROJECTS_VARIABLE, "shop-image, shop-docs"),
+        ]))
+        .unwrap();
+        assert_eq!(config.sweep_projects, ["shop-image", "shop-docs"]);
     }
 
     #[test]
@@ -189,7 +223,23 @@ mod tests {
 
     #[test]
     fn bad_settings_name_their_variable() {
-        let cases: [(&[(&str, &str)], &str); 6] = [
+        let cases: [(&[(&str, &str)], &str); 8] = [
+            (
+                &[
+                    (TOPIC_VARIABLE, TOPIC),
+                    (LEDGER_VARIABLE, "l"),
+                    (PROJECTS_VARIABLE, "shop-image,shop image"),
+                ],
+                PROJECTS_VARIABLE,
+            ),
+            (
+                &[
+                    (TOPIC_VARIABLE, TOPIC),
+                    (LEDGER_VARIABLE, "l"),
+                    (shared::events::schedule::WINDOW_VARIABLE, "1"),
+                ],
+                shared::events::schedule::WINDOW_VARIABLE,
+            ),
             (&[(LEDGER_VARIABLE, "l")], TOPIC_VARIABLE),
             (
                 &[(TOPIC_VARIABLE, "builds"), (LEDGER_VARIABLE, "l")],

@@ -2,6 +2,11 @@
 //!
 //! [`classify`] and [`fix_report`] are pure and tested on `events/codebuild-status/`; [`handle`]
 //! carries the decision out through [`BuildApi`], [`Ledger`] and [`Notifier`].
+//!
+//! EventBridge delivers CodeBuild's events on a best-effort basis, so a schedule also invokes the
+//! function: the sweep reads the projects' recent builds and hands each one that ended in its
+//! window to the same path, as the event CodeBuild emits for it; the ledger, keyed by build and
+//! status, tells what was already notified, whichever came first.
 
 use std::fmt;
 
@@ -9,6 +14,7 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::Serialize;
 use serde_json::Value;
 use shared::events::codebuild::{BUILD_STATE_CHANGE, BuildStateChange, BuildStatus, SOURCE};
+use shared::events::schedule::{self, SCHEDULED_EVENT, Scheduled};
 use shared::ports::{BuildApi, BuildRecord, Claim, Ledger, Notifier};
 use shared::{FunctionError, InvalidEvent};
 use tracing::{info, warn};
@@ -59,6 +65,23 @@ pub enum Outcome {
         /// Why.
         reason: IgnoreReason,
     },
+    /// A sweep looked at the builds that ended in its window.
+    #[serde(rename_all = "camelCase")]
+    Swept {
+        /// How many it looked at.
+        checked: usize,
+        /// The builds (ARNs) whose news it published: their event never came.
+        notified: Vec<String>,
+    },
+}
+
+/// An event codebuild-status takes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    /// A build changed status (boxed: it is most of the enum's size).
+    Build(Box<EventBridgeEvent<BuildStateChange>>),
+    /// The sweep's schedule fired.
+    Sweep(EventBridgeEvent<Scheduled>),
 }
 
 /// Why a build state change tells nobody anything.
@@ -103,9 +126,17 @@ pub enum Interest {
     CheckForFix,
 }
 
-/// Parses a raw EventBridge payload as a build state change.
-pub fn parse(payload: Value) -> Result<EventBridgeEvent<BuildStateChange>, InvalidEvent> {
-    shared::events::eventbridge(payload, SOURCE, &[BUILD_STATE_CHANGE])
+/// Parses a raw EventBridge payload as a build state change or the sweep's scheduled event.
+pub fn parse(payload: Value) -> Result<Incoming, InvalidEvent> {
+    match payload.get("source").and_then(Value::as_str) {
+        Some(schedule::SOURCE) => {
+            shared::events::eventbridge(payload, schedule::SOURCE, &[SCHEDULED_EVENT])
+                .map(Incoming::Sweep)
+        }
+        // Anything else is held to the build event, whose parser names what is wrong.
+        _ => shared::events::eventbridge(payload, SOURCE, &[BUILD_STATE_CHANGE])
+            .map(|event| Incoming::Build(Box::new(event))),
+    }
 }
 
 /// Decides what a build event asks for.
@@ -197,29 +228,48 @@ fn same_source(source: &SourceRef, record: &BuildRecord) -> bool {
     }
 }
 
-/// Handles one build state change end to end.
+/// Handles one build state change, or one sweep, end to end.
 pub async fn handle<B: BuildApi, N: Notifier, L: Ledger>(
     deps: &Deps<B, N, L>,
     payload: Value,
 ) -> Result<Outcome, FunctionError> {
-    let event = parse(payload)?;
+    match parse(payload)? {
+        Incoming::Build(event) => notify(deps, &event, None).await,
+        Incoming::Sweep(event) => sweep(deps, &event).await,
+    }
+}
+
+/// Tells what `event` says, once; `history` is the project's recent builds when the caller has
+/// read them already.
+async fn notify<B: BuildApi, N: Notifier, L: Ledger>(
+    deps: &Deps<B, N, L>,
+    event: &EventBridgeEvent<BuildStateChange>,
+    history: Option<&[BuildRecord]>,
+) -> Result<Outcome, FunctionError> {
     let build = &event.detail;
     let report = match classify(build, &deps.config) {
         Interest::Ignore(reason) => return Ok(ignored(build, reason)),
         Interest::Notify(report) => report,
         Interest::CheckForFix => {
-            let history = deps
-                .builds
-                .recent_builds(&build.project_name, deps.config.history_depth)
-                .await?;
-            match fix_report(build, &history) {
+            let read;
+            let history = match history {
+                Some(history) => history,
+                None => {
+                    read = deps
+                        .builds
+                        .recent_builds(&build.project_name, deps.config.history_depth)
+                        .await?;
+                    &read
+                }
+            };
+            match fix_report(build, history) {
                 Ok(report) => report,
                 Err(reason) => return Ok(ignored(build, reason)),
             }
         }
     };
 
-    let notification = message::compose(&event, &report);
+    let notification = message::compose(event, &report);
     let key = message::deduplication_key(build, &report);
     match deps.ledger.claim(&key).await? {
         Claim::Granted => {}
@@ -256,11 +306,64 @@ pub async fn handle<B: BuildApi, N: Notifier, L: Ledger>(
     }
 }
 
+/// Looks at the builds of the sweep's projects that ended in its window, and tells what their
+/// events would have told. Every project and build is attempted; a failure fails the invocation
+/// afterwards (the next sweep tries again, and what was told is in the ledger).
+async fn sweep<B: BuildApi, N: Notifier, L: Ledger>(
+    deps: &Deps<B, N, L>,
+    event: &EventBridgeEvent<Scheduled>,
+) -> Result<Outcome, FunctionError> {
+    let at = schedule::scheduled_at(event)?;
+    let mut checked = 0;
+    let mut notified = Vec::new();
+    let mut first_failure = None;
+    for project in &deps.config.sweep_projects {
+        let history = match deps
+            .builds
+            .recent_builds(project, deps.config.history_depth)
+            .await
+        {
+            Ok(history) => history,
+            Err(error) => {
+                warn!(project = %project, error = %shared::error::ErrorChain(&error), "sweep: the project's builds cannot be read");
+                first_failure.get_or_insert(error.into());
+                continue;
+            }
+        };
+        for record in deps.config.sweep_window.due(&history, at) {
+            let Some(lost) = record.state_change() else {
+                continue;
+            };
+            checked += 1;
+            match notify(deps, &lost, Some(&history)).await {
+                Ok(Outcome::Notified { .. }) => {
+                    info!(project = %project, build_id = %lost.detail.build_id, "sweep: a build whose event never came is notified");
+                    notified.push(lost.detail.build_id);
+                }
+                Ok(_) => {}
+                // The event's own invocation holds the claim: it tells, or the next sweep does.
+                Err(FunctionError::Upstream(error)) if Claim::is_pending_error(&error) => {
+                    info!(build_id = %lost.detail.build_id, "sweep: left to the invocation holding the claim");
+                }
+                Err(error) => {
+                    warn!(build_id = %lost.detail.build_id, error = %shared::error::ErrorChain(&error), "sweep: build not notified");
+                    first_failure.get_or_insert(error);
+                }
+            }
+        }
+    }
+    if let Some(error) = first_failure {
+        return Err(error);
+    }
+    info!(checked, notified = notified.len(), "sweep done");
+    Ok(Outcome::Swept { checked, notified })
+}
+
 fn ignored(build: &BuildStateChange, reason: IgnoreReason) -> Outcome {
     info!(
         project = %build.project_name,
         build_id = %build.build_id,
-        status = build.build_status.as_str(),
+        status = build.outcome().as_str(),
         reason = %reason,
         "build not notified"
     );

@@ -1,7 +1,8 @@
 //! Settings of pr-validator, read once per cold start.
 
 use shared::ConfigError;
-use shared::config::{Settings, env_lookup};
+use shared::config::{Settings, comma_list, env_lookup, is_project_name};
+use shared::events::schedule::SweepWindow;
 use shared::glob::Glob;
 
 /// The environment variable naming the CodeBuild project that validates pull requests.
@@ -29,8 +30,11 @@ pub struct Config {
     pub destinations: Vec<Glob>,
     /// Where badge images live, without a trailing `/`.
     pub badge_base_url: String,
-    /// How many of the project's latest builds to search for the pull request's running ones.
+    /// How many of the project's latest builds to search for the pull request's running ones
+    /// (and for a sweep's finished ones).
     pub history_depth: usize,
+    /// Which finished builds a sweep looks at.
+    pub sweep_window: SweepWindow,
 }
 
 impl Config {
@@ -51,7 +55,7 @@ impl Config {
             ));
         }
 
-        let repositories = list(&settings.required(REPOSITORIES_VARIABLE)?);
+        let repositories = comma_list(&settings.required(REPOSITORIES_VARIABLE)?);
         if repositories.is_empty() {
             return Err(ConfigError::new(
                 REPOSITORIES_VARIABLE,
@@ -65,7 +69,7 @@ impl Config {
             ));
         }
 
-        let destinations = list(&settings.required(DESTINATIONS_VARIABLE)?)
+        let destinations = comma_list(&settings.required(DESTINATIONS_VARIABLE)?)
             .into_iter()
             .map(|pattern| {
                 let branch = pattern.strip_prefix("refs/heads/").unwrap_or(&pattern);
@@ -107,6 +111,7 @@ impl Config {
             destinations,
             badge_base_url,
             history_depth,
+            sweep_window: SweepWindow::from_settings(&settings)?,
         })
     }
 
@@ -119,27 +124,6 @@ impl Config {
     pub fn validates_destination(&self, branch: &str) -> bool {
         self.destinations.iter().any(|glob| glob.matches(branch))
     }
-}
-
-fn list(raw: &str) -> Vec<String> {
-    raw.split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-// Checked now against the services' own rules, so a typo is a clear configuration error at cold
-// start instead of a ResourceNotFoundException on the first pull request.
-fn is_project_name(name: &str) -> bool {
-    (2..=255).contains(&name.len())
-        && name
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
 }
 
 fn is_repository_name(name: &str) -> bool {

@@ -5,7 +5,13 @@
 //! effects in an order that never loses one: every effect is idempotent (StartBuild's token,
 //! PostCommentForPullRequest's token, approval states), so a failure returns an `Upstream` error,
 //! Lambda retries the whole event, and what was done already is not done twice.
+//!
+//! A schedule also invokes it: EventBridge delivers build events on a best-effort basis, so the
+//! sweep reads the validation project's recent builds and reports each one that ended in its
+//! window and has no report comment yet, through the same path, as the event CodeBuild emits
+//! for it. A late event after the sweep finds the report's token taken: nothing more.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
@@ -13,6 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 use shared::events::codebuild::{self, BUILD_STATE_CHANGE, BuildStateChange};
 use shared::events::codecommit::{self, PULL_REQUEST_STATE_CHANGE, PullRequestStateChange};
+use shared::events::schedule::{self, SCHEDULED_EVENT, Scheduled};
 use shared::ports::{BuildApi, PostedComment, PullRequest, PullRequestApi, PullRequestComment};
 use shared::{FunctionError, InvalidEvent};
 use tracing::{info, warn};
@@ -48,6 +55,8 @@ pub enum Incoming {
     PullRequest(EventBridgeEvent<PullRequestStateChange>),
     /// A build changed status.
     Build(EventBridgeEvent<BuildStateChange>),
+    /// The sweep's schedule fired.
+    Sweep(EventBridgeEvent<Scheduled>),
 }
 
 /// What the invocation did; the function's response.
@@ -108,6 +117,14 @@ pub enum Outcome {
     Ignored {
         /// Why.
         reason: IgnoreReason,
+    },
+    /// A sweep looked at the validation builds that ended in its window.
+    #[serde(rename_all = "camelCase")]
+    Swept {
+        /// How many it looked at.
+        checked: usize,
+        /// The builds (ARNs) it reported: their event never came.
+        reported: Vec<String>,
     },
 }
 
@@ -192,11 +209,16 @@ pub fn parse(payload: Value) -> Result<Incoming, InvalidEvent> {
             shared::events::eventbridge(payload, codebuild::SOURCE, &[BUILD_STATE_CHANGE])
                 .map(Incoming::Build)
         }
+        Some(schedule::SOURCE) => {
+            shared::events::eventbridge(payload, schedule::SOURCE, &[SCHEDULED_EVENT])
+                .map(Incoming::Sweep)
+        }
         Some(other) => Err(InvalidEvent::new(format!(
-            "event source {} is not handled here (expected {:?} or {:?})",
+            "event source {} is not handled here (expected {:?}, {:?} or {:?})",
             shared::events::quoted(other),
             codecommit::SOURCE,
-            codebuild::SOURCE
+            codebuild::SOURCE,
+            schedule::SOURCE
         ))),
         // Let the shared parser name what is missing or malformed.
         None => {
@@ -214,7 +236,78 @@ pub async fn handle<P: PullRequestApi, B: BuildApi>(
     match parse(payload)? {
         Incoming::PullRequest(event) => handle_pull_request(deps, &event).await,
         Incoming::Build(event) => handle_build(deps, &event).await,
+        Incoming::Sweep(event) => sweep(deps, &event).await,
     }
+}
+
+/// Reports the validation builds that ended in the sweep's window and have no report comment
+/// on their pull request yet. Every build is attempted; a failure fails the invocation
+/// afterwards (the next sweep tries again).
+async fn sweep<P: PullRequestApi, B: BuildApi>(
+    deps: &Deps<P, B>,
+    event: &EventBridgeEvent<Scheduled>,
+) -> Result<Outcome, FunctionError> {
+    let at = schedule::scheduled_at(event)?;
+    let history = deps
+        .builds
+        .recent_builds(&deps.config.project, deps.config.history_depth)
+        .await?;
+    let mut tokens: HashMap<String, Vec<String>> = HashMap::new();
+    let mut checked = 0;
+    let mut reported = Vec::new();
+    let mut first_failure = None;
+    for record in deps.config.sweep_window.due(&history, at) {
+        let Some(lost) = record.state_change() else {
+            continue;
+        };
+        let finished = match build::classify(&lost.detail, &deps.config) {
+            Ok(Interest::Report(finished)) => finished,
+            // Not a pull request's build: nothing to report.
+            Ok(Interest::Ignore(_)) => continue,
+            Err(invalid) => {
+                warn!(build_id = %lost.detail.build_id, error = %invalid, "sweep: a validation build that tells no pull request or commit");
+                continue;
+            }
+        };
+        checked += 1;
+        let pull_request = finished.pull_request_id.as_str();
+        if !tokens.contains_key(pull_request) {
+            match deps.pull_requests.comment_tokens(pull_request).await {
+                Ok(found) => {
+                    tokens.insert(pull_request.to_owned(), found);
+                }
+                Err(error) => {
+                    warn!(pull_request_id = %pull_request, error = %shared::error::ErrorChain(&error), "sweep: the pull request's comments cannot be read");
+                    first_failure.get_or_insert(error.into());
+                    continue;
+                }
+            }
+        }
+        let report_token =
+            message::comment_token(CommentKind::Result, pull_request, record.id.as_str());
+        if tokens
+            .get(pull_request)
+            .is_some_and(|found| found.contains(&report_token))
+        {
+            continue;
+        }
+        match handle_build(deps, &lost).await {
+            Ok(Outcome::Reported { .. } | Outcome::Superseded { .. }) => {
+                info!(pull_request_id = %pull_request, build_id = %lost.detail.build_id, "sweep: a build whose event never came is reported");
+                reported.push(lost.detail.build_id);
+            }
+            Ok(_) => {}
+            Err(error) => {
+                warn!(pull_request_id = %pull_request, build_id = %lost.detail.build_id, error = %shared::error::ErrorChain(&error), "sweep: build not reported");
+                first_failure.get_or_insert(error);
+            }
+        }
+    }
+    if let Some(error) = first_failure {
+        return Err(error);
+    }
+    info!(checked, reported = reported.len(), "sweep done");
+    Ok(Outcome::Swept { checked, reported })
 }
 
 async fn handle_pull_request<P: PullRequestApi, B: BuildApi>(

@@ -20,11 +20,13 @@ pub enum CommentKind {
 }
 
 impl CommentKind {
-    fn as_str(self) -> &'static str {
+    /// The part of the comment's token naming its kind. A build's result and "superseded" share
+    /// one: a build is reported once, whichever comes first (its event, a redelivery or the
+    /// sweep), and a report after it is refused by CodeCommit as the same token, never posted.
+    fn token_kind(self) -> &'static str {
         match self {
             Self::Started => "started",
-            Self::Result => "result",
-            Self::Superseded => "superseded",
+            Self::Result | Self::Superseded => "result",
         }
     }
 }
@@ -37,8 +39,8 @@ impl CommentKind {
 /// (not only the commit) because a reopened pull request builds its commit again, and that new
 /// build deserves its own comments.
 pub fn comment_token(kind: CommentKind, pull_request_id: &str, build_id: &str) -> String {
-    let hash = fnv1a(&["pr-validator", kind.as_str(), pull_request_id, build_id]);
-    format!("prv-{pull_request_id}-{}-{hash:016x}", kind.as_str())
+    let hash = fnv1a(&["pr-validator", kind.token_kind(), pull_request_id, build_id]);
+    format!("prv-{pull_request_id}-{}-{hash:016x}", kind.token_kind())
 }
 
 /// StartBuild's `idempotencyToken` for building `source_commit` of a pull request revision on
@@ -261,6 +263,11 @@ mod tests {
         assert_ne!(
             started,
             comment_token(CommentKind::Started, "17", "shop-pr:9a2c")
+        );
+        assert_eq!(
+            comment_token(CommentKind::Superseded, "17", "shop-pr:9a2b"),
+            comment_token(CommentKind::Result, "17", "shop-pr:9a2b"),
+            "one report per build"
         );
         assert_ne!(
             started,

@@ -3,7 +3,7 @@ use aws_sdk_codebuild::types::{EnvironmentVariable, EnvironmentVariableType, Sor
 
 use super::upstream;
 use crate::error::UpstreamError;
-use crate::events::codebuild::BuildStatus;
+use crate::events::codebuild::{BuildLogs, BuildPhase, BuildStatus};
 use crate::ports::{BuildApi, BuildRecord, StartBuild, StartedBuild};
 
 const SERVICE: &str = "CodeBuild";
@@ -62,6 +62,16 @@ impl BuildApi for CodeBuild {
                 .map_err(|error| upstream(SERVICE, "BatchGetBuilds", error))?;
             records.extend(output.builds().iter().map(|build| {
                 BuildRecord {
+                    arn: build.arn().map(str::to_owned),
+                    start_time: build.start_time().and_then(utc),
+                    end_time: build.end_time().and_then(utc),
+                    initiator: build.initiator().map(str::to_owned),
+                    phases: build.phases().iter().map(phase).collect(),
+                    logs: build.logs().map(|logs| BuildLogs {
+                        group_name: logs.group_name().map(str::to_owned),
+                        stream_name: logs.stream_name().map(str::to_owned),
+                        deep_link: logs.deep_link().map(str::to_owned),
+                    }),
                     id: build.id().unwrap_or_default().to_owned(),
                     number: build.build_number().and_then(|n| u64::try_from(n).ok()),
                     status: build
@@ -144,13 +154,47 @@ impl BuildApi for CodeBuild {
     }
 }
 
+fn utc(time: &aws_smithy_types::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp(time.secs(), time.subsec_nanos())
+}
+
+/// A phase as the build's events spell it: each context `STATUS_CODE: message`.
+fn phase(phase: &aws_sdk_codebuild::types::BuildPhase) -> BuildPhase {
+    BuildPhase {
+        phase_type: phase
+            .phase_type()
+            .map(|kind| kind.as_str().to_owned())
+            .unwrap_or_default(),
+        phase_status: phase
+            .phase_status()
+            .map(|status| status.as_str().to_owned()),
+        phase_context: Some(
+            phase
+                .contexts()
+                .iter()
+                .map(|context| {
+                    format!(
+                        "{}: {}",
+                        context.status_code().unwrap_or_default(),
+                        context.message().unwrap_or_default()
+                    )
+                })
+                .collect(),
+        ),
+        // Seconds of a build: far below 2^53, exact as a float.
+        duration_in_seconds: phase.duration_in_seconds().map(|seconds| seconds as f64),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use aws_sdk_codebuild::Client;
     use aws_sdk_codebuild::operation::batch_get_builds::BatchGetBuildsOutput;
     use aws_sdk_codebuild::operation::list_builds_for_project::ListBuildsForProjectOutput;
+    use aws_sdk_codebuild::primitives::DateTime;
     use aws_sdk_codebuild::types::{
-        Build, ComputeType, EnvironmentType, EnvironmentVariable, ProjectEnvironment, StatusType,
+        Build, BuildPhaseType, ComputeType, EnvironmentType, EnvironmentVariable, PhaseContext,
+        ProjectEnvironment, StatusType,
     };
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
@@ -159,6 +203,23 @@ mod tests {
     fn build(id: &str, number: i64, status: StatusType) -> Build {
         Build::builder()
             .id(id)
+            .arn(format!(
+                "arn:aws:codebuild:us-east-1:123456789012:build/{id}"
+            ))
+            .start_time(DateTime::from_secs(1_795_000_000))
+            .end_time(DateTime::from_secs(1_795_000_192))
+            .phases(
+                aws_sdk_codebuild::types::BuildPhase::builder()
+                    .phase_type(BuildPhaseType::Build)
+                    .phase_status(status.clone())
+                    .contexts(
+                        PhaseContext::builder()
+                            .status_code("BUILD_TIMED_OUT")
+                            .message("Build has timed out. ")
+                            .build(),
+                    )
+                    .build(),
+            )
             .build_number(number)
             .build_status(status)
             .build_complete(true)
@@ -238,6 +299,20 @@ mod tests {
             records[0].variables,
             [("SOURCE_BRANCH".to_owned(), "main".to_owned())],
             "secrets are not read"
+        );
+        let timed_out = &records[1];
+        assert_eq!(
+            timed_out.end_time.map(|t| t.timestamp()),
+            Some(1_795_000_192)
+        );
+        assert_eq!(timed_out.phases.len(), 1);
+        assert_eq!(
+            timed_out.phases[0].phase_context.as_deref(),
+            Some(&["BUILD_TIMED_OUT: Build has timed out. ".to_owned()][..])
+        );
+        assert_eq!(
+            timed_out.arn.as_deref(),
+            Some("arn:aws:codebuild:us-east-1:123456789012:build/p:2")
         );
         assert_eq!(
             (first.num_calls(), second.num_calls(), details.num_calls()),

@@ -75,6 +75,10 @@ impl RepositoryApi for CodeCommit {
     }
 }
 
+/// How many pages of comments (100 each) are read for their tokens: the function's own comments
+/// are a few per build, far fewer than this.
+const MAX_COMMENT_PAGES: usize = 20;
+
 impl PullRequestApi for CodeCommit {
     async fn pull_request(&self, pull_request_id: &str) -> Result<PullRequest, UpstreamError> {
         const OPERATION: &str = "GetPullRequest";
@@ -164,6 +168,34 @@ impl PullRequestApi for CodeCommit {
         }
     }
 
+    async fn comment_tokens(&self, pull_request_id: &str) -> Result<Vec<String>, UpstreamError> {
+        let mut tokens = Vec::new();
+        let mut next_token = None;
+        for _ in 0..MAX_COMMENT_PAGES {
+            let page = self
+                .client
+                .get_comments_for_pull_request()
+                .pull_request_id(pull_request_id)
+                .max_results(100)
+                .set_next_token(next_token)
+                .send()
+                .await
+                .map_err(|error| upstream(SERVICE, "GetCommentsForPullRequest", error))?;
+            tokens.extend(
+                page.comments_for_pull_request_data()
+                    .iter()
+                    .flat_map(|group| group.comments())
+                    .filter_map(|comment| comment.client_request_token())
+                    .map(str::to_owned),
+            );
+            next_token = page.next_token().map(str::to_owned);
+            if next_token.is_none() {
+                break;
+            }
+        }
+        Ok(tokens)
+    }
+
     async fn update_approval(
         &self,
         pull_request_id: &str,
@@ -183,5 +215,61 @@ impl PullRequestApi for CodeCommit {
             .await
             .map_err(|error| upstream(SERVICE, "UpdatePullRequestApprovalState", error))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_codecommit::operation::get_comments_for_pull_request::GetCommentsForPullRequestOutput;
+    use aws_sdk_codecommit::types::{Comment, CommentsForPullRequest};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    use super::*;
+
+    fn comments(tokens: &[Option<&str>]) -> CommentsForPullRequest {
+        let mut group = CommentsForPullRequest::builder().pull_request_id("17");
+        for token in tokens {
+            group = group.comments(
+                Comment::builder()
+                    .content("text")
+                    .set_client_request_token(token.map(str::to_owned))
+                    .build(),
+            );
+        }
+        group.build()
+    }
+
+    #[tokio::test]
+    async fn comment_tokens_are_read_page_by_page() {
+        let first = mock!(Client::get_comments_for_pull_request)
+            .match_requests(|r| {
+                r.pull_request_id() == Some("17")
+                    && r.next_token().is_none()
+                    && r.max_results() == Some(100)
+            })
+            .then_output(|| {
+                GetCommentsForPullRequestOutput::builder()
+                    .comments_for_pull_request_data(comments(&[Some("prv-17-started-1"), None]))
+                    .next_token("page-2")
+                    .build()
+            });
+        let second = mock!(Client::get_comments_for_pull_request)
+            .match_requests(|r| r.next_token() == Some("page-2"))
+            .then_output(|| {
+                GetCommentsForPullRequestOutput::builder()
+                    .comments_for_pull_request_data(comments(&[Some("prv-17-result-2")]))
+                    .build()
+            });
+        let codecommit = CodeCommit::new(mock_client!(
+            aws_sdk_codecommit,
+            RuleMode::Sequential,
+            [&first, &second]
+        ));
+
+        assert_eq!(
+            codecommit.comment_tokens("17").await.unwrap(),
+            ["prv-17-started-1", "prv-17-result-2"]
+        );
+        assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
     }
 }

@@ -230,25 +230,68 @@ impl BuildStateChange {
     }
 }
 
+/// The parts of a build ARN, `arn:PARTITION:codebuild:REGION:ACCOUNT:build/PROJECT:UUID`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuildArn<'a> {
+    /// `aws`, `aws-cn`…
+    pub partition: &'a str,
+    /// The build's region.
+    pub region: &'a str,
+    /// The build's account.
+    pub account: &'a str,
+    /// `PROJECT:UUID`, as the CodeBuild API names builds.
+    pub build_id: &'a str,
+    /// The build's project.
+    pub project: &'a str,
+}
+
+impl<'a> BuildArn<'a> {
+    /// The parts of `arn`, or `None` when it is not a build ARN.
+    pub fn parse(arn: &'a str) -> Option<Self> {
+        let mut parts = arn.splitn(6, ':');
+        let (
+            Some("arn"),
+            Some(partition),
+            Some("codebuild"),
+            Some(region),
+            Some(account),
+            Some(rest),
+        ) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        )
+        else {
+            return None;
+        };
+        let build_id = rest.strip_prefix("build/")?;
+        let (project, _) = build_id.split_once(':')?;
+        if region.is_empty() || account.is_empty() || project.is_empty() {
+            return None;
+        }
+        Some(Self {
+            partition,
+            region,
+            account,
+            build_id,
+            project,
+        })
+    }
+}
+
 /// The CodeBuild console page of the build with ARN `build_arn`
 /// (`arn:aws:codebuild:REGION:ACCOUNT:build/PROJECT:UUID`), or `None` when it is not a build ARN.
 pub fn build_console_url(build_arn: &str) -> Option<String> {
-    let mut parts = build_arn.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some("codebuild"), Some(region), Some(account), Some(rest)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return None;
-    };
-    let build_id = rest.strip_prefix("build/")?;
-    let (project, _) = build_id.split_once(':')?;
-    if region.is_empty() || account.is_empty() || project.is_empty() {
-        return None;
-    }
+    let BuildArn {
+        partition,
+        region,
+        account,
+        build_id,
+        project,
+    } = BuildArn::parse(build_arn)?;
     let host = match partition {
         "aws-cn" => format!("{region}.console.amazonaws.cn"),
         "aws-us-gov" => format!("{region}.console.amazonaws-us-gov.com"),

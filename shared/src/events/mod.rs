@@ -8,6 +8,7 @@ pub mod approval;
 pub mod codebuild;
 pub mod codecommit;
 pub mod codepipeline;
+pub mod schedule;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::Serialize;

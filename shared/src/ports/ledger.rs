@@ -35,16 +35,24 @@ pub enum Claim {
     Pending,
 }
 
+/// The error code of [`Claim::pending_error`].
+const PENDING_CODE: &str = "ClaimPending";
+
 impl Claim {
     /// The error a delivery that found a [`Claim::Pending`] fails with, so that it is retried.
     pub fn pending_error(key_kind: &str) -> UpstreamError {
         UpstreamError::new(
             "Ledger",
             "Claim",
-            Some("ClaimPending".into()),
+            Some(PENDING_CODE.into()),
             format!(
                 "another invocation holds the {key_kind} claim and has not finished; retry once its lease runs out"
             ),
         )
+    }
+
+    /// Whether `error` is [`Claim::pending_error`]: another invocation is on it.
+    pub fn is_pending_error(error: &UpstreamError) -> bool {
+        error.code() == Some(PENDING_CODE)
     }
 }

@@ -18,6 +18,13 @@ pub trait PullRequestApi: Send + Sync {
         comment: &PullRequestComment,
     ) -> impl Future<Output = Result<PostedComment, UpstreamError>> + Send;
 
+    /// The `clientRequestToken`s of the comments on pull request `pull_request_id`: what tells
+    /// which of its comments were posted already (at most the first few thousand comments).
+    fn comment_tokens(
+        &self,
+        pull_request_id: &str,
+    ) -> impl Future<Output = Result<Vec<String>, UpstreamError>> + Send;
+
     /// Sets the caller's approval of revision `revision_id` of the pull request. Setting the
     /// same state again changes nothing.
     fn update_approval(

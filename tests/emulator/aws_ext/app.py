@@ -43,7 +43,7 @@ from werkzeug.test import run_wsgi_app
 from werkzeug.wrappers import Request, Response
 
 from . import model
-from .codebuild import BuildNotFound, BuildNotInProgress, CodeBuildExtension
+from .codebuild import BuildNotFound, BuildNotInProgress, CodeBuildExtension, EventLost
 from . import sns
 from .approvals import ManualApprovals
 from .codecommit import CodeCommitExtension
@@ -155,6 +155,7 @@ class EmulatorApp:
             "/codebuild/complete": {"POST": self._codebuild_complete},
             "/codebuild/advance": {"POST": self._codebuild_advance},
             "/codebuild/event": {"GET": self._codebuild_event},
+            "/codebuild/lose-events": {"POST": self._codebuild_lose_events},
             "/codepipeline/approvals": {"GET": lambda body: {"approvals": self.approvals.views()}},
             "/codepipeline/approval-ttl": {"POST": self._approval_ttl},
             "/sns/published": {"GET": self._sns_published},
@@ -402,6 +403,18 @@ class EmulatorApp:
             )
         except BuildNotFound as exc:
             raise AdminError(404, str(exc)) from None
+        except EventLost as exc:
+            raise AdminError(410, str(exc)) from None
+
+    def _codebuild_lose_events(self, body: dict[str, Any]) -> dict[str, Any]:
+        count = _field(body, "count", int, required=False)
+        try:
+            build = self.codebuild.lose_events(_field(body, "buildId", str), **({"count": count} if count is not None else {}))
+        except BuildNotFound as exc:
+            raise AdminError(404, str(exc)) from None
+        except ValueError as exc:
+            raise AdminError(400, str(exc)) from None
+        return {"buildId": build.id, "status": "ok"}
 
     def _approval_ttl(self, body: dict[str, Any]) -> dict[str, Any]:
         seconds = _field(body, "seconds", (int, float))

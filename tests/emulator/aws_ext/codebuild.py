@@ -314,6 +314,10 @@ class BuildNotInProgress(LookupError):
     pass
 
 
+class EventLost(LookupError):
+    """EventBridge did not deliver the build's event (``lose_events``)."""
+
+
 class CodeBuildExtension:
     """Handlers for the build operations plus the admin API's ways to move builds on."""
 
@@ -322,6 +326,8 @@ class CodeBuildExtension:
         self._codecommit = codecommit
         self._regions: dict[tuple[str, str], RegionBuilds] = {}
         self._projects: weakref.WeakKeyDictionary[CodeBuild, ProjectBuilds] = weakref.WeakKeyDictionary()
+        # build id -> how many of its next events are lost on the way
+        self._lost_events: dict[str, int] = {}
 
     def operations(self) -> dict[str, Callable[[RequestContext, dict[str, Any]], dict[str, Any]]]:
         return {
@@ -337,6 +343,7 @@ class CodeBuildExtension:
         with self._lock:
             self._regions.clear()
             self._projects.clear()
+            self._lost_events.clear()
 
     # --- lookups -----------------------------------------------------------------------
 
@@ -818,15 +825,30 @@ class CodeBuildExtension:
 
     # --- the EventBridge event ---------------------------------------------------------
 
+    def lose_events(self, build_id: str, count: int = 1) -> Build:
+        """The build's next ``count`` events are lost: EventBridge delivers CodeBuild's events
+        on a best-effort basis ("Delivery type: Best effort", EventBridge events reference)."""
+        if count < 1:
+            raise ValueError("count must be a positive integer")
+        with self._lock:
+            build = self.find_build(build_id)
+            self._lost_events[build.id] = self._lost_events.get(build.id, 0) + count
+            return build
+
     def event_document(self, build_id: str, event_id: str | None = None) -> dict[str, Any]:
         """The ``CodeBuild Build State Change`` event for the build's current state.
 
         ``time`` is when the build reached that state (its end, or its start
         while it runs); ``id`` is a fresh UUID unless ``event_id`` is given,
-        since CodeBuild may emit one state change under several ids.
+        since CodeBuild may emit one state change under several ids.  Raises
+        ``EventLost`` for an event ``lose_events`` marked lost.
         """
         with self._lock:
             build = self.find_build(build_id)
+            lost = self._lost_events.get(build.id, 0)
+            if lost:
+                self._lost_events[build.id] = lost - 1
+                raise EventLost(f"the event of build {build.id} was lost on the way ({lost - 1} more will be)")
             environment = build.environment
             source = {
                 key: build.source[member]

@@ -1,6 +1,6 @@
-//! pr-validator's event path on arbitrary bytes: the raw payload, either event it takes
+//! pr-validator's event path on arbitrary bytes: the raw payload, any event it takes
 //! (`handler::parse`), then the pull-request decision or the build classification with the
-//! sample settings.
+//! sample settings, or the sweep's scheduled time.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -14,6 +14,7 @@ use pr_validator::pull_request::{self, Decision, is_pull_request_id};
 use shared::events::MAX_EVENT_BYTES;
 use shared::events::codebuild::{self, BUILD_STATE_CHANGE};
 use shared::events::codecommit::{self, PULL_REQUEST_STATE_CHANGE};
+use shared::events::schedule;
 use shared::text::is_commit_id;
 
 static CONFIG: LazyLock<Config> = LazyLock::new(|| {
@@ -57,6 +58,13 @@ fuzz_target!(|data: &[u8]| {
                 }
                 Ok(Interest::Ignore(_)) => {}
                 Err(error) => check_invalid(&error),
+            }
+        }
+        Ok(Incoming::Sweep(event)) => {
+            assert_eq!(event.source, schedule::SOURCE);
+            assert_eq!(event.detail_type, schedule::SCHEDULED_EVENT);
+            if let Err(error) = schedule::scheduled_at(&event) {
+                check_invalid(&error);
             }
         }
         Err(error) => check_invalid(&error),

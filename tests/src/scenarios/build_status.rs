@@ -62,7 +62,9 @@ impl BuildStatusScenario {
             ("TOPIC_ARN".to_owned(), topic.clone()),
             ("LEDGER_TABLE".to_owned(), table),
             ("PR_VALIDATION_PROJECT".to_owned(), "shop-pr".to_owned()),
+            ("BUILD_PROJECTS".to_owned(), project.clone()),
         ]);
+        env.extend(extra.iter().cloned());
         let function = Function::start("codebuild-status", &env).await;
         Self {
             emulators,

@@ -17,7 +17,14 @@ fn event(name: &str) -> Value {
 }
 
 fn build(name: &str) -> BuildStateChange {
-    parse(event(name)).unwrap().detail
+    build_event(event(name)).detail
+}
+
+fn build_event(payload: Value) -> EventBridgeEvent<BuildStateChange> {
+    match parse(payload).unwrap() {
+        Incoming::Build(event) => *event,
+        other => panic!("not a build event: {other:?}"),
+    }
 }
 
 /// The settings the sample events are written for: `events/env.json`.
@@ -53,6 +60,7 @@ fn record(id: &str, number: u64, status: BuildStatus, branch: &str) -> BuildReco
             "arn:aws:s3:::shop-pipeline-artifacts/shop-main/SourceOutp/x.zip".into(),
         ),
         variables: vec![("SOURCE_BRANCH".into(), branch.into())],
+        ..BuildRecord::default()
     }
 }
 
@@ -201,7 +209,7 @@ fn a_build_not_yet_listed_is_compared_with_the_builds_numbered_before_it() {
 
 #[test]
 fn the_failure_message_tells_what_failed_where_and_links_to_build_and_logs() {
-    let event = parse(event("build-failed.json")).unwrap();
+    let event = build_event(event("build-failed.json"));
     let notification = compose(
         &event,
         &Report {
@@ -244,7 +252,7 @@ fn the_failure_message_tells_what_failed_where_and_links_to_build_and_logs() {
 #[test]
 fn stop_timeout_and_fix_messages_say_so() {
     let stopped = compose(
-        &parse(event("build-stopped.json")).unwrap(),
+        &build_event(event("build-stopped.json")),
         &Report {
             kind: NotifyOn::Stopped,
             previous_failure: None,
@@ -258,7 +266,7 @@ fn stop_timeout_and_fix_messages_say_so() {
     );
 
     let timed_out = compose(
-        &parse(event("build-timed-out.json")).unwrap(),
+        &build_event(event("build-timed-out.json")),
         &Report {
             kind: NotifyOn::TimedOut,
             previous_failure: None,
@@ -279,7 +287,7 @@ fn stop_timeout_and_fix_messages_say_so() {
             .contains(&("status".to_owned(), "TIMED_OUT".to_owned()))
     );
 
-    let fixed = compose(&parse(event("build-succeeded.json")).unwrap(), &fixed());
+    let fixed = compose(&build_event(event("build-succeeded.json")), &fixed());
     assert_eq!(fixed.subject, "FIXED: shop-image #45 on main (9b1de4f)");
     assert!(
         fixed.body.starts_with(
@@ -296,7 +304,7 @@ fn subjects_fit_sns_even_for_long_names() {
     long["detail"]["additional-information"]["environment"]["environment-variables"][1]["value"] =
         json!(format!("feature/{}\nnext-line", "b".repeat(80)));
     let notification = compose(
-        &parse(long).unwrap(),
+        &build_event(long),
         &Report {
             kind: NotifyOn::Failed,
             previous_failure: None,
@@ -321,7 +329,7 @@ fn the_deduplication_key_names_the_build_and_its_status() {
     let mut again = event("build-failed.json");
     again["id"] = json!("00000000-0000-4000-8000-000000000000");
     assert_eq!(
-        deduplication_key(&parse(again).unwrap().detail, &report),
+        deduplication_key(&build_event(again).detail, &report),
         deduplication_key(&failed, &report)
     );
 }
@@ -355,7 +363,7 @@ fn expect_delivery(
 
 #[tokio::test]
 async fn a_failed_build_is_claimed_published_and_recorded() {
-    let parsed = parse(event("build-failed.json")).unwrap();
+    let parsed = build_event(event("build-failed.json"));
     let report = Report {
         kind: NotifyOn::Failed,
         previous_failure: None,
@@ -383,7 +391,7 @@ async fn a_failed_build_is_claimed_published_and_recorded() {
 
 #[tokio::test]
 async fn a_fix_reads_the_history_then_publishes() {
-    let parsed = parse(event("build-succeeded.json")).unwrap();
+    let parsed = build_event(event("build-succeeded.json"));
     let mut builds = MockBuildApi::new();
     builds
         .expect_recent_builds()
@@ -519,4 +527,170 @@ async fn ignored_and_invalid_events_call_nothing() {
     }
     let missing = parse(event("invalid-missing-build-status.json")).unwrap_err();
     assert_eq!(missing.message(), "detail: missing field `build-status`");
+}
+
+// --- the sweep -------------------------------------------------------------------------------
+
+/// When `events/codebuild-status/scheduled-sweep.json` fired.
+fn swept_at() -> chrono::DateTime<chrono::Utc> {
+    "2026-11-23T10:05:00Z".parse().unwrap()
+}
+
+/// A pipeline build of main that ended `minutes` before the sweep's schedule fired.
+fn ended(uuid: &str, number: u64, status: BuildStatus, minutes: i64) -> BuildRecord {
+    let end = swept_at() - chrono::Duration::minutes(minutes);
+    BuildRecord {
+        arn: Some(format!(
+            "arn:aws:codebuild:us-east-1:123456789012:build/shop-image:{uuid}"
+        )),
+        start_time: Some(end - chrono::Duration::seconds(190)),
+        end_time: Some(end),
+        variables: vec![
+            ("SOURCE_BRANCH".into(), "main".into()),
+            (
+                "SOURCE_COMMIT".into(),
+                "0ccf1ae1bf4c7d610115754eef7bf8c60e7f167e".into(),
+            ),
+        ],
+        ..record(&format!("shop-image:{uuid}"), number, status, "main")
+    }
+}
+
+fn failed_report() -> Report {
+    Report {
+        kind: NotifyOn::Failed,
+        previous_failure: None,
+    }
+}
+
+#[test]
+fn a_scheduled_event_is_the_sweep() {
+    match parse(event("scheduled-sweep.json")).unwrap() {
+        Incoming::Sweep(sweep) => {
+            assert_eq!(
+                shared::events::schedule::scheduled_at(&sweep),
+                Ok(swept_at())
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_sweep_tells_once_what_the_lost_events_of_its_window_would_have_told() {
+    let lost = ended("lost", 50, BuildStatus::Failed, 10);
+    let told = ended("told", 49, BuildStatus::TimedOut, 20);
+    let history = vec![
+        ended("just-now", 52, BuildStatus::Failed, 1),
+        ended("running", 51, BuildStatus::InProgress, 0),
+        lost.clone(),
+        told.clone(),
+        // A success after a success: no fix to tell.
+        ended("fine", 48, BuildStatus::Succeeded, 30),
+        ended("earlier", 47, BuildStatus::Succeeded, 40),
+        // Out of the window, and a stop is no failure to be fixed.
+        ended("long-ago", 46, BuildStatus::Stopped, 90),
+    ];
+    let mut builds = MockBuildApi::new();
+    builds
+        .expect_recent_builds()
+        .with(eq("shop-image"), eq(25_usize))
+        .times(1)
+        .return_once(move |_, _| reply(Ok(history)));
+    let lost_event = lost.state_change().unwrap();
+    let (mut ledger, mut notifier) = (MockLedger::new(), MockNotifier::new());
+    expect_delivery(
+        &mut ledger,
+        &mut notifier,
+        deduplication_key(&lost_event.detail, &failed_report()),
+        compose(&lost_event, &failed_report()),
+    );
+    let told_key = deduplication_key(
+        &told.state_change().unwrap().detail,
+        &Report {
+            kind: NotifyOn::TimedOut,
+            previous_failure: None,
+        },
+    );
+    ledger
+        .expect_claim()
+        .with(eq(told_key))
+        .times(1)
+        .returning(|_| reply(Ok(Claim::Done)));
+    let deps = Deps::new(builds, notifier, ledger, config());
+
+    let outcome = handle(&deps, event("scheduled-sweep.json")).await.unwrap();
+
+    assert_eq!(
+        outcome,
+        Outcome::Swept {
+            checked: 4,
+            notified: vec![lost.arn.unwrap()],
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_sweep_leaves_a_pending_claim_to_its_holder_and_fails_after_trying_every_build() {
+    let pending = ended("pending", 50, BuildStatus::Failed, 10);
+    let refused = ended("refused", 49, BuildStatus::Failed, 20);
+    let history = vec![pending.clone(), refused.clone()];
+    let mut builds = MockBuildApi::new();
+    builds
+        .expect_recent_builds()
+        .times(1)
+        .return_once(move |_, _| reply(Ok(history)));
+    let key = |record: &BuildRecord| {
+        deduplication_key(&record.state_change().unwrap().detail, &failed_report())
+    };
+    let mut ledger = MockLedger::new();
+    ledger
+        .expect_claim()
+        .with(eq(key(&pending)))
+        .times(1)
+        .returning(|_| reply(Ok(Claim::Pending)));
+    ledger
+        .expect_claim()
+        .with(eq(key(&refused)))
+        .times(1)
+        .returning(|_| reply(Ok(Claim::Granted)));
+    ledger
+        .expect_release()
+        .with(eq(key(&refused)))
+        .times(1)
+        .returning(|_| reply(Ok(())));
+    let mut notifier = MockNotifier::new();
+    notifier.expect_publish().times(1).returning(|_| {
+        reply(Err(UpstreamError::new(
+            "SNS",
+            "Publish",
+            Some("InternalError".into()),
+            "down",
+        )))
+    });
+    let deps = Deps::new(builds, notifier, ledger, config());
+
+    let error = handle(&deps, event("scheduled-sweep.json"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.error_type(), "Upstream");
+    assert!(error.to_string().contains("SNS Publish"), "{error}");
+}
+
+#[tokio::test]
+async fn a_sweep_without_projects_reads_nothing() {
+    let deps = Deps::new(
+        MockBuildApi::new(),
+        MockNotifier::new(),
+        MockLedger::new(),
+        config_with(&[("BUILD_PROJECTS", "")]),
+    );
+    let outcome = handle(&deps, event("scheduled-sweep.json")).await.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Swept {
+            checked: 0,
+            notified: vec![],
+        }
+    );
 }

@@ -101,6 +101,7 @@ fn record(
             ("PULL_REQUEST_ID".into(), pull_request.into()),
             ("PULL_REQUEST_SOURCE_COMMIT".into(), commit.into()),
         ],
+        ..BuildRecord::default()
     }
 }
 
@@ -978,4 +979,120 @@ fn outcomes_serialize_as_the_function_response() {
         .to_string(),
         "the event names 4b7615d but the pull request's head is 9b1de4f"
     );
+}
+
+// --- the sweep -------------------------------------------------------------------------------
+
+/// When `events/pr-validator/scheduled-sweep.json` fired.
+fn swept_at() -> chrono::DateTime<chrono::Utc> {
+    "2026-11-23T10:05:00Z".parse().unwrap()
+}
+
+/// A validation build of pull request 17 at `commit` that ended `minutes` before the sweep.
+fn ended(id: &str, number: u64, commit: &str, status: BuildStatus, minutes: i64) -> BuildRecord {
+    let end = swept_at() - chrono::Duration::minutes(minutes);
+    BuildRecord {
+        arn: Some(format!(
+            "arn:aws:codebuild:us-east-1:123456789012:build/{id}"
+        )),
+        start_time: Some(end - chrono::Duration::seconds(190)),
+        end_time: Some(end),
+        ..record(id, number, "17", commit, status)
+    }
+}
+
+#[test]
+fn a_scheduled_event_is_the_sweep() {
+    assert!(matches!(
+        parse(event("scheduled-sweep.json")).unwrap(),
+        Incoming::Sweep(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_sweep_reports_the_builds_of_its_window_that_have_no_report_comment() {
+    let lost = ended(BUILD_12, 12, B, BuildStatus::Failed, 10);
+    let reported = ended(BUILD_11, 11, A, BuildStatus::Succeeded, 20);
+    let mut by_hand = ended("shop-pr:by-hand", 10, A, BuildStatus::Succeeded, 30);
+    by_hand.variables.clear();
+    let history = vec![
+        ended("shop-pr:running", 13, B, BuildStatus::InProgress, 0),
+        lost.clone(),
+        reported,
+        by_hand,
+    ];
+    let mut order = Sequence::new();
+    let mut builds = MockBuildApi::new();
+    expect_recent(&mut builds, &mut order, history);
+    let mut pulls = MockPullRequestApi::new();
+    pulls
+        .expect_comment_tokens()
+        .with(eq("17"))
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| {
+            reply(Ok(vec![
+                comment_token(CommentKind::Started, "17", BUILD_12),
+                comment_token(CommentKind::Result, "17", BUILD_11),
+            ]))
+        });
+    expect_pull_request(&mut pulls, &mut order, pull_request(B, R2));
+    pulls
+        .expect_update_approval()
+        .with(eq("17"), eq(R2), eq(PullRequestApproval::Revoke))
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_, _, _| reply(Ok(())));
+    pulls
+        .expect_post_comment()
+        .withf(|comment| {
+            comment.content.starts_with("![build failing]")
+                && comment.client_request_token
+                    == comment_token(CommentKind::Result, "17", BUILD_12)
+        })
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| {
+            reply(Ok(PostedComment::Posted {
+                comment_id: "c-9".into(),
+            }))
+        });
+    let deps = Deps::new(pulls, builds, config());
+
+    let outcome = handle(&deps, event("scheduled-sweep.json")).await.unwrap();
+
+    assert_eq!(
+        outcome,
+        Outcome::Swept {
+            checked: 2,
+            reported: vec![lost.arn.unwrap()],
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_sweep_that_cannot_read_a_pull_requests_comments_fails_for_the_next_one() {
+    let history = vec![ended(BUILD_12, 12, B, BuildStatus::Failed, 10)];
+    let mut order = Sequence::new();
+    let mut builds = MockBuildApi::new();
+    expect_recent(&mut builds, &mut order, history);
+    let mut pulls = MockPullRequestApi::new();
+    pulls
+        .expect_comment_tokens()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| {
+            reply(Err(UpstreamError::new(
+                "CodeCommit",
+                "GetCommentsForPullRequest",
+                Some("ThrottlingException".into()),
+                "slow down",
+            )))
+        });
+    let deps = Deps::new(pulls, builds, config());
+
+    let error = handle(&deps, event("scheduled-sweep.json"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.error_type(), "Upstream");
 }

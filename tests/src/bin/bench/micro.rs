@@ -58,10 +58,10 @@ pub fn run(batches: usize, per_batch: usize) -> Vec<Micro> {
             "codebuild-status" => (
                 "parse + classify + compose",
                 Box::new(|| {
-                    use codebuild_status::handler::{Interest, classify, parse};
+                    use codebuild_status::handler::{Incoming, Interest, classify, parse};
                     use codebuild_status::message::{compose, deduplication_key};
                     let payload: Value = serde_json::from_slice(&bytes).unwrap();
-                    let Ok(event) = parse(payload) else {
+                    let Ok(Incoming::Build(event)) = parse(payload) else {
                         return false;
                     };
                     match classify(&event.detail, &build_config) {
