@@ -185,7 +185,10 @@ def build(binary: Binary, log=print) -> Path:
     """Builds ``binary`` into the cache unless it is there (or in the ready folder)."""
     started = time.monotonic()
     if (path := locate(binary)) is not None:
-        log(f"  {binary.name:<24} {binary.version():<10} ready     {path}")
+        given = ready_folder() is not None and path.parent == ready_folder()
+        how = "given" if given else "cached"
+        version = "" if given else binary.version()
+        log(f"  {binary.name:<24} {version:<10} {how:<9} {path}")
         return path
     target = binary.cache_folder(cache_root())
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -163,12 +163,27 @@ def serving_context(pair: KeyPair, folder: Path, name: str) -> ssl.SSLContext:
 # --- processes -------------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL when the runner dies, however it dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() == 1:  # the runner died between fork and prctl
-        os._exit(1)
+def die_with_parent(signum: int = signal.SIGKILL):
+    """For ``preexec_fn``: the child gets ``signum`` when the runner dies, however it dies."""
+    parent = os.getpid()
+
+    def arm() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signum)
+        if os.getppid() != parent:  # the runner died between fork and prctl
+            os._exit(1)
+
+    return arm
+
+
+def sweep_abandoned(root: Path) -> None:
+    """Removes the working folders of earlier runners that were killed (they could not)."""
+    for folder in root.glob("eks-cicd-cluster-*"):
+        try:
+            runner = int((folder / "runner.pid").read_text())
+            os.kill(runner, 0)
+        except (OSError, ValueError):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def free_port() -> int:
@@ -213,7 +228,12 @@ class ControlPlane:
         self.binaries = binaries
         self.webhook_url = webhook_url
         self.authority = authority
-        self.folder = folder or Path(tempfile.mkdtemp(prefix="eks-cicd-cluster-", dir=_scratch_root()))
+        if folder is None:
+            root = Path(_scratch_root() or tempfile.gettempdir())
+            sweep_abandoned(root)
+            folder = Path(tempfile.mkdtemp(prefix="eks-cicd-cluster-", dir=root))
+            (folder / "runner.pid").write_text(str(os.getpid()))
+        self.folder = folder
         (self.folder / "pki").mkdir(exist_ok=True)
         self.admin_token = secrets.token_urlsafe(32)
         self.components: list[Component] = []
@@ -369,7 +389,7 @@ class ControlPlane:
                 stdout=handle,
                 stderr=subprocess.STDOUT,
                 cwd=self.folder,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent(),
             )
         finally:
             handle.close()

@@ -184,8 +184,11 @@ def run_command(command: list[str], endpoints_file: Path, endpoints: dict[str, A
         AWS_REGION=REGION,
         AWS_DEFAULT_REGION=REGION,
     )
+    from control_plane import die_with_parent
+
     try:
-        relay.child = subprocess.Popen(command, env=env)
+        # Killed with the runner too: without the emulators the command has nothing to talk to.
+        relay.child = subprocess.Popen(command, env=env, preexec_fn=die_with_parent(signal.SIGTERM))
     except OSError as exc:
         log(f"cannot run {command[0]}: {exc}")
         return 127 if isinstance(exc, FileNotFoundError) else 126

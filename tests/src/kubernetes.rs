@@ -188,7 +188,8 @@ impl DeploymentSpec {
             .iter()
             .map(|(container, image)| json!({"name": container, "image": image}))
             .collect();
-        let mut template = json!({"metadata": {"labels": {"app": self.name}}, "spec": {"containers": containers}});
+        let mut template =
+            json!({"metadata": {"labels": {"app": self.name}}, "spec": {"containers": containers}});
         if let Some(delay) = &self.ready_after {
             template["metadata"]["annotations"] = json!({READY_AFTER_ANNOTATION: delay});
         }

@@ -5,10 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failed test
 
+use integration_tests::kubernetes::DeploymentSpec;
 use integration_tests::scenarios::deployments::{
     DeploymentScenario, V1, V2, container_images as images,
 };
-use integration_tests::kubernetes::DeploymentSpec;
 use integration_tests::{Function, kubernetes, unique};
 use std::time::Duration;
 
@@ -466,8 +466,7 @@ fn rbac_request(request: &Value) -> (String, String, Option<String>) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn every_request_eks_deploy_makes_is_allowed_by_the_shipped_role_which_grants_nothing_more()
-{
+async fn every_request_eks_deploy_makes_is_allowed_by_the_shipped_role_which_grants_nothing_more() {
     let scenario = web_with_a_proxy().await;
     // A rollout, the same image again, and a failure with its rollback (the pods' reasons).
     for image in [
@@ -516,14 +515,19 @@ async fn every_request_eks_deploy_makes_is_allowed_by_the_shipped_role_which_gra
                     .any(|r| *r == resource)
                 {
                     assert!(
-                        names.iter().any(|n| Some(n.as_str().unwrap()) == name.as_deref()),
+                        names
+                            .iter()
+                            .any(|n| Some(n.as_str().unwrap()) == name.as_deref()),
                         "{request} is outside {names:?}"
                     );
                 }
             }
         }
     }
-    assert_eq!(used, granted, "what eks-deploy used against what the Role grants");
+    assert_eq!(
+        used, granted,
+        "what eks-deploy used against what the Role grants"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -571,5 +575,9 @@ async fn a_role_without_patch_fails_the_job_naming_the_verb_and_resource_and_cha
         .into_iter()
         .filter(|r| r["status"] == 403)
         .collect();
-    assert_eq!(forbidden.len(), 1, "refused once, not retried: {forbidden:#?}");
+    assert_eq!(
+        forbidden.len(),
+        1,
+        "refused once, not retried: {forbidden:#?}"
+    );
 }

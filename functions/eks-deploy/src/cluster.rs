@@ -227,15 +227,19 @@ impl DeploymentHandle {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(error)) => classify(&error),
                 // The request may have arrived: retried like a dropped connection.
-                Err(_) => Failure::Transient(format!(
-                    "no answer within {} ms",
-                    allowed.as_millis()
-                )),
+                Err(_) => {
+                    Failure::Transient(format!("no answer within {} ms", allowed.as_millis()))
+                }
             };
             match failure {
                 Failure::Conflict => return Err(Attempt::Conflict),
-                Failure::Permanent { code: 403, message, .. } => {
-                    return Err(Attempt::Failed(ClusterError::Forbidden { operation, message }));
+                Failure::Permanent {
+                    code: 403, message, ..
+                } => {
+                    return Err(Attempt::Failed(ClusterError::Forbidden {
+                        operation,
+                        message,
+                    }));
                 }
                 Failure::Permanent {
                     code,
@@ -450,7 +454,8 @@ impl DeploymentHandle {
             let opened = Instant::now();
             // Past the server's own end of the watch it is a dead connection; and the moment
             // the rollout counts as stuck must not wait for an event.
-            let mut until = deadline.min(opened + Duration::from_secs(seconds.into()) + WATCH_GRACE);
+            let mut until =
+                deadline.min(opened + Duration::from_secs(seconds.into()) + WATCH_GRACE);
             if let Some(by) = no_progress_by {
                 until = until.min(by.max(opened));
             }
@@ -475,7 +480,10 @@ impl DeploymentHandle {
                             .clone()
                             .unwrap_or(resource_version);
                         current = deployment;
-                        if !matches!(status_since(&current, earlier), RolloutStatus::Progressing(_)) {
+                        if !matches!(
+                            status_since(&current, earlier),
+                            RolloutStatus::Progressing(_)
+                        ) {
                             break;
                         }
                     }
@@ -727,7 +735,13 @@ mod tests {
         ]);
         let error = handle(client).read(soon()).await.unwrap_err();
         assert!(
-            matches!(error, ClusterError::Forbidden { operation: "GET deployment", .. }),
+            matches!(
+                error,
+                ClusterError::Forbidden {
+                    operation: "GET deployment",
+                    ..
+                }
+            ),
             "{error}"
         );
         server.await.unwrap();
@@ -774,7 +788,10 @@ mod tests {
         )]);
         let from: Deployment =
             serde_json::from_value(deployment("42", 4, "shop:v2", rolled_out(3))).unwrap();
-        let followed = handle(client).follow(from, &RolloutStart::default(), soon()).await.unwrap();
+        let followed = handle(client)
+            .follow(from, &RolloutStart::default(), soon())
+            .await
+            .unwrap();
         assert!(
             matches!(
                 followed,
@@ -805,7 +822,10 @@ mod tests {
         ]);
         let from: Deployment =
             serde_json::from_value(deployment("42", 4, "shop:v2", rolled_out(3))).unwrap();
-        let followed = handle(client).follow(from, &RolloutStart::default(), soon()).await.unwrap();
+        let followed = handle(client)
+            .follow(from, &RolloutStart::default(), soon())
+            .await
+            .unwrap();
         assert!(
             matches!(
                 followed,
@@ -830,7 +850,10 @@ mod tests {
         let from: Deployment =
             serde_json::from_value(deployment("42", 4, "shop:v2", rolled_out(3))).unwrap();
         let started = Instant::now();
-        let followed = handle(client).follow(from, &RolloutStart::default(), soon()).await.unwrap();
+        let followed = handle(client)
+            .follow(from, &RolloutStart::default(), soon())
+            .await
+            .unwrap();
         let waited = started.elapsed();
         assert!(
             matches!(
@@ -861,7 +884,10 @@ mod tests {
         ]);
         let from: Deployment =
             serde_json::from_value(deployment("42", 4, "shop:v2", rolled_out(3))).unwrap();
-        let followed = handle(client).follow(from, &RolloutStart::default(), soon()).await.unwrap();
+        let followed = handle(client)
+            .follow(from, &RolloutStart::default(), soon())
+            .await
+            .unwrap();
         assert!(
             matches!(followed, Followed::Settled(RolloutStatus::Failed(_), _)),
             "{followed:?}"
@@ -915,7 +941,12 @@ mod tests {
             &watch_uri("42", 4),
             vec![
                 // The controller observed the rollback; its earlier verdict still stands.
-                modified(deployment("43", 5, "shop:v1", rolling_back(5, EARLIER, 4, 3))),
+                modified(deployment(
+                    "43",
+                    5,
+                    "shop:v1",
+                    rolling_back(5, EARLIER, 4, 3),
+                )),
                 modified(deployment("44", 5, "shop:v1", rolled_out(5))),
             ],
         )]);
@@ -984,7 +1015,11 @@ mod tests {
             "the rollout made no progress within its progress deadline (1 s); the deployment \
              controller still shows the earlier rollout's ProgressDeadlineExceeded"
         );
-        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
         server.await.unwrap();
     }
 
@@ -1018,7 +1053,10 @@ mod tests {
         )]);
         let from: Deployment =
             serde_json::from_value(deployment("42", 4, "shop:v2", rolling(4, 0))).unwrap();
-        let error = handle(client).follow(from, &RolloutStart::default(), soon()).await.unwrap_err();
+        let error = handle(client)
+            .follow(from, &RolloutStart::default(), soon())
+            .await
+            .unwrap_err();
         assert!(matches!(error, ClusterError::Deleted(_)));
         server.await.unwrap();
     }

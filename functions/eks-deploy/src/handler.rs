@@ -494,21 +494,22 @@ async fn roll_back<C: ClusterAccess, J: JobResults>(
                         at: now_seconds(),
                     };
                     match handle.follow(change.deployment, &start, until).await {
-                    Ok(Followed::Settled(RolloutStatus::Complete { .. }, _)) => {
-                        message
-                            .push_str(&format!(". Rolled back to {previous} (rollout complete)."));
-                    }
-                    Ok(Followed::Settled(RolloutStatus::Failed(why), _)) => {
-                        message.push_str(&format!(
-                            ". Rolled back to {previous}, but that rollout failed too: {why}."
-                        ));
-                    }
-                    Ok(_) => message.push_str(&format!(
-                        ". Rolled back to {previous} (rollout still in progress)."
-                    )),
-                    Err(error) => message.push_str(&format!(
-                        ". Rolled back to {previous}; following it failed: {error}."
-                    )),
+                        Ok(Followed::Settled(RolloutStatus::Complete { .. }, _)) => {
+                            message.push_str(&format!(
+                                ". Rolled back to {previous} (rollout complete)."
+                            ));
+                        }
+                        Ok(Followed::Settled(RolloutStatus::Failed(why), _)) => {
+                            message.push_str(&format!(
+                                ". Rolled back to {previous}, but that rollout failed too: {why}."
+                            ));
+                        }
+                        Ok(_) => message.push_str(&format!(
+                            ". Rolled back to {previous} (rollout still in progress)."
+                        )),
+                        Err(error) => message.push_str(&format!(
+                            ". Rolled back to {previous}; following it failed: {error}."
+                        )),
                     }
                 }
             }
