@@ -99,7 +99,7 @@ def sts_hosts(partition: str) -> dict[str, str]:
 
 
 class EksTokenVerifier:
-    """Callable ``token -> username`` for :class:`kube_emulator.KubeEmulator`.
+    """Callable ``token -> access key id`` for :class:`token_review.TokenReviewer`.
 
     ``credentials`` maps access key ids to secret keys (it is read at every
     call, so a shared dict may be updated later).  ``cluster_names`` returns the

@@ -1,47 +1,51 @@
 #!/usr/bin/env python3
-"""Run the local AWS and Kubernetes emulators, optionally around one command.
+"""Run the local AWS emulator and a local Kubernetes cluster, optionally around one command.
 
-    .venv/bin/python tests/emulator/run.py --endpoints target/emulators.json \\
-        [--step-seconds 0.2] [-- CMD ARGS...]
+    .venv/bin/python tests/emulator/run.py --endpoints target/emulators.json [-- CMD ARGS...]
 
-Both servers run as threads of this one process, so nothing can be orphaned:
-when this process ends, they end.  The AWS emulator (moto + ``aws_ext``,
-plain HTTP) and the Kubernetes emulator (TLS) listen on free ports of
-127.0.0.1; their coordinates are written atomically to the endpoints file:
+The AWS emulator (moto + ``aws_ext``, plain HTTP) runs as a thread of this
+process; the Kubernetes cluster is a real control plane (``local_cluster``:
+etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok as
+child processes, the EKS TokenReview webhook and the TLS fault proxy as
+threads), built once by ``tests/scripts/setup``. Everything listens on free
+ports of 127.0.0.1; the coordinates are written atomically to the endpoints
+file:
 
     {"region": "us-east-1", "account_id": "123456789012",
      "aws": {"endpoint": "http://127.0.0.1:PORT", "access_key_id": "testing",
              "secret_access_key": "testing"},
-     "kubernetes": {"server": "https://127.0.0.1:PORT", "ca_data": "<base64 CA PEM>",
-                    "static_token": "<token accepted besides EKS tokens>"},
+     "kubernetes": {"server": "https://127.0.0.1:PORT"     (the fault proxy: what DescribeCluster gives),
+                    "apiserver": "https://127.0.0.1:PORT"  (kube-apiserver itself),
+                    "ca_data": "<base64 CA PEM>",
+                    "static_token": "<the cluster admin's token, for test tooling>",
+                    "version": "v1.37.2",
+                    "deploy_user": "<the user eks-deploy's EKS token maps to>",
+                    "deploy_groups": ["eks-deploy"]},
      "admin": "http://127.0.0.1:PORT/_emulator"}
 
 With a command, it runs with ``EMULATORS_FILE``, ``AWS_ENDPOINT_URL``, test
 credentials and region added to the environment; SIGINT/SIGTERM are forwarded
-to it; when it exits the servers stop, the endpoints file is deleted and this
-process exits with the command's status (128+N if signal N killed it).
-Without a command, the emulators serve until SIGINT or SIGTERM.
+to it; when it exits, everything stops (no process is left behind, even if
+this one is killed: the cluster's processes die with it), the endpoints file
+is deleted and this process exits with the command's status (128+N if signal N
+killed it). Without a command, the emulators serve until SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import hmac
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# Start-up is measured from here; moto, the slow part, is imported in
+# Start-up is measured from here; moto and the cluster, the slow parts, start in
 # Emulators.start() so that this clock covers it (and --help stays instant).
 STARTED = time.monotonic()
 
@@ -54,19 +58,6 @@ REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 ACCESS_KEY_ID = "testing"
 SECRET_ACCESS_KEY = "testing"
-STATIC_TOKEN_USER = "emulator-admin"
-
-
-def combined_token_verifier(static_token: str, eks_verifier: Callable[[str], str]) -> Callable[[str], str]:
-    """Accept the static test-tooling token (constant-time compare), else an EKS token."""
-    expected = static_token.encode()
-
-    def verify(token: str) -> str:
-        if hmac.compare_digest(token.encode(), expected):
-            return STATIC_TOKEN_USER
-        return eks_verifier(token)
-
-    return verify
 
 
 def start_aws_server(app: Any) -> tuple[Any, threading.Thread]:
@@ -93,30 +84,32 @@ def start_aws_server(app: Any) -> tuple[Any, threading.Thread]:
 class Emulators:
     """The two servers of one run; ``stop`` is safe to call at any point."""
 
-    def __init__(self, step_seconds: float):
-        self.step_seconds = step_seconds
+    def __init__(self) -> None:
         self.kube: Any = None
         self.aws_server: Any = None
         self.aws_thread: threading.Thread | None = None
 
     def start(self) -> dict[str, Any]:
-        """Start both servers and return the endpoints document."""
-        from aws_ext import known_cluster_names, make_app
-        from eks_token import EksTokenVerifier
-        from kube_emulator import KubeEmulator
+        """Start the cluster and the AWS emulator, and return the endpoints document."""
+        # moto, the slow import, loads while the control plane boots.
+        importer = threading.Thread(target=_import_aws_emulator, name="import-moto", daemon=True)
+        importer.start()
+        from local_cluster import LocalCluster
 
-        static_token = secrets.token_urlsafe(32)
-        eks_verifier = EksTokenVerifier(
-            credentials={ACCESS_KEY_ID: SECRET_ACCESS_KEY}, cluster_names=known_cluster_names
+        from aws_ext.app import known_cluster_names
+
+        self.kube = LocalCluster(
+            credentials={ACCESS_KEY_ID: SECRET_ACCESS_KEY}, account_id=ACCOUNT_ID, cluster_names=known_cluster_names
         )
-        self.kube = KubeEmulator(
-            host=HOST,
-            port=0,
-            token_verifier=combined_token_verifier(static_token, eks_verifier),
-            step_seconds=self.step_seconds,
+        self.kube.launch()
+        log(
+            f"Kubernetes {self.kube.version} on {self.kube.apiserver_url} in {self.kube.started_in:.1f} s "
+            f"(etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok); "
+            f"clients through the fault proxy on {self.kube.server_url}"
         )
-        self.kube.start()
-        log(f"Kubernetes emulator on {self.kube.server_url}")
+        importer.join()
+        from aws_ext import make_app
+
         self.aws_server, self.aws_thread = start_aws_server(make_app(self.kube))
         aws_url = f"http://{HOST}:{self.aws_server.server_port}"
         log(f"AWS emulator on {aws_url} (admin API {aws_url}/_emulator)")
@@ -124,11 +117,7 @@ class Emulators:
             "region": REGION,
             "account_id": ACCOUNT_ID,
             "aws": {"endpoint": aws_url, "access_key_id": ACCESS_KEY_ID, "secret_access_key": SECRET_ACCESS_KEY},
-            "kubernetes": {
-                "server": self.kube.server_url,
-                "ca_data": base64.b64encode(self.kube.ca_pem).decode(),
-                "static_token": static_token,
-            },
+            "kubernetes": self.kube.endpoints(),
             "admin": f"{aws_url}/_emulator",
         }
 
@@ -141,6 +130,11 @@ class Emulators:
         if self.kube is not None:
             self.kube.stop()
             self.kube = None
+
+
+def _import_aws_emulator() -> None:
+    import aws_ext  # noqa: F401
+    import moto.server  # noqa: F401
 
 
 class SignalRelay:
@@ -190,8 +184,11 @@ def run_command(command: list[str], endpoints_file: Path, endpoints: dict[str, A
         AWS_REGION=REGION,
         AWS_DEFAULT_REGION=REGION,
     )
+    from control_plane import die_with_parent
+
     try:
-        relay.child = subprocess.Popen(command, env=env)
+        # Killed with the runner too: without the emulators the command has nothing to talk to.
+        relay.child = subprocess.Popen(command, env=env, preexec_fn=die_with_parent(signal.SIGTERM))
     except OSError as exc:
         log(f"cannot run {command[0]}: {exc}")
         return 127 if isinstance(exc, FileNotFoundError) else 126
@@ -205,12 +202,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """Options before ``--``; everything after it is the command, untouched."""
     own, command = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
     parser = argparse.ArgumentParser(
-        prog="run.py", description="Run the local AWS and Kubernetes emulators [around a command given after --]."
+        prog="run.py", description="Run the local AWS emulator and Kubernetes cluster [around a command given after --]."
     )
     parser.add_argument("--endpoints", required=True, type=Path, help="where to write the endpoints JSON file")
-    parser.add_argument(
-        "--step-seconds", type=float, default=0.2, help="Kubernetes emulator's simulated time step (default 0.2)"
-    )
     args = parser.parse_args(own)
     if "--" in argv and not command:
         parser.error("no command after --")
@@ -222,9 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     relay = SignalRelay()
     relay.install()
     endpoints_file = args.endpoints.resolve()
-    emulators = Emulators(args.step_seconds)
+    emulators = Emulators()
     try:
-        endpoints = emulators.start()
+        try:
+            endpoints = emulators.start()
+        except RuntimeError as error:  # the cluster's binaries are missing, or it did not start
+            log(f"cannot start: {error}")
+            return 1
         write_atomically(endpoints_file, endpoints)
         log(f"ready in {time.monotonic() - STARTED:.2f} s; endpoints in {endpoints_file}")
         if command:

@@ -30,7 +30,7 @@ COMMIT_DATE = re.compile(r"^\d{10} \+0000$")
 
 
 class FakeKube:
-    """Stands in for kube_emulator.KubeEmulator: records what the admin API asks of it."""
+    """Stands in for local_cluster.LocalCluster: records what the admin API asks of it."""
 
     server_url = "https://127.0.0.1:6443"
     ca_pem = b"-----BEGIN CERTIFICATE-----\nZmFrZQ==\n-----END CERTIFICATE-----\n"
@@ -39,8 +39,7 @@ class FakeKube:
         self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
 
     def __getattr__(self, name: str) -> Any:
-        if name not in {"reset", "mark_image_bad", "clear_bad_images", "inject_faults",
-                        "drop_watches_after", "clear_request_log", "request_log"}:
+        if name not in {"reset", "inject_faults", "drop_watches_after", "clear_request_log", "request_log", "faults"}:
             raise AttributeError(name)
 
         def record(*args: Any, **kwargs: Any) -> Any:
@@ -738,7 +737,7 @@ class RoundTripTests(PipelineTestCase):
 
 
 class EksTests(EmulatorTestCase):
-    def test_clusters_point_at_the_kubernetes_emulator(self) -> None:
+    def test_clusters_point_at_the_local_cluster(self) -> None:
         eks = client("eks")
         created = eks.create_cluster(
             name="demo", roleArn="arn:aws:iam::123456789012:role/eks", resourcesVpcConfig={"subnetIds": []}
@@ -767,9 +766,6 @@ class AdminTests(EmulatorTestCase):
         self.assertEqual(KUBE.calls, [("reset", (), {})])
 
     def test_kubernetes_wrappers(self) -> None:
-        self.assertEqual(http("POST", "/_emulator/kubernetes/bad-images", {"image": "app:bad", "reason": "ErrImagePull"})[0], 200)
-        self.assertEqual(http("POST", "/_emulator/kubernetes/bad-images", {"image": "app:worse"})[0], 200)
-        self.assertEqual(http("DELETE", "/_emulator/kubernetes/bad-images")[0], 200)
         self.assertEqual(
             http("GET", "/_emulator/kubernetes/requests"),
             (200, {"requests": [{"method": "GET", "path": "/version", "status": 200}]}),
@@ -777,19 +773,26 @@ class AdminTests(EmulatorTestCase):
         self.assertEqual(http("DELETE", "/_emulator/kubernetes/requests")[0], 200)
         faults = {"method": "PATCH", "pathRegex": "/apis/apps/v1/.*", "status": 409, "count": 2}
         self.assertEqual(http("POST", "/_emulator/kubernetes/faults", faults)[0], 200)
+        race = {"method": "PATCH", "pathRegex": "/deployments/web$", "race": True}
+        self.assertEqual(http("POST", "/_emulator/kubernetes/faults", race)[0], 200)
+        reset = {"method": "GET", "pathRegex": "/pods$", "reset": "before"}
+        self.assertEqual(http("POST", "/_emulator/kubernetes/faults", reset)[0], 200)
+        self.assertEqual(http("POST", "/_emulator/kubernetes/faults", {"method": "GET", "pathRegex": 1})[0], 400)
+        self.assertEqual(http("GET", "/_emulator/kubernetes/faults")[0], 200)
         self.assertEqual(http("POST", "/_emulator/kubernetes/drop-watches", {"events": 2})[0], 200)
         self.assertEqual(http("POST", "/_emulator/kubernetes/drop-watches", {"events": "2"})[0], 400)
         scoped = {"events": 1, "count": 2, "pathRegex": "/namespaces/shop/"}
         self.assertEqual(http("POST", "/_emulator/kubernetes/drop-watches", scoped)[0], 200)
+        no_fault = {"race": False, "reset": None, "status": None}
         self.assertEqual(
             KUBE.calls,
             [
-                ("mark_image_bad", ("app:bad",), {"reason": "ErrImagePull"}),
-                ("mark_image_bad", ("app:worse",), {}),
-                ("clear_bad_images", (), {}),
                 ("request_log", (), {}),
                 ("clear_request_log", (), {}),
-                ("inject_faults", (), {"method": "PATCH", "path_regex": "/apis/apps/v1/.*", "status": 409, "count": 2}),
+                ("inject_faults", (), {**no_fault, "method": "PATCH", "path_regex": "/apis/apps/v1/.*", "status": 409, "count": 2}),
+                ("inject_faults", (), {**no_fault, "method": "PATCH", "path_regex": "/deployments/web$", "race": True}),
+                ("inject_faults", (), {**no_fault, "method": "GET", "path_regex": "/pods$", "reset": "before"}),
+                ("faults", (), {}),
                 ("drop_watches_after", (), {"events": 2}),
                 ("drop_watches_after", (), {"events": 1, "count": 2, "path_regex": "/namespaces/shop/"}),
             ],

@@ -1,4 +1,4 @@
-"""Tests of what the benchmark asks of the emulators: the AWS request log and the rollout pace."""
+"""Tests of what the benchmark asks of the emulators: the AWS request log."""
 
 from __future__ import annotations
 
@@ -16,31 +16,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import run  # noqa: E402
 from aws_ext import make_app  # noqa: E402
-from kube_emulator import KubeEmulator  # noqa: E402
 
 
-class PaceRecorder:
-    """Stands in for the Kubernetes emulator: remembers the pace it was given."""
+class NoCluster:
+    """Stands in for the local cluster, which these tests do not need."""
 
     server_url = "https://127.0.0.1:6443"
     ca_pem = b""
 
-    def __init__(self) -> None:
-        self.paces: list[float] = []
-
     def reset(self) -> None:
         pass
-
-    def set_step_seconds(self, seconds: float) -> None:
-        if not seconds > 0:
-            raise ValueError("step_seconds must be positive")
-        self.paces.append(seconds)
 
 
 class BenchHookTests(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
-        cls.kube = PaceRecorder()
+        cls.kube = NoCluster()
         cls.server, _ = run.start_aws_server(make_app(cls.kube))
         cls.endpoint = f"http://127.0.0.1:{cls.server.server_port}"
 
@@ -114,20 +105,6 @@ class BenchHookTests(unittest.TestCase):
         self.assertEqual(self.admin("DELETE", "/aws/requests")[0], 200)
 
         self.assertEqual(self.admin("GET", "/aws/requests")[1]["requests"], [])
-
-    def test_the_rollout_pace_is_passed_on_and_must_be_positive(self) -> None:
-        self.assertEqual(self.admin("POST", "/kubernetes/step-seconds", {"stepSeconds": 0.05})[0], 200)
-        self.assertEqual(self.admin("POST", "/kubernetes/step-seconds", {"stepSeconds": 0})[0], 400)
-        self.assertEqual(self.admin("POST", "/kubernetes/step-seconds", {"stepSeconds": "fast"})[0], 400)
-        self.assertEqual(self.kube.paces, [0.05])
-
-
-class KubePaceTests(unittest.TestCase):
-    def test_a_non_positive_pace_is_refused(self) -> None:
-        kube = KubeEmulator(token_verifier=lambda token: "tester")
-        with self.assertRaises(ValueError):
-            kube.set_step_seconds(0)
-        kube.set_step_seconds(1.5)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,11 @@
 
 Each test runs ``run.py`` as a subprocess (bounded by timeouts) and checks
 what scripts rely on: the endpoints file and environment reach the command,
-both servers answer (the Kubernetes one over TLS with the published CA and
-the static token), the exit status is the command's, and afterwards neither
-the endpoints file nor a listening port is left.
+the AWS emulator and the local cluster answer (the API server over TLS with
+the published CA, the admin token, and EKS tokens through the TokenReview
+webhook and RBAC), the exit status is the command's, and afterwards neither
+the endpoints file nor a listening port nor a process of the cluster is left,
+however the runner ended (its command finished, a signal, ``kill -9``).
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ eks = boto3.client("eks")
 eks.create_cluster(name="demo", roleArn="arn:aws:iam::123456789012:role/eks", resourcesVpcConfig={"subnetIds": []})
 cluster = eks.describe_cluster(name="demo")["cluster"]
 json.dump({"valid": get(cluster, "/version", token("demo")),
+           "not_granted": get(cluster, "/api/v1/namespaces", token("demo")),
            "other_cluster": get(cluster, "/api/v1/namespaces", token("elsewhere"))}, open(sys.argv[1], "w"))
 """
 
@@ -98,7 +101,42 @@ def wait_for(path: Path, process: subprocess.Popen[bytes], seconds: float = TIME
 
 
 def ports(endpoints: dict[str, Any]) -> list[int]:
-    return [int(endpoints["aws"]["endpoint"].rsplit(":", 1)[1]), int(endpoints["kubernetes"]["server"].rsplit(":", 1)[1])]
+    kube = endpoints["kubernetes"]
+    return [int(url.rsplit(":", 1)[1]) for url in (endpoints["aws"]["endpoint"], kube["server"], kube["apiserver"])]
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` now, from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+            stat = (entry / "stat").read_text()
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        children = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= children
+        frontier = children
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    """The pids still running (zombies count as gone)."""
+    living = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z":
+            living.add(pid)
+    return living
 
 
 class RunnerTests(unittest.TestCase):
@@ -141,14 +179,69 @@ class RunnerTests(unittest.TestCase):
                 self.assertEqual((endpoints["region"], endpoints["account_id"]), ("us-east-1", "123456789012"))
                 self.assertEqual(endpoints["admin"], endpoints["aws"]["endpoint"] + "/_emulator")
                 self.assertTrue(endpoints["kubernetes"]["server"].startswith("https://127.0.0.1:"))
-                self.assertIn("Kubernetes emulator on https://127.0.0.1:", finished.stderr)
+                self.assertRegex(finished.stderr, r"Kubernetes v1\.\d+\.\d+ on https://127\.0\.0\.1:\d+ in [\d.]+ s")
+                self.assertEqual(report["version"]["gitVersion"], endpoints["kubernetes"]["version"])
                 self.assertIn("AWS emulator on http://127.0.0.1:", finished.stderr)
                 self.assertNothingLeft(endpoints)
 
-    def test_eks_tokens_for_emulated_clusters_are_accepted(self) -> None:
+    def test_eks_tokens_for_emulated_clusters_are_accepted_and_rbac_decides(self) -> None:
         finished = self.run_with(PYTHON, "-c", EKS_CHILD, str(self.report))
         self.assertEqual(finished.returncode, 0, finished.stderr)
-        self.assertEqual(json.loads(self.report.read_text()), {"valid": 200, "other_cluster": 401})
+        # Authenticated as eks-deploy's access entry, which no role lets list namespaces;
+        # a token signed for another cluster is not authenticated at all.
+        self.assertEqual(
+            json.loads(self.report.read_text()), {"valid": 200, "not_granted": 403, "other_cluster": 401}
+        )
+
+    def test_no_process_of_the_cluster_outlives_the_runner_even_killed(self) -> None:
+        for how in ("command ends", "SIGTERM", "SIGKILL"):
+            with self.subTest(how=how):
+                self.report.unlink(missing_ok=True)
+                argument = "0" if how == "command ends" else "wait"
+                process = subprocess.Popen(
+                    [PYTHON, RUN, "--endpoints", str(self.endpoints), "--", PYTHON, "-c", CHILD, str(self.report), argument],
+                    stderr=subprocess.DEVNULL,
+                )
+                try:
+                    wait_for(self.report, process)
+                    cluster = descendants(process.pid)
+                    self.assertGreaterEqual(len(cluster), 5, "etcd, kube-apiserver, the controllers, kwok")
+                    if how == "SIGTERM":
+                        process.send_signal(signal.SIGTERM)
+                    elif how == "SIGKILL":
+                        process.kill()
+                    process.wait(timeout=TIMEOUT)
+                finally:
+                    if process.poll() is None:
+                        process.kill()
+                        process.wait(timeout=TIMEOUT)
+                deadline = time.monotonic() + 10
+                while alive(cluster) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                self.assertEqual(alive(cluster), set(), f"left running after {how}")
+                if how != "SIGKILL":  # a killed runner cannot tidy its files; its processes still die
+                    self.assertNothingLeft(json.loads(self.report.read_text())["endpoints"])
+                self.endpoints.unlink(missing_ok=True)
+                for leftover in self.endpoints.parent.glob(".emulators.json.*"):
+                    leftover.unlink()
+
+    def test_a_cluster_that_cannot_start_says_why_and_leaves_nothing(self) -> None:
+        binaries = self.directory / "binaries"
+        binaries.mkdir()
+        apiserver = binaries / "kube-apiserver"
+        apiserver.write_text("#!/bin/sh\necho 'E1202 run.go:72] \"command failed\" err=\"no good\"' >&2\nexit 1\n")
+        apiserver.chmod(0o755)
+        finished = subprocess.run(
+            [PYTHON, RUN, "--endpoints", str(self.endpoints), "--", "true"],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            env={**os.environ, "KUBERNETES_BINARIES": str(binaries)},
+        )
+        self.assertNotEqual(finished.returncode, 0)
+        self.assertIn("kube-apiserver exited with 1", finished.stderr)
+        self.assertIn('err=\"no good\"', finished.stderr)
+        self.assertFalse(self.endpoints.exists())
 
     def test_signals_are_forwarded_to_the_command(self) -> None:
         process = subprocess.Popen(
@@ -184,24 +277,6 @@ class RunnerTests(unittest.TestCase):
         finished = self.run_with(str(self.directory / "no-such-command"))
         self.assertEqual(finished.returncode, 127)
         self.assertFalse(self.endpoints.exists())
-
-
-class VerifierTests(unittest.TestCase):
-    def test_static_token_first_then_eks(self) -> None:
-        asked: list[str] = []
-
-        def eks(token: str) -> str:
-            asked.append(token)
-            if token != "eks-token":
-                raise ValueError("not an EKS token")
-            return "testing"
-
-        verify = run.combined_token_verifier("static-secret", eks)
-        self.assertEqual(verify("static-secret"), run.STATIC_TOKEN_USER)
-        self.assertEqual(verify("eks-token"), "testing")
-        with self.assertRaises(ValueError):
-            verify("static-secreT")
-        self.assertEqual(asked, ["eks-token", "static-secreT"])
 
 
 class EndpointsFileTests(unittest.TestCase):

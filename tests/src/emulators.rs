@@ -11,7 +11,7 @@ pub struct Emulators {
     pub account_id: String,
     /// The extended moto server.
     pub aws: AwsEndpoint,
-    /// The Kubernetes API server emulator.
+    /// The local Kubernetes cluster.
     pub kubernetes: KubernetesEndpoint,
     /// The emulators' control and read-back API (`.../_emulator`).
     pub admin: String,
@@ -28,15 +28,23 @@ pub struct AwsEndpoint {
     pub secret_access_key: String,
 }
 
-/// The Kubernetes API server emulator.
+/// The local Kubernetes cluster (a real control plane behind a fault proxy).
 #[derive(Debug, Clone, Deserialize)]
 pub struct KubernetesEndpoint {
-    /// `https://127.0.0.1:PORT`.
+    /// `https://127.0.0.1:PORT`: the fault proxy, where DescribeCluster leads eks-deploy.
     pub server: String,
+    /// `https://127.0.0.1:PORT`: kube-apiserver itself, for the tests' own requests.
+    pub apiserver: String,
     /// Base64 of the CA certificate PEM, as EKS gives `certificateAuthority.data`.
     pub ca_data: String,
-    /// A bearer token the emulator accepts besides EKS tokens, for test tooling.
+    /// The cluster admin's bearer token (`system:masters`), for test tooling only.
     pub static_token: String,
+    /// The API server's version, as `/version` tells it (`v1.37.2`).
+    pub version: String,
+    /// The Kubernetes user eks-deploy's EKS token maps to (through its access entry).
+    pub deploy_user: String,
+    /// Its groups, from the access entry in `infra/pipeline.yaml`.
+    pub deploy_groups: Vec<String>,
 }
 
 impl Emulators {

@@ -63,8 +63,8 @@ impl Names {
 
 /// The image repository the build pushes to.
 const REGISTRY: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop";
-/// The image running before the story begins.
-const FIRST_IMAGE: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:5d41402abc4b";
+/// The application's progress deadline in the story (infra/k8s/app.yaml has 300 s).
+const PROGRESS_DEADLINE_SECONDS: i32 = 5;
 /// The address subscribed to build notifications of main (the template's example filter).
 const TEAM: &str = "team@example.com";
 
@@ -182,15 +182,54 @@ async fn set_up(names: Names, timeline: &mut Timeline) -> World {
     .await;
     kubernetes::eks_cluster(&sdk, &names.cluster).await;
     let kube = kubernetes::client(&emulators);
-    kubernetes::deployment(
+    let version = kube
+        .apiserver_version()
+        .await
+        .map(|info| info.git_version)
+        .unwrap_or_default();
+    // The manifests as shipped, in the story's namespace; only the progress deadline is
+    // shortened, so that the image that cannot be pulled fails in seconds, not in 5 minutes.
+    let namespace = names.namespace.clone();
+    let manifests = [
+        kubernetes::manifest("infra/k8s/app.yaml"),
+        kubernetes::manifest("infra/k8s/rbac.yaml"),
+    ]
+    .concat();
+    kubernetes::apply(&kube, manifests, |object| {
+        if object["kind"] == "Namespace" {
+            object["metadata"]["name"] = json!(namespace);
+        } else {
+            object["metadata"]["namespace"] = json!(namespace);
+        }
+        if object["kind"] == "Deployment" {
+            object["spec"]["progressDeadlineSeconds"] = json!(PROGRESS_DEADLINE_SECONDS);
+        }
+    })
+    .await;
+    let first = kubernetes::settled(
         &kube,
         &names.namespace,
         "web",
-        3,
-        3,
-        &[("web", FIRST_IMAGE), ("proxy", "envoyproxy/envoy:v1.30")],
+        std::time::Duration::from_secs(60),
     )
     .await;
+    timeline.step(
+        "kubectl",
+        &format!(
+            "Kubernetes {version} (kube-apiserver /version, kwok's nodes): apply -f infra/k8s/app.yaml \
+             -f infra/k8s/rbac.yaml in {} (progressDeadlineSeconds {PROGRESS_DEADLINE_SECONDS}): web {}",
+            names.namespace,
+            match eks_deploy::rollout::status_of(&first) {
+                eks_deploy::rollout::RolloutStatus::Complete { replicas } =>
+                    format!("rolled out, {replicas} replicas"),
+                other => format!("{other:?}"),
+            }
+        ),
+    );
+    timeline.expect(
+        version.starts_with("v1."),
+        "the cluster is a real Kubernetes API server that says its version",
+    );
     let user_parameters = json!({"cluster": names.cluster, "namespace": names.namespace, "deployment": "web",
                                  "container": "web", "image": "#{BuildVariables.IMAGE_URI}"});
     fixtures::PipelineSpec::new(&names.pipeline, &names.repository, "main")
@@ -407,7 +446,11 @@ impl World {
         outcome: Outcome,
         timeline: &mut Timeline,
     ) -> String {
-        let image = format!("{REGISTRY}:{}", &commit[..12]);
+        // The local cluster's convention: an image whose tag says "unpullable" never pulls.
+        let image = match outcome {
+            Outcome::PassesWithBadImage => kubernetes::unpullable(REGISTRY, &commit[..12]),
+            _ => format!("{REGISTRY}:{}", &commit[..12]),
+        };
         let build = aws_sdk_codebuild::Client::new(&self.sdk)
             .start_build()
             .project_name(&self.names.image_project)
@@ -496,7 +539,6 @@ impl World {
                         news.is_empty(),
                         "a passing build after a passing one tells nobody",
                     );
-                    kubernetes::mark_image_bad(&self.emulators, &image, "ImagePullBackOff").await;
                 }
                 fixtures::complete_action(
                     &self.emulators,

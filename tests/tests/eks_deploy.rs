@@ -1,9 +1,11 @@
-//! eks-deploy, the real binary, against the emulated EKS (DescribeCluster) and the Kubernetes
-//! emulator over HTTPS, which checks every EKS token with botocore and rolls Deployments out (or
-//! fails to, for images marked bad).
+//! eks-deploy, the real binary, against the emulated EKS (DescribeCluster) and the local cluster:
+//! a real kube-apiserver (EKS tokens checked by its TokenReview webhook, RBAC from
+//! `infra/k8s/rbac.yaml`), the real Deployment and ReplicaSet controllers, and kwok's pods, which
+//! never pull an image whose tag says `unpullable` and crash-loop on one that says `crashloop`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failed test
 
+use integration_tests::kubernetes::DeploymentSpec;
 use integration_tests::scenarios::deployments::{
     DeploymentScenario, V1, V2, container_images as images,
 };
@@ -97,11 +99,10 @@ async fn a_new_image_is_patched_into_its_container_and_followed_until_rolled_out
 #[tokio::test(flavor = "multi_thread")]
 async fn an_image_that_never_starts_fails_with_the_pods_reason_and_is_rolled_back() {
     let scenario = web_with_a_proxy().await;
-    let bad = format!(
-        "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:{}",
-        unique("bad")
+    let bad = kubernetes::unpullable(
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop",
+        &unique("v3"),
     );
-    kubernetes::mark_image_bad(&scenario.emulators, &bad, "ImagePullBackOff").await;
 
     let response = scenario
         .function
@@ -136,8 +137,7 @@ async fn an_image_that_never_starts_fails_with_the_pods_reason_and_is_rolled_bac
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_looping_image_is_reported_and_left_when_rollback_is_off() {
     let scenario = web_with_a_proxy().await;
-    let crashing = format!("shop:{}", unique("crash"));
-    kubernetes::mark_image_bad(&scenario.emulators, &crashing, "CrashLoopBackOff").await;
+    let crashing = kubernetes::crash_looping("shop", &unique("v3"));
     let mut params = scenario.params(&crashing);
     params["rollbackOnFailure"] = json!(false);
 
@@ -243,8 +243,7 @@ async fn the_pipeline_deploy_action_succeeds_once_the_rollout_is_complete() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_rollout_fails_the_pipeline_with_the_reason_after_rolling_back() {
     let scenario = web_with_a_proxy().await;
-    let bad = format!("shop:{}", unique("bad"));
-    kubernetes::mark_image_bad(&scenario.emulators, &bad, "ImagePullBackOff").await;
+    let bad = kubernetes::unpullable("shop", &unique("v3"));
     let run = scenario.pipeline_run(&bad, None).await;
 
     let response = scenario
@@ -322,5 +321,263 @@ async fn bad_user_parameters_fail_the_pipeline_as_a_configuration_error() {
     assert_eq!(
         deploy["error"],
         json!({"code": "ConfigurationError", "message": "UserParameters.image: missing"})
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the real control plane does that a hand-written one did not.
+
+/// `web` as `spec` makes it in the scenario's namespace, with the shipped Role.
+async fn web(spec: impl FnOnce(&str) -> DeploymentSpec) -> DeploymentScenario {
+    DeploymentScenario::of(spec, |_| {}, &[]).await
+}
+
+/// A bad image, then the rollback to the ReplicaSet that ran before: the Deployment controller
+/// keeps the failed rollout's ProgressDeadlineExceeded until it sees progress, and with these
+/// strategies the first status after the rollback still carries it.
+async fn rolled_back_despite_the_kept_verdict(scenario: &DeploymentScenario) {
+    let bad = kubernetes::unpullable(
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop",
+        &unique("v3"),
+    );
+
+    let response = scenario
+        .function
+        .invoke(&scenario.params(&bad))
+        .await
+        .response();
+
+    assert_eq!(response["outcome"], "failed", "{response}");
+    let message = response["message"].as_str().unwrap();
+    assert!(
+        message.contains("the rollout exceeded its progress deadline"),
+        "{message}"
+    );
+    assert!(
+        message.ends_with(&format!("Rolled back to {V1} (rollout complete).")),
+        "{message}"
+    );
+    let after = kubernetes::settled(
+        &scenario.client,
+        &scenario.namespace,
+        "web",
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(images(&after)[0].1, V1);
+    let status = after.status.unwrap();
+    assert_eq!(
+        (status.updated_replicas, status.available_replicas),
+        (
+            after.spec.as_ref().unwrap().replicas,
+            after.spec.as_ref().unwrap().replicas
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_of_one_replica_is_complete_though_the_controller_keeps_the_old_verdict() {
+    let scenario = web(|namespace| {
+        DeploymentSpec::new(namespace, "web", &[("web", V1), ("proxy", PROXY)]).replicas(1)
+    })
+    .await;
+    rolled_back_despite_the_kept_verdict(&scenario).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_of_two_replicas_surging_one_is_complete_though_the_controller_keeps_the_old_verdict()
+ {
+    let scenario = web(|namespace| {
+        DeploymentSpec::new(namespace, "web", &[("web", V1), ("proxy", PROXY)])
+            .replicas(2)
+            .strategy(json!(1), json!(1))
+    })
+    .await;
+    rolled_back_despite_the_kept_verdict(&scenario).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollout_that_stays_quiet_for_longer_than_thirty_seconds_is_followed_by_one_watch() {
+    // The new pod never pulls: nothing changes for 40 s, until the controller's deadline.
+    let scenario = web(|namespace| {
+        DeploymentSpec::new(namespace, "web", &[("web", V1)])
+            .replicas(1)
+            .progress_deadline(40)
+    })
+    .await;
+    let bad = kubernetes::unpullable("shop", &unique("v3"));
+
+    let response = scenario
+        .function
+        .runtime()
+        .invoke_with_budget(
+            &scenario.params(&bad),
+            Duration::from_secs(120),
+            Duration::from_secs(120),
+        )
+        .await
+        .response();
+
+    assert_eq!(response["outcome"], "failed", "{response}");
+    let watches: Vec<Value> = scenario
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| r["watch"] == true)
+        .collect();
+    assert_eq!(
+        watches.len(),
+        2,
+        "one watch for the rollout (quiet for 40 s), one for the rollback: {watches:#?}"
+    );
+    let logs = scenario.function.log_records();
+    assert!(
+        !logs
+            .iter()
+            .any(|r| r["fields"]["message"] == "watch interrupted, resuming"),
+        "{logs:?}"
+    );
+}
+
+/// The (verb, resource) RBAC sees in a request eks-deploy made, and the name it carries.
+fn rbac_request(request: &Value) -> (String, String, Option<String>) {
+    let path = request["path"].as_str().unwrap_or_default();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let at = segments.iter().position(|s| *s == "namespaces").unwrap();
+    let resource = segments[at + 2].to_owned();
+    let name = segments.get(at + 3).map(|s| (*s).to_owned()).or_else(|| {
+        request["query"]["fieldSelector"]
+            .as_str()
+            .and_then(|s| s.strip_prefix("metadata.name="))
+            .map(str::to_owned)
+    });
+    let named = segments.len() > at + 3;
+    let verb = match request["method"].as_str().unwrap_or_default() {
+        "GET" if request["watch"] == true => "watch",
+        "GET" if named => "get",
+        "GET" => "list",
+        "PATCH" => "patch",
+        "PUT" => "update",
+        "POST" => "create",
+        "DELETE" => "delete",
+        other => panic!("a {other} request: {request}"),
+    };
+    (verb.to_owned(), resource, name)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_request_eks_deploy_makes_is_allowed_by_the_shipped_role_which_grants_nothing_more() {
+    let scenario = web_with_a_proxy().await;
+    // A rollout, the same image again, and a failure with its rollback (the pods' reasons).
+    for image in [
+        V2.to_owned(),
+        V2.to_owned(),
+        kubernetes::unpullable("shop", &unique("v3")),
+    ] {
+        scenario.function.invoke(&scenario.params(&image)).await;
+    }
+
+    let requests = scenario.requests().await;
+    let refused: Vec<&Value> = requests
+        .iter()
+        .filter(|r| !(200..300).contains(&r["status"].as_u64().unwrap_or_default()))
+        .collect();
+    assert!(refused.is_empty(), "{refused:#?}");
+    let used: std::collections::BTreeSet<(String, String)> = requests
+        .iter()
+        .map(|r| {
+            let (verb, resource, _) = rbac_request(r);
+            (verb, resource)
+        })
+        .collect();
+    let role = kubernetes::manifest("infra/k8s/rbac.yaml")
+        .into_iter()
+        .find(|o| o["kind"] == "Role")
+        .unwrap();
+    let mut granted = std::collections::BTreeSet::new();
+    for rule in role["rules"].as_array().unwrap() {
+        for resource in rule["resources"].as_array().unwrap() {
+            for verb in rule["verbs"].as_array().unwrap() {
+                granted.insert((
+                    verb.as_str().unwrap().to_owned(),
+                    resource.as_str().unwrap().to_owned(),
+                ));
+            }
+        }
+        // Where the Role names the objects, every request for that resource names one of them.
+        if let Some(names) = rule["resourceNames"].as_array() {
+            for request in &requests {
+                let (_, resource, name) = rbac_request(request);
+                if rule["resources"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| *r == resource)
+                {
+                    assert!(
+                        names
+                            .iter()
+                            .any(|n| Some(n.as_str().unwrap()) == name.as_deref()),
+                        "{request} is outside {names:?}"
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(
+        used, granted,
+        "what eks-deploy used against what the Role grants"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_without_patch_fails_the_job_naming_the_verb_and_resource_and_changes_nothing() {
+    let scenario = DeploymentScenario::of(
+        |namespace| DeploymentSpec::new(namespace, "web", &[("web", V1)]),
+        |role| {
+            for rule in role.rules.iter_mut().flatten() {
+                rule.verbs.retain(|verb| verb != "patch");
+            }
+        },
+        &[],
+    )
+    .await;
+    let before = scenario.deployment().await;
+    let run = scenario.pipeline_run(V2, None).await;
+
+    let response = scenario
+        .function
+        .invoke(&run.job(&scenario.emulators).await)
+        .await
+        .response();
+
+    assert_eq!(response["outcome"], "failed", "{response}");
+    let (status, deploy) = run.status(&scenario.emulators).await;
+    assert_eq!(status, "Failed");
+    assert_eq!(deploy["error"]["code"], "JobFailed", "{deploy}");
+    let message = deploy["error"]["message"].as_str().unwrap();
+    for part in [
+        "PATCH deployment was forbidden by the cluster's RBAC",
+        &format!(
+            "User \"{}\" cannot patch resource \"deployments\" in API group \"apps\"",
+            scenario.emulators.kubernetes.deploy_user
+        ),
+        "infra/k8s/rbac.yaml",
+    ] {
+        assert!(message.contains(part), "{part:?} not in {message}");
+    }
+    let after = scenario.deployment().await;
+    assert_eq!(images(&after)[0].1, V1);
+    assert_eq!(after.metadata.generation, before.metadata.generation);
+    let forbidden: Vec<Value> = scenario
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| r["status"] == 403)
+        .collect();
+    assert_eq!(
+        forbidden.len(),
+        1,
+        "refused once, not retried: {forbidden:#?}"
     );
 }

@@ -608,13 +608,14 @@ async fn a_patch_refused_with_409_then_500_is_read_again_and_retried_and_the_ima
         let rollout = rollout().await;
         let before = rollout.deployment().await;
         let patch_path = format!("/namespaces/{}/deployments/web$", rollout.namespace);
-        for status in [409, 500] {
-            kubernetes::control(
-                &rollout.emulators,
-                "faults",
-                json!({"method": "PATCH", "pathRegex": patch_path, "status": status, "count": 1}),
-            )
-            .await;
+        // A real conflict: someone changes the Deployment just before the patch arrives, and
+        // the API server refuses the patch's stale resourceVersion; then a server error.
+        for fault in [json!({"race": true}), json!({"status": 500})] {
+            let mut body = json!({"method": "PATCH", "pathRegex": patch_path, "count": 1});
+            body.as_object_mut()
+                .unwrap()
+                .extend(fault.as_object().unwrap().clone());
+            kubernetes::control(&rollout.emulators, "faults", body).await;
         }
 
         let response = rollout
@@ -704,6 +705,85 @@ async fn a_patch_failing_with_500_on_every_attempt_fails_the_deploy_with_the_rea
         let after = rollout.deployment().await;
         assert_eq!(images(&after), [V1]);
         assert_eq!(after.metadata.generation, before.metadata.generation);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_unavailable_on_every_attempt_is_retried_only_as_often_as_eks_deploy_says() {
+    within(async {
+        let rollout = rollout().await;
+        // More 503s than any retry policy would take: only eks-deploy's own (5 attempts,
+        // bounded by its deadline, logged) may decide, not one hidden below it.
+        kubernetes::control(
+            &rollout.emulators,
+            "faults",
+            json!({"method": "PATCH", "pathRegex": format!("/namespaces/{}/deployments/web$", rollout.namespace),
+                   "status": 503, "count": 100}),
+        )
+        .await;
+
+        let response = rollout.function.invoke(&rollout.params(V2)).await.response();
+
+        assert_eq!(response["outcome"], "failed", "{response}");
+        let message = response["message"].as_str().unwrap();
+        assert!(
+            message.contains("PATCH deployment failed after 5 attempts: 503"),
+            "{message}"
+        );
+        let patches = requests(&rollout)
+            .await
+            .into_iter()
+            .filter(|(method, ..)| method == "PATCH")
+            .count();
+        assert_eq!(patches, 5);
+        assert_eq!(images(&rollout.deployment().await), [V1]);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_patch_whose_answer_is_lost_to_a_reset_connection_is_not_applied_twice() {
+    within(async {
+        let rollout = rollout().await;
+        let before = rollout.deployment().await;
+        // The API server applies the patch; the connection is reset before its answer.
+        kubernetes::control(
+            &rollout.emulators,
+            "faults",
+            json!({"method": "PATCH", "pathRegex": format!("/namespaces/{}/deployments/web$", rollout.namespace),
+                   "reset": "after", "count": 1}),
+        )
+        .await;
+
+        let response = rollout.function.invoke(&rollout.params(V2)).await.response();
+
+        assert_eq!(response["outcome"], "succeeded", "{response}");
+        let made: Vec<(String, u64)> = requests(&rollout)
+            .await
+            .into_iter()
+            .filter(|(method, watch, ..)| method == "PATCH" || (method == "GET" && !watch))
+            .map(|(method, _, status, _)| (method, status))
+            .collect();
+        assert_eq!(
+            made,
+            [
+                ("GET".to_owned(), 200),
+                // Applied, answer lost: the same patch again carries a resourceVersion that is
+                // no longer current, so the API server refuses it...
+                ("PATCH".to_owned(), 200),
+                ("PATCH".to_owned(), 409),
+                // ...and the fresh read shows the image already set: nothing more to patch.
+                ("GET".to_owned(), 200),
+            ]
+        );
+        let after = rollout.deployment().await;
+        assert_eq!(images(&after), [V2]);
+        assert_eq!(
+            after.metadata.generation,
+            before.metadata.generation.map(|g| g + 1),
+            "the spec changed once"
+        );
     })
     .await;
 }

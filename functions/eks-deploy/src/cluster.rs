@@ -14,7 +14,10 @@ use serde_json::json;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::rollout::{RolloutStatus, image_of, pod_problems, status_of};
+use crate::rollout::{
+    RolloutStart, RolloutStatus, deadline_verdict, image_of, pod_problems, progress_deadline,
+    status_since,
+};
 
 /// The annotation recording the image a container ran before eks-deploy changed it:
 /// `<container>=<image>`.
@@ -31,6 +34,10 @@ pub const CHANGE_CAUSE_ANNOTATION: &str = "kubernetes.io/change-cause";
 /// A watch asks the API server for at most this long per request (it must stay under the
 /// server's own cap of about five minutes).
 const WATCH_SECONDS: u32 = 240;
+/// How long one call (a read, a patch, the opening of a watch) may wait for its answer.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// A watch the server has not ended this long after its own timeout is a dead connection.
+const WATCH_GRACE: Duration = Duration::from_secs(15);
 /// A watch that ends within this, having delivered nothing, was cut rather than timed out.
 const WATCH_CUT_WITHIN: Duration = Duration::from_secs(1);
 /// The pause before watching again after such a cut, doubling with each one in a row.
@@ -68,6 +75,16 @@ pub enum ClusterError {
         /// Kubernetes' reason (`Forbidden`, `NotFound`…).
         reason: String,
         /// Kubernetes' message.
+        message: String,
+    },
+    /// RBAC refused the request: eks-deploy's Role lacks a verb it uses.
+    #[error(
+        "{operation} was forbidden by the cluster's RBAC: {message}. Grant it in eks-deploy's Role in the namespace (infra/k8s/rbac.yaml)"
+    )]
+    Forbidden {
+        /// What was attempted.
+        operation: &'static str,
+        /// The API server's message: who, which verb, which resource.
         message: String,
     },
     /// The API server kept failing or could not be reached.
@@ -204,12 +221,26 @@ impl DeploymentHandle {
         let mut backoff = self.retry.backoff;
         let mut attempt = 1;
         loop {
-            let failure = match call().await {
-                Ok(value) => return Ok(value),
-                Err(error) => classify(&error),
+            let bound = (Instant::now() + CALL_TIMEOUT).min(deadline);
+            let allowed = bound.saturating_duration_since(Instant::now());
+            let failure = match tokio::time::timeout_at(bound, call()).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(error)) => classify(&error),
+                // The request may have arrived: retried like a dropped connection.
+                Err(_) => {
+                    Failure::Transient(format!("no answer within {} ms", allowed.as_millis()))
+                }
             };
             match failure {
                 Failure::Conflict => return Err(Attempt::Conflict),
+                Failure::Permanent {
+                    code: 403, message, ..
+                } => {
+                    return Err(Attempt::Failed(ClusterError::Forbidden {
+                        operation,
+                        message,
+                    }));
+                }
                 Failure::Permanent {
                     code,
                     reason,
@@ -364,10 +395,14 @@ impl DeploymentHandle {
 
     /// Follows the rollout of `from` with a watch until it settles or `deadline` comes. A watch
     /// that ends (the server's timeout, a dropped connection) resumes from the last
-    /// resourceVersion seen; one that expired (410) starts again from a fresh read.
+    /// resourceVersion seen; one that expired (410) starts again from a fresh read. `start` says
+    /// which deadline verdict was there before the rollout began (see
+    /// [`crate::rollout::status_since`]); if that verdict still stands when the progress deadline
+    /// has passed since the start, the controller will not say it again: the rollout failed.
     pub async fn follow(
         &self,
         from: Deployment,
+        start: &RolloutStart,
         deadline: Instant,
     ) -> Result<Followed, ClusterError> {
         let mut current = from;
@@ -377,10 +412,23 @@ impl DeploymentHandle {
             .clone()
             .unwrap_or_default();
         let mut cuts_in_a_row: u32 = 0;
+        let earlier = start.earlier_verdict.as_ref();
+        let no_progress_by = earlier.map(|_| no_progress_by(start, &current));
         loop {
-            let status = status_of(&current);
+            let status = status_since(&current, earlier);
             if !matches!(status, RolloutStatus::Progressing(_)) {
                 return Ok(Followed::Settled(status, current));
+            }
+            if let Some(by) = no_progress_by
+                && Instant::now() >= by
+                && deadline_verdict(&current).as_ref() == earlier
+            {
+                let seconds = progress_deadline(&current).as_secs();
+                let failed = RolloutStatus::Failed(format!(
+                    "the rollout made no progress within its progress deadline ({seconds} s); \
+                     the deployment controller still shows the earlier rollout's ProgressDeadlineExceeded"
+                ));
+                return Ok(Followed::Settled(failed, current));
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining < Duration::from_secs(1) {
@@ -404,9 +452,16 @@ impl DeploymentHandle {
             };
             let mut stream = stream.boxed();
             let opened = Instant::now();
+            // Past the server's own end of the watch it is a dead connection; and the moment
+            // the rollout counts as stuck must not wait for an event.
+            let mut until =
+                deadline.min(opened + Duration::from_secs(seconds.into()) + WATCH_GRACE);
+            if let Some(by) = no_progress_by {
+                until = until.min(by.max(opened));
+            }
             let mut events = 0_usize;
             loop {
-                let next = match tokio::time::timeout_at(deadline, stream.try_next()).await {
+                let next = match tokio::time::timeout_at(until, stream.try_next()).await {
                     Err(_) => break,
                     Ok(Err(error)) => {
                         // The stream broke mid-way: resume from what was seen.
@@ -425,7 +480,10 @@ impl DeploymentHandle {
                             .clone()
                             .unwrap_or(resource_version);
                         current = deployment;
-                        if !matches!(status_of(&current), RolloutStatus::Progressing(_)) {
+                        if !matches!(
+                            status_since(&current, earlier),
+                            RolloutStatus::Progressing(_)
+                        ) {
                             break;
                         }
                     }
@@ -491,6 +549,17 @@ impl DeploymentHandle {
             .map_err(Attempt::into_error)?;
         Ok(pod_problems(&pods.items, container, image))
     }
+}
+
+/// When a rollout that began at `start` has had its whole progress deadline: the moment a
+/// verdict the controller will not repeat (see [`DeploymentHandle::follow`]) means failure.
+fn no_progress_by(start: &RolloutStart, deployment: &Deployment) -> Instant {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let elapsed = Duration::from_secs(now.saturating_sub(start.at));
+    Instant::now() + progress_deadline(deployment).saturating_sub(elapsed)
 }
 
 /// A failed attempt: a conflict is for the caller to resolve.
@@ -666,7 +735,13 @@ mod tests {
         ]);
         let error = handle(client).read(soon()).await.unwrap_err();
         assert!(
-            matches!(error, ClusterError::Refused { code: 403, .. }),
+            matches!(
+                error,
+                ClusterError::Forbidden {
+                    operation: "GET deployment",
+                    ..
+                }
+            ),
             "{error}"
         );
         server.await.unwrap();
@@ -713,7 +788,10 @@ mod tests {
         )]);
         let from: Deployment =
             serde_json::from_value(deployment("42", 4, "shop:v2", rolled_out(3))).unwrap();
-        let followed = handle(client).follow(from, soon()).await.unwrap();
+        let followed = handle(client)
+            .follow(from, &RolloutStart::default(), soon())
+            .await
+            .unwrap();
         assert!(
             matches!(
                 followed,
@@ -744,7 +822,10 @@ mod tests {
         ]);
         let from: Deployment =
             serde_json::from_value(deployment("42", 4, "shop:v2", rolled_out(3))).unwrap();
-        let followed = handle(client).follow(from, soon()).await.unwrap();
+        let followed = handle(client)
+            .follow(from, &RolloutStart::default(), soon())
+            .await
+            .unwrap();
         assert!(
             matches!(
                 followed,
@@ -769,7 +850,10 @@ mod tests {
         let from: Deployment =
             serde_json::from_value(deployment("42", 4, "shop:v2", rolled_out(3))).unwrap();
         let started = Instant::now();
-        let followed = handle(client).follow(from, soon()).await.unwrap();
+        let followed = handle(client)
+            .follow(from, &RolloutStart::default(), soon())
+            .await
+            .unwrap();
         let waited = started.elapsed();
         assert!(
             matches!(
@@ -800,7 +884,10 @@ mod tests {
         ]);
         let from: Deployment =
             serde_json::from_value(deployment("42", 4, "shop:v2", rolled_out(3))).unwrap();
-        let followed = handle(client).follow(from, soon()).await.unwrap();
+        let followed = handle(client)
+            .follow(from, &RolloutStart::default(), soon())
+            .await
+            .unwrap();
         assert!(
             matches!(followed, Followed::Settled(RolloutStatus::Failed(_), _)),
             "{followed:?}"
@@ -817,7 +904,11 @@ mod tests {
         let from: Deployment =
             serde_json::from_value(deployment("42", 4, "shop:v2", rolling(4, 1))).unwrap();
         let followed = handle(client)
-            .follow(from, Instant::now() + Duration::from_millis(1500))
+            .follow(
+                from,
+                &RolloutStart::default(),
+                Instant::now() + Duration::from_millis(1500),
+            )
             .await
             .unwrap();
         assert!(
@@ -827,6 +918,128 @@ mod tests {
             ),
             "{followed:?}"
         );
+        server.await.unwrap();
+    }
+
+    const EARLIER: &str = "2026-12-02T10:00:00Z";
+
+    fn after_a_failed_rollout() -> RolloutStart {
+        RolloutStart {
+            earlier_verdict: Some(crate::rollout::DeadlineVerdict {
+                updated: EARLIER.into(),
+            }),
+            at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rollback_is_judged_by_its_counts_not_by_the_verdict_the_controller_kept() {
+        let (client, server) = scripted(vec![Exchange::watch(
+            &watch_uri("42", 4),
+            vec![
+                // The controller observed the rollback; its earlier verdict still stands.
+                modified(deployment(
+                    "43",
+                    5,
+                    "shop:v1",
+                    rolling_back(5, EARLIER, 4, 3),
+                )),
+                modified(deployment("44", 5, "shop:v1", rolled_out(5))),
+            ],
+        )]);
+        let from: Deployment =
+            serde_json::from_value(deployment("42", 5, "shop:v1", stuck_since(4, EARLIER)))
+                .unwrap();
+        let followed = handle(client)
+            .follow(from, &after_a_failed_rollout(), soon())
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                followed,
+                Followed::Settled(RolloutStatus::Complete { replicas: 3 }, _)
+            ),
+            "{followed:?}"
+        );
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_new_verdict_after_the_start_is_the_rollouts_own_failure() {
+        let (client, server) = scripted(vec![Exchange::watch(
+            &watch_uri("42", 4),
+            vec![modified(deployment(
+                "43",
+                5,
+                "shop:v1",
+                stuck_since(5, "2026-12-02T10:05:00Z"),
+            ))],
+        )]);
+        let from: Deployment =
+            serde_json::from_value(deployment("42", 5, "shop:v1", stuck_since(4, EARLIER)))
+                .unwrap();
+        let followed = handle(client)
+            .follow(from, &after_a_failed_rollout(), soon())
+            .await
+            .unwrap();
+        assert!(
+            matches!(followed, Followed::Settled(RolloutStatus::Failed(_), _)),
+            "{followed:?}"
+        );
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_kept_verdict_and_no_progress_for_the_whole_deadline_is_a_failure() {
+        // The controller never says it again: the rollout fails when its deadline has passed.
+        let (client, server) = scripted(vec![Exchange {
+            answer: Answer::Silence,
+            ..Exchange::watch(&watch_uri("43", 4), vec![])
+        }]);
+        let mut stale = deployment("43", 5, "shop:v1", rolling_back(5, EARLIER, 4, 3));
+        stale["spec"]["progressDeadlineSeconds"] = json!(1);
+        let from: Deployment = serde_json::from_value(stale).unwrap();
+        let started = Instant::now();
+        let followed = handle(client)
+            .follow(from, &after_a_failed_rollout(), soon())
+            .await
+            .unwrap();
+        let Followed::Settled(RolloutStatus::Failed(reason), _) = &followed else {
+            panic!("{followed:?}");
+        };
+        assert_eq!(
+            reason,
+            "the rollout made no progress within its progress deadline (1 s); the deployment \
+             controller still shows the earlier rollout's ProgressDeadlineExceeded"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_call_without_an_answer_is_given_up_at_the_deadline_not_held_forever() {
+        let (client, server) = scripted(vec![Exchange {
+            answer: Answer::Silence,
+            ..Exchange::watch(&watch_uri("42", 1), vec![])
+        }]);
+        let from: Deployment =
+            serde_json::from_value(deployment("42", 4, "shop:v2", rolling(4, 1))).unwrap();
+        let followed = handle(client)
+            .follow(
+                from,
+                &RolloutStart::default(),
+                Instant::now() + Duration::from_millis(1200),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(followed, Followed::OutOfTime(..)), "{followed:?}");
         server.await.unwrap();
     }
 
@@ -840,7 +1053,10 @@ mod tests {
         )]);
         let from: Deployment =
             serde_json::from_value(deployment("42", 4, "shop:v2", rolling(4, 0))).unwrap();
-        let error = handle(client).follow(from, soon()).await.unwrap_err();
+        let error = handle(client)
+            .follow(from, &RolloutStart::default(), soon())
+            .await
+            .unwrap_err();
         assert!(matches!(error, ClusterError::Deleted(_)));
         server.await.unwrap();
     }

@@ -18,7 +18,7 @@ use crate::cluster::{ClusterError, DeploymentHandle, Followed, recorded_previous
 use crate::config::Config;
 use crate::params::{DeployParameters, ParameterError};
 pub use crate::params::{Invocation, parse};
-use crate::rollout::{RolloutStatus, image_of};
+use crate::rollout::{DeadlineVerdict, RolloutStart, RolloutStatus, deadline_verdict, image_of};
 
 /// The ports and settings a deployment is carried out with, built once per cold start.
 #[derive(Debug)]
@@ -83,6 +83,10 @@ pub struct Continuation {
     pub previous: Option<String>,
     /// When the rollout started (seconds since the epoch).
     pub started_at: u64,
+    /// The `lastUpdateTime` of the ProgressDeadlineExceeded verdict that stood when the rollout
+    /// started: an earlier rollout's, which does not judge this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earlier_verdict: Option<String>,
 }
 
 impl Continuation {
@@ -282,7 +286,7 @@ async fn deploy<C: ClusterAccess, J: JobResults>(
     );
     let failed = |error: ClusterError| Deployed::Failed(format!("{target}: {error}"));
 
-    let (deployment, previous, started_at, changed) = match continuation {
+    let (deployment, previous, start, changed) = match continuation {
         Some(continuation) => {
             let deployment = match handle.read(until).await {
                 Ok(deployment) => deployment,
@@ -295,12 +299,13 @@ async fn deploy<C: ClusterAccess, J: JobResults>(
                     image_of(&deployment, &params.container).unwrap_or_else(|| "nothing".into())
                 ));
             }
-            (
-                deployment,
-                continuation.previous,
-                continuation.started_at,
-                true,
-            )
+            let start = RolloutStart {
+                earlier_verdict: continuation
+                    .earlier_verdict
+                    .map(|updated| DeadlineVerdict { updated }),
+                at: continuation.started_at,
+            };
+            (deployment, continuation.previous, start, true)
         }
         // A job sets its image once: delivered again after a later deployment, it must not
         // put its older image back.
@@ -331,17 +336,27 @@ async fn deploy<C: ClusterAccess, J: JobResults>(
                     changed,
                     "image set"
                 );
-                (change.deployment, previous, now_seconds(), changed)
+                // The status the patch answered with is from before the change: a deadline
+                // verdict there is an earlier rollout's.
+                let start = RolloutStart {
+                    earlier_verdict: deadline_verdict(&change.deployment).filter(|_| changed),
+                    at: now_seconds(),
+                };
+                (change.deployment, previous, start, changed)
             }
             Err(error) => return failed(error),
         },
     };
 
+    let started_at = start.at;
     let rollout_ends = Instant::now()
         + deps.config.max_rollout.saturating_sub(Duration::from_secs(
             now_seconds().saturating_sub(started_at),
         ));
-    let followed = match handle.follow(deployment, until.min(rollout_ends)).await {
+    let followed = match handle
+        .follow(deployment, &start, until.min(rollout_ends))
+        .await
+    {
         Ok(followed) => followed,
         Err(error) => return failed(error),
     };
@@ -407,6 +422,7 @@ async fn deploy<C: ClusterAccess, J: JobResults>(
                     image: params.image.clone(),
                     previous,
                     started_at,
+                    earlier_verdict: start.earlier_verdict.map(|verdict| verdict.updated),
                 },
                 percent,
             }
@@ -472,23 +488,30 @@ async fn roll_back<C: ClusterAccess, J: JobResults>(
                 Err(error) => {
                     message.push_str(&format!(". The rollback to {previous} failed: {error}."))
                 }
-                Ok(change) => match handle.follow(change.deployment, until).await {
-                    Ok(Followed::Settled(RolloutStatus::Complete { .. }, _)) => {
-                        message
-                            .push_str(&format!(". Rolled back to {previous} (rollout complete)."));
+                Ok(change) => {
+                    let start = RolloutStart {
+                        earlier_verdict: deadline_verdict(&change.deployment),
+                        at: now_seconds(),
+                    };
+                    match handle.follow(change.deployment, &start, until).await {
+                        Ok(Followed::Settled(RolloutStatus::Complete { .. }, _)) => {
+                            message.push_str(&format!(
+                                ". Rolled back to {previous} (rollout complete)."
+                            ));
+                        }
+                        Ok(Followed::Settled(RolloutStatus::Failed(why), _)) => {
+                            message.push_str(&format!(
+                                ". Rolled back to {previous}, but that rollout failed too: {why}."
+                            ));
+                        }
+                        Ok(_) => message.push_str(&format!(
+                            ". Rolled back to {previous} (rollout still in progress)."
+                        )),
+                        Err(error) => message.push_str(&format!(
+                            ". Rolled back to {previous}; following it failed: {error}."
+                        )),
                     }
-                    Ok(Followed::Settled(RolloutStatus::Failed(why), _)) => {
-                        message.push_str(&format!(
-                            ". Rolled back to {previous}, but that rollout failed too: {why}."
-                        ));
-                    }
-                    Ok(_) => message.push_str(&format!(
-                        ". Rolled back to {previous} (rollout still in progress)."
-                    )),
-                    Err(error) => message.push_str(&format!(
-                        ". Rolled back to {previous}; following it failed: {error}."
-                    )),
-                },
+                }
             }
             info!(deployment = %target, image = previous, "rolled back");
         }

@@ -17,10 +17,53 @@ pub enum RolloutStatus {
     Failed(String),
 }
 
+/// A `ProgressDeadlineExceeded` verdict of the Deployment controller, known by when its
+/// condition was last updated.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeadlineVerdict {
+    /// The condition's `lastUpdateTime`, as the API server wrote it.
+    pub updated: String,
+}
+
+/// The `ProgressDeadlineExceeded` verdict `deployment` carries now, if any.
+pub fn deadline_verdict(deployment: &Deployment) -> Option<DeadlineVerdict> {
+    let condition = progressing_condition(deployment)?;
+    (condition.reason.as_deref() == Some("ProgressDeadlineExceeded")).then(|| DeadlineVerdict {
+        updated: condition
+            .last_update_time
+            .as_ref()
+            .map(|time| time.0.to_string())
+            .unwrap_or_default(),
+    })
+}
+
+fn progressing_condition(
+    deployment: &Deployment,
+) -> Option<&k8s_openapi::api::apps::v1::DeploymentCondition> {
+    deployment
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .flatten()
+        .find(|condition| condition.type_ == "Progressing")
+}
+
 /// Judges `deployment` as kubectl's `DeploymentStatusViewer` does: nothing is known until the
 /// controller has observed the current generation; then the deadline condition, then updated,
 /// old and available replica counts.
 pub fn status_of(deployment: &Deployment) -> RolloutStatus {
+    status_since(deployment, None)
+}
+
+/// As [`status_of`], for a rollout that began while the Deployment carried the verdict
+/// `earlier`: that verdict is an earlier rollout's, not this one's. The Deployment controller
+/// keeps it until it sees progress: when the template goes back to a ReplicaSet that exists (a
+/// rollback), `getNewReplicaSet` sets no new Progressing condition (it does only when there is
+/// none), so with 1 replica, or 2 with maxSurge 1 / maxUnavailable 1, the first status after the
+/// rollback still says ProgressDeadlineExceeded while the rollback succeeds. Only a verdict
+/// written since counts; the replica counts say where the rollout is.
+pub fn status_since(deployment: &Deployment, earlier: Option<&DeadlineVerdict>) -> RolloutStatus {
     let generation = deployment.metadata.generation.unwrap_or_default();
     let Some(status) = deployment.status.as_ref() else {
         return RolloutStatus::Progressing(
@@ -32,13 +75,10 @@ pub fn status_of(deployment: &Deployment) -> RolloutStatus {
             "waiting for the deployment spec update to be observed".into(),
         );
     }
-    let progressing = status
-        .conditions
-        .iter()
-        .flatten()
-        .find(|condition| condition.type_ == "Progressing");
-    if let Some(condition) = progressing
-        && condition.reason.as_deref() == Some("ProgressDeadlineExceeded")
+    let verdict = deadline_verdict(deployment);
+    if verdict.is_some()
+        && verdict.as_ref() != earlier
+        && let Some(condition) = progressing_condition(deployment)
     {
         return RolloutStatus::Failed(format!(
             "the rollout exceeded its progress deadline{}",
@@ -72,6 +112,28 @@ pub fn status_of(deployment: &Deployment) -> RolloutStatus {
         ));
     }
     RolloutStatus::Complete { replicas: updated }
+}
+
+/// Where a rollout began: the deadline verdict the Deployment carried when its template was
+/// changed (an earlier rollout's, if any), and when that was.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RolloutStart {
+    /// The verdict that was there before; `None` when there was none, or when this invocation
+    /// did not change the template and so cannot know.
+    pub earlier_verdict: Option<DeadlineVerdict>,
+    /// When the template was changed, in seconds since the epoch.
+    pub at: u64,
+}
+
+/// How long the Deployment controller waits for progress before it gives up
+/// (`progressDeadlineSeconds`, 600 when unset).
+pub fn progress_deadline(deployment: &Deployment) -> std::time::Duration {
+    let seconds = deployment
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.progress_deadline_seconds)
+        .unwrap_or(600);
+    std::time::Duration::from_secs(u64::try_from(seconds).unwrap_or(600))
 }
 
 /// The image `container` runs in `deployment`'s pod template.
@@ -237,6 +299,48 @@ mod tests {
                 "the rollout exceeded its progress deadline (ReplicaSet \"web-6f7c\" has timed out progressing)".into()
             )
         );
+    }
+
+    #[test]
+    fn a_verdict_that_stood_before_the_rollout_does_not_judge_it() {
+        let verdict = |updated: &str| {
+            json!({"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                   "lastUpdateTime": updated, "message": "ReplicaSet \"web-6f7c\" has timed out progressing."})
+        };
+        // A rollback of 1 replica to the ReplicaSet that ran before: the controller has
+        // observed it, the counts are those of a finished rollout, the verdict is the old one.
+        let rolled_back = |updated: &str| {
+            deployment(
+                5,
+                json!({"observedGeneration": 5, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3,
+                       "conditions": [verdict(updated)]}),
+            )
+        };
+        let earlier = DeadlineVerdict {
+            updated: "2026-12-02T10:00:00Z".into(),
+        };
+        let d = rolled_back("2026-12-02T10:00:00Z");
+        assert_eq!(deadline_verdict(&d), Some(earlier.clone()));
+        assert!(
+            matches!(status_of(&d), RolloutStatus::Failed(_)),
+            "kubectl's rule alone"
+        );
+        assert_eq!(
+            status_since(&d, Some(&earlier)),
+            RolloutStatus::Complete { replicas: 3 }
+        );
+        assert!(matches!(
+            status_since(&rolled_back("2026-12-02T10:04:00Z"), Some(&earlier)),
+            RolloutStatus::Failed(_)
+        ));
+    }
+
+    #[test]
+    fn the_progress_deadline_is_the_spec_s_or_the_default() {
+        let mut d = deployment(1, json!({}));
+        assert_eq!(progress_deadline(&d), std::time::Duration::from_secs(600));
+        d.spec.as_mut().unwrap().progress_deadline_seconds = Some(45);
+        assert_eq!(progress_deadline(&d), std::time::Duration::from_secs(45));
     }
 
     #[test]

@@ -190,9 +190,26 @@ pub fn rolling(generation: i64, updated: i64) -> Value {
 
 /// Status of a rollout of `generation` that ran out of its progress deadline.
 pub fn stuck(generation: i64) -> Value {
+    stuck_since(generation, "2026-12-02T10:00:00Z")
+}
+
+/// As [`stuck`], the verdict written at `updated`.
+pub fn stuck_since(generation: i64, updated: &str) -> Value {
     json!({"observedGeneration": generation, "replicas": 4, "updatedReplicas": 1, "readyReplicas": 3, "availableReplicas": 3,
            "unavailableReplicas": 1,
            "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                           "lastUpdateTime": updated, "lastTransitionTime": updated,
+                           "message": "ReplicaSet \"web-7d4b9c\" has timed out progressing."}]})
+}
+
+/// The first status after a rollback of `generation` to a ReplicaSet that exists, as the real
+/// Deployment controller writes it: the counts move, the earlier verdict (written at `updated`)
+/// stays until it sees progress.
+pub fn rolling_back(generation: i64, updated: &str, total: i64, available: i64) -> Value {
+    json!({"observedGeneration": generation, "replicas": total, "updatedReplicas": 3, "readyReplicas": available,
+           "availableReplicas": available,
+           "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                           "lastUpdateTime": updated, "lastTransitionTime": updated,
                            "message": "ReplicaSet \"web-7d4b9c\" has timed out progressing."}]})
 }
 

@@ -28,6 +28,9 @@ pub const TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
 /// A token is replaced this long before EKS would refuse it, so no request races its expiry.
 pub const TOKEN_RENEWAL_MARGIN: Duration = Duration::from_secs(60);
 
+/// How long a connection to the API server may take to open (TCP and TLS).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A bearer token for an EKS cluster's API server.
 #[derive(Clone)]
 pub struct EksToken {
@@ -295,8 +298,14 @@ pub fn kube_client(url: &str, ca_pem: &[u8], bearer: &str) -> Result<kube::Clien
     }
     config.root_cert = Some(certificates);
     config.auth_info.token = Some(SecretString::from(bearer.to_owned()));
-    // Bounded reads: a silent API server must not eat the function's whole time budget.
-    config.read_timeout = Some(Duration::from_secs(30));
+    // No socket read timeout: in kube-client it bounds every read, so it cut each watch that
+    // stayed quiet that long (and counted a pooled connection's idle time against the next
+    // answer). The caller bounds each call and each watch itself, by what the call is.
+    config.read_timeout = None;
+    config.connect_timeout = Some(CONNECT_TIMEOUT);
+    // kube-client's own retry layer (429/503/504, up to 15 times, up to 1000 s apart) would sit
+    // under the caller's, which is bounded by the function's deadline and logged: one policy.
+    config.default_retry = false;
     kube::Client::try_from(config).map_err(|error| {
         UpstreamError::new("Kubernetes", "connect", None, "cannot build the client")
             .with_source(error)

@@ -9,9 +9,10 @@ Request routing, in order:
    ``codebuild.py``, ``jobs.py``) are answered here and serialized through the output shape, those moto
    implements go on to moto with the already-validated body, and the rest get
    a clear ``UnknownOperationException``;
-3. EKS ``CreateCluster`` (REST ``POST /clusters``) when a Kubernetes emulator
+3. EKS ``CreateCluster`` (REST ``POST /clusters``) when a local cluster
    is attached: moto creates the cluster, then its endpoint and CA become the
-   Kubernetes emulator's, so DescribeCluster hands out a real API server;
+   local cluster's (its fault proxy, and the CA that signed it and the API
+   server), so DescribeCluster leads to a real API server;
 4. everything else: moto unchanged.
 
 Before any of that (admin requests aside), faults injected with
@@ -66,7 +67,7 @@ AdminHandler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def make_app(kube: Any = None) -> EmulatorApp:
-    """The WSGI app; ``kube`` is a started ``KubeEmulator`` (or None: no EKS patching)."""
+    """The WSGI app; ``kube`` is a started ``local_cluster.LocalCluster`` (or None: no EKS patching)."""
     return EmulatorApp(kube)
 
 
@@ -74,7 +75,7 @@ def known_cluster_names() -> set[str]:
     """Names of all EKS clusters in moto, over every account and region.
 
     The EKS token verifier accepts tokens only for these clusters.  Called from
-    the Kubernetes emulator's threads, hence the snapshots of moto's dicts.
+    the TokenReview webhook's threads, hence the snapshots of moto's dicts.
     """
     names: set[str] = set()
     for regions in list(eks_backends.values()):
@@ -162,11 +163,9 @@ class EmulatorApp:
             "/sns/inbox": {"GET": self._sns_inbox},
             "/codecommit/pull-request-event": {"GET": self._pull_request_event},
             "/codecommit/reopen-pull-request": {"POST": self._reopen_pull_request},
-            "/kubernetes/bad-images": {"POST": self._mark_image_bad, "DELETE": self._clear_bad_images},
             "/kubernetes/requests": {"GET": self._request_log, "DELETE": self._clear_request_log},
-            "/kubernetes/faults": {"POST": self._inject_faults},
+            "/kubernetes/faults": {"POST": self._inject_faults, "GET": self._kubernetes_faults},
             "/kubernetes/drop-watches": {"POST": self._drop_watches},
-            "/kubernetes/step-seconds": {"POST": self._step_seconds},
             "/aws/requests": {"GET": self._aws_request_log, "DELETE": self._clear_aws_request_log},
             "/aws/faults": {"POST": self._add_fault, "GET": self._list_faults, "DELETE": self._clear_faults},
         }
@@ -274,7 +273,7 @@ class EmulatorApp:
         )
 
     def _eks_create_cluster(self, environ: dict[str, Any]) -> Response:
-        """Let moto create the cluster, then point it at the Kubernetes emulator."""
+        """Let moto create the cluster, then point it at the local cluster (its fault proxy and CA)."""
         app_iter, status, headers = run_wsgi_app(self._moto, environ, buffered=True)
         try:
             body = b"".join(app_iter)
@@ -464,19 +463,8 @@ class EmulatorApp:
 
     def _kubernetes(self) -> Any:
         if self.kube is None:
-            raise AdminError(409, "no Kubernetes emulator is attached to this AWS emulator")
+            raise AdminError(409, "no local Kubernetes cluster is attached to this AWS emulator")
         return self.kube
-
-    def _mark_image_bad(self, body: dict[str, Any]) -> dict[str, Any]:
-        kube = self._kubernetes()
-        reason = _field(body, "reason", str, required=False)
-        image = _field(body, "image", str)
-        kube.mark_image_bad(image, **({"reason": reason} if reason is not None else {}))
-        return {"status": "ok"}
-
-    def _clear_bad_images(self, body: dict[str, Any]) -> dict[str, Any]:
-        self._kubernetes().clear_bad_images()
-        return {"status": "ok"}
 
     def _request_log(self, body: dict[str, Any]) -> dict[str, Any]:
         return {"requests": self._kubernetes().request_log()}
@@ -486,15 +474,27 @@ class EmulatorApp:
         return {"status": "ok"}
 
     def _inject_faults(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``{method, pathRegex, count?}`` and one of ``status`` (answered by the fault proxy),
+        ``race: true`` (a real resourceVersion conflict) or ``reset: "before"|"after"``."""
+        from fault_proxy import FaultError
+
         kube = self._kubernetes()
         count = _field(body, "count", int, required=False)
-        kube.inject_faults(
-            method=_field(body, "method", str),
-            path_regex=_field(body, "pathRegex", str),
-            status=_field(body, "status", int),
-            **({"count": count} if count is not None else {}),
-        )
+        try:
+            kube.inject_faults(
+                method=_field(body, "method", str),
+                path_regex=_field(body, "pathRegex", str),
+                status=_field(body, "status", int, required=False),
+                race=bool(_field(body, "race", bool, required=False)),
+                reset=_field(body, "reset", str, required=False),
+                **({"count": count} if count is not None else {}),
+            )
+        except FaultError as exc:
+            raise AdminError(400, str(exc)) from None
         return {"status": "ok"}
+
+    def _kubernetes_faults(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"faults": self._kubernetes().faults()}
 
     def _drop_watches(self, body: dict[str, Any]) -> dict[str, Any]:
         kube = self._kubernetes()
@@ -520,14 +520,6 @@ class EmulatorApp:
 
     def _clear_faults(self, body: dict[str, Any]) -> dict[str, Any]:
         self.faults.clear()
-        return {"status": "ok"}
-
-    def _step_seconds(self, body: dict[str, Any]) -> dict[str, Any]:
-        seconds = _field(body, "stepSeconds", (int, float))
-        try:
-            self._kubernetes().set_step_seconds(float(seconds))
-        except ValueError as exc:
-            raise AdminError(400, str(exc)) from None
         return {"status": "ok"}
 
     def _aws_request_log(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -1,13 +1,16 @@
-//! A Deployment `web` in a namespace of its own on the Kubernetes emulator, the EKS cluster
-//! record leading to it, and eks-deploy: what a deploy changes.
+//! A Deployment `web` in a namespace of its own on the local cluster, with eks-deploy's Role from
+//! `infra/k8s/rbac.yaml`, the EKS cluster record leading to it, and eks-deploy: what a deploy
+//! changes.
 
 use aws_config::SdkConfig;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::rbac::v1::Role;
 use kube::Api;
 use serde_json::{Value, json};
 
 use super::with_settings;
 use crate::aws::sdk_config;
+use crate::kubernetes::DeploymentSpec;
 use crate::{Emulators, Function, fixtures, kubernetes, unique};
 
 /// The image `web` runs before a deploy.
@@ -47,21 +50,32 @@ impl DeploymentScenario {
         progress_deadline_seconds: i32,
         extra_env: &[(String, String)],
     ) -> Self {
+        Self::of(
+            |namespace| {
+                DeploymentSpec::new(namespace, "web", containers)
+                    .progress_deadline(progress_deadline_seconds)
+            },
+            |_| {},
+            extra_env,
+        )
+        .await
+    }
+
+    /// The Deployment `spec` makes (given the scenario's namespace), in a namespace whose Role is
+    /// `infra/k8s/rbac.yaml`'s as `edit_role` leaves it, and eks-deploy with `extra_env`.
+    pub async fn of(
+        spec: impl FnOnce(&str) -> DeploymentSpec,
+        edit_role: impl FnOnce(&mut Role),
+        extra_env: &[(String, String)],
+    ) -> Self {
         let emulators = Emulators::load();
         let sdk = sdk_config(&emulators).await;
         let cluster = unique("shop-prod");
         kubernetes::eks_cluster(&sdk, &cluster).await;
         let client = kubernetes::client(&emulators);
         let namespace = unique("shop");
-        kubernetes::deployment(
-            &client,
-            &namespace,
-            "web",
-            3,
-            progress_deadline_seconds,
-            containers,
-        )
-        .await;
+        kubernetes::namespace_for_eks_deploy(&client, &namespace, edit_role).await;
+        spec(&namespace).create(&client).await;
         let env = with_settings(emulators.function_env(), extra_env);
         let function = Function::start("eks-deploy", &env).await;
         Self {
@@ -87,9 +101,10 @@ impl DeploymentScenario {
             .unwrap()
     }
 
-    /// The requests eks-deploy (anyone but the emulator's own controller) made to the namespace
-    /// so far, oldest first, as `{method, path, query, user, status, watch}`.
+    /// The requests eks-deploy made to the namespace so far (through the fault proxy, as its
+    /// EKS user), oldest first, as `{method, path, query, user, status, watch, fault}`.
     pub async fn requests(&self) -> Vec<Value> {
+        let user = self.emulators.kubernetes.deploy_user.clone();
         kubernetes::requests(&self.emulators)
             .await
             .into_iter()
@@ -99,22 +114,16 @@ impl DeploymentScenario {
                     .unwrap_or_default()
                     .contains(&format!("/namespaces/{}/", self.namespace))
             })
-            .filter(|r| r["user"].as_str().unwrap_or_default() != "emulator-admin")
+            .filter(|r| r["user"].as_str() == Some(user.as_str()))
             .collect()
     }
 
-    /// How many PATCHes of anything in the namespace the Kubernetes emulator has served.
+    /// How many PATCHes eks-deploy made to anything in the namespace.
     pub async fn patches(&self) -> usize {
-        kubernetes::requests(&self.emulators)
+        self.requests()
             .await
             .into_iter()
-            .filter(|r| {
-                r["method"] == "PATCH"
-                    && r["path"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .contains(&format!("/namespaces/{}/", self.namespace))
-            })
+            .filter(|r| r["method"] == "PATCH")
             .count()
     }
 

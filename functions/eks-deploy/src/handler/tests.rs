@@ -435,11 +435,18 @@ fn the_continuation_token_round_trips_and_fits_codepipeline() {
         image: IMAGE.into(),
         previous: Some(OLD.into()),
         started_at: 1_795_000_000,
+        earlier_verdict: Some("2026-12-02T10:00:00Z".into()),
     };
     let token = continuation.encode();
     assert!(token.len() <= 2048);
     assert_eq!(Continuation::decode(&token), Some(continuation));
     assert_eq!(Continuation::decode("garbage"), None);
+    // A token of the earlier shape (no verdict) still reads.
+    let earlier = r#"{"image":"shop:v2","previous":null,"startedAt":1795000000}"#;
+    assert_eq!(
+        Continuation::decode(earlier).and_then(|c| c.earlier_verdict),
+        None
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! eks-deploy's requests to the Kubernetes API and to AWS for one deployment driven by a
-//! CodePipeline job: a normal rollout, a failed one (an image that cannot be pulled, rolled
-//! back) and a rollout several times longer (more replicas, slower steps).
+//! CodePipeline job, on the local cluster (the real controllers, kwok's pods): a normal rollout,
+//! a failed one (an image that cannot be pulled, rolled back) and a rollout several times longer
+//! (more replicas, pods slower to get Ready).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -22,8 +23,8 @@ pub struct RolloutRequests {
     pub scenario: String,
     /// The Deployment's replicas.
     pub replicas: i32,
-    /// The Kubernetes emulator's pace: seconds per controller step.
-    pub step_seconds: f64,
+    /// How long each pod takes to become Ready (kwok's pod-ready delay).
+    pub ready_after: String,
     /// How the job ended (`succeeded`, `failed`).
     pub outcome: String,
     /// How long the invocation took, in seconds.
@@ -37,7 +38,7 @@ pub struct RolloutRequests {
 struct Case {
     scenario: &'static str,
     replicas: i32,
-    step_seconds: f64,
+    ready_after: &'static str,
     progress_deadline: i32,
     bad_image: bool,
 }
@@ -46,21 +47,21 @@ const CASES: [Case; 3] = [
     Case {
         scenario: "normal rollout",
         replicas: 3,
-        step_seconds: 0.2,
+        ready_after: "200ms",
         progress_deadline: 30,
         bad_image: false,
     },
     Case {
         scenario: "failed rollout (image cannot be pulled; rolled back)",
         replicas: 3,
-        step_seconds: 0.2,
+        ready_after: "200ms",
         progress_deadline: 2,
         bad_image: true,
     },
     Case {
-        scenario: "long rollout (4x the replicas, 3x slower steps)",
+        scenario: "long rollout (4x the replicas, pods 5x slower to get Ready)",
         replicas: 12,
-        step_seconds: 0.6,
+        ready_after: "1s",
         progress_deadline: 30,
         bad_image: false,
     },
@@ -75,16 +76,20 @@ pub async fn run(
 ) -> Vec<RolloutRequests> {
     let mut results = Vec::new();
     for case in &CASES {
-        set_step(emulators, case.step_seconds).await;
         // The Deployment's progress deadline decides when a stuck rollout fails.
-        let target = EksDeploy::setup(emulators, sdk, case.replicas, case.progress_deadline).await;
+        let target = EksDeploy::setup(
+            emulators,
+            sdk,
+            case.replicas,
+            case.progress_deadline,
+            Some(case.ready_after),
+        )
+        .await;
         let image = if case.bad_image {
-            let image = format!(
-                "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:{}",
-                unique("bad")
-            );
-            kubernetes::mark_image_bad(emulators, &image, "ImagePullBackOff").await;
-            image
+            kubernetes::unpullable(
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop",
+                &unique("v2"),
+            )
         } else {
             "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v2".to_owned()
         };
@@ -116,14 +121,13 @@ pub async fn run(
         results.push(RolloutRequests {
             scenario: case.scenario.to_owned(),
             replicas: case.replicas,
-            step_seconds: case.step_seconds,
+            ready_after: case.ready_after.to_owned(),
             outcome,
             seconds,
-            kubernetes: count_kubernetes(&kube_requests),
+            kubernetes: count_kubernetes(&kube_requests, &emulators.kubernetes.deploy_user),
             aws,
         });
     }
-    set_step(emulators, 0.2).await;
     results
 }
 
@@ -135,17 +139,6 @@ fn job_outcome(aws: &BTreeMap<String, u64>) -> Option<String> {
     } else {
         None
     }
-}
-
-/// Sets the Kubernetes emulator's pace.
-pub async fn set_step(emulators: &Emulators, seconds: f64) {
-    let (code, answer) = http::json(
-        "POST",
-        &format!("{}/kubernetes/step-seconds", emulators.admin),
-        Some(&json!({"stepSeconds": seconds})),
-    )
-    .await;
-    assert_eq!(code, 200, "{answer}");
 }
 
 async fn clear_kubernetes_log(emulators: &Emulators) {
@@ -203,12 +196,11 @@ async fn pipeline_job(
     jobs[0]["event"].clone()
 }
 
-/// Requests of the function (not the harness's own, made with the emulator's static token), by
-/// verb and resource.
-fn count_kubernetes(requests: &[Value]) -> BTreeMap<String, u64> {
+/// Requests of the function (through the fault proxy, as its EKS user), by verb and resource.
+fn count_kubernetes(requests: &[Value], user: &str) -> BTreeMap<String, u64> {
     let mut counts = BTreeMap::new();
     for request in requests {
-        if request["user"] == "emulator-admin" {
+        if request["user"].as_str() != Some(user) {
             continue;
         }
         let method = request["method"].as_str().unwrap_or_default();

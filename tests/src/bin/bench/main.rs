@@ -500,9 +500,8 @@ async fn main() -> ExitCode {
     }
     let mut eks_requests = Vec::new();
     if wanted("eks-deploy") {
-        // Fast steps: every other event is a whole rollout, followed to its end.
-        eks::set_step(&emulators, 0.01).await;
-        let mut workload = workloads::EksDeploy::setup(&emulators, &sdk, 1, 30).await;
+        // Pods Ready at once: every other event is a whole rollout, followed to its end.
+        let mut workload = workloads::EksDeploy::setup(&emulators, &sdk, 1, 30, Some("0s")).await;
         let list = subjects_of("eks-deploy", base_env.clone());
         bench.measure(list, &mut workload).await;
         eprintln!("bench: eks-deploy: requests per rollout");

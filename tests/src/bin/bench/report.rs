@@ -387,7 +387,7 @@ fn eks(results: &Results) -> String {
         return "(eks-deploy was not measured in this run)".into();
     }
     let mut out = String::from(
-        "| deployment | replicas | s per step | took s | job | Kubernetes API requests | AWS calls |\n| --- | --- | --- | --- | --- | --- | --- |\n",
+        "| deployment | replicas | pods Ready after | took s | job | Kubernetes API requests | AWS calls |\n| --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for r in &results.eks_requests {
         let join = |counts: &std::collections::BTreeMap<String, u64>| {
@@ -404,7 +404,7 @@ fn eks(results: &Results) -> String {
             "| {} | {} | {} | {:.1} | {} | {} | {} |",
             r.scenario,
             r.replicas,
-            r.step_seconds,
+            r.ready_after,
             r.seconds,
             r.outcome,
             join(&r.kubernetes),

@@ -445,7 +445,8 @@ impl Workload for PrValidator {
 
 // --- eks-deploy ------------------------------------------------------------------------------
 
-/// An EKS cluster whose API server is the Kubernetes emulator, and a one-replica Deployment.
+/// An EKS cluster leading to the local cluster, and a Deployment in a namespace with eks-deploy's
+/// Role.
 #[derive(Debug, Clone)]
 pub struct EksDeploy {
     cluster: String,
@@ -456,12 +457,14 @@ pub struct EksDeploy {
 const EKS_EVENTS: [&str; 2] = ["new image (rollout)", "image already running"];
 
 impl EksDeploy {
-    /// Creates the cluster and the Deployment `web` running the first image.
+    /// Creates the cluster and the Deployment `web` running the first image, its pods Ready
+    /// after `ready_after` (kwok's default when `None`).
     pub async fn setup(
         emulators: &Emulators,
         sdk: &SdkConfig,
         replicas: i32,
         progress_deadline: i32,
+        ready_after: Option<&str>,
     ) -> Self {
         let cluster = unique("shop-prod");
         kubernetes::eks_cluster(sdk, &cluster).await;
@@ -470,15 +473,15 @@ impl EksDeploy {
             "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v1".to_owned(),
             "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v2".to_owned(),
         ];
-        kubernetes::deployment(
-            &kubernetes::client(emulators),
-            &namespace,
-            "web",
-            replicas,
-            progress_deadline,
-            &[("web", &images[0])],
-        )
-        .await;
+        let client = kubernetes::client(emulators);
+        kubernetes::namespace_for_eks_deploy(&client, &namespace, |_| {}).await;
+        let mut spec = kubernetes::DeploymentSpec::new(&namespace, "web", &[("web", &images[0])])
+            .replicas(replicas)
+            .progress_deadline(progress_deadline);
+        if let Some(delay) = ready_after {
+            spec = spec.ready_after(delay);
+        }
+        spec.create(&client).await;
         Self {
             cluster,
             namespace,

@@ -1,0 +1,160 @@
+"""The local EKS cluster: the real control plane, the EKS TokenReview webhook and the fault proxy.
+
+What the AWS emulator's EKS and its admin API see of Kubernetes:
+``server_url`` and ``ca_pem`` (what DescribeCluster answers: the fault proxy,
+with the cluster CA, which signed both the proxy's and the API server's
+certificates), the request log and faults of the proxy, and ``reset``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from cluster_binaries import locate_all
+from control_plane import ADMIN_USER, HOST, Authority, ControlPlane, serving_context
+from eks_token import EksTokenVerifier
+from fault_proxy import FaultProxy
+from token_review import (
+    CallerIdentity,
+    TokenReviewer,
+    TokenReviewServer,
+    access_entries_from_template,
+    single_standard_entry,
+)
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+PIPELINE_TEMPLATE = ROOT / "infra" / "pipeline.yaml"
+#: The role eks-deploy runs as locally, and its session: Lambda names the session after the function.
+DEPLOY_ROLE = "eks-cicd-EksDeployRole"
+DEPLOY_SESSION = "eks-deploy"
+
+__all__ = ["LocalCluster", "ADMIN_USER"]
+
+
+class LocalCluster:
+    """One cluster for one run of the emulators; ``stop`` ends every process it started."""
+
+    def __init__(
+        self,
+        credentials: dict[str, str],
+        account_id: str,
+        cluster_names: Callable[[], Iterable[str]],
+    ) -> None:
+        self.authority = Authority()
+        entry = single_standard_entry(access_entries_from_template(PIPELINE_TEMPLATE), PIPELINE_TEMPLATE)
+        self.reviewer = TokenReviewer(
+            EksTokenVerifier(credentials=credentials, cluster_names=cluster_names),
+            callers={key: CallerIdentity(account_id, DEPLOY_ROLE, DEPLOY_SESSION) for key in credentials},
+            entry=entry,
+        )
+        self.deploy_user = entry.username_for(CallerIdentity(account_id, DEPLOY_ROLE, DEPLOY_SESSION))
+        self.deploy_groups = list(entry.groups)
+        self.control_plane: ControlPlane | None = None
+        self.webhook: TokenReviewServer | None = None
+        self.proxy: FaultProxy | None = None
+        self.started_in: float | None = None
+
+    def launch(self) -> None:
+        """Starts the webhook, etcd and kube-apiserver; :meth:`finish_start` waits for them.
+
+        Runs on the main thread: the processes die with the thread that started them.
+        """
+        self._started = time.monotonic()
+        binaries = locate_all()
+        self.control_plane = ControlPlane(binaries, webhook_url="", authority=self.authority)
+        folder = self.control_plane.folder
+        self.webhook = TokenReviewServer(
+            self.reviewer, serving_context(self.authority.issue("eks-token-review"), folder / "pki", "token-review")
+        )
+        self.webhook.start()
+        self.control_plane.webhook_url = self.webhook.url
+        self.control_plane.start()
+        self.proxy = FaultProxy(
+            upstream=(HOST, self.control_plane.api_port),
+            upstream_tls=self.authority.client_context(),
+            serving_tls=serving_context(self.authority.issue("kube-fault-proxy"), folder / "pki", "fault-proxy"),
+            user_of=self.reviewer.user_of,
+            admin_token=self.control_plane.admin_token,
+            admin_user=ADMIN_USER,
+        )
+        self.proxy.start()
+        self.started_in = time.monotonic() - self._started
+
+    def stop(self) -> None:
+        if self.proxy is not None:
+            self.proxy.stop()
+            self.proxy = None
+        if self.control_plane is not None:
+            self.control_plane.stop()
+            self.control_plane = None
+        if self.webhook is not None:
+            self.webhook.stop()
+            self.webhook = None
+
+    # --- what the AWS emulator and the endpoints file tell -------------------------------
+
+    @property
+    def server_url(self) -> str:
+        """Where eks-deploy reaches the cluster: the fault proxy."""
+        return self._proxy().url
+
+    @property
+    def apiserver_url(self) -> str:
+        return self._plane().server
+
+    @property
+    def ca_pem(self) -> bytes:
+        return self.authority.pem
+
+    @property
+    def admin_token(self) -> str:
+        return self._plane().admin_token
+
+    @property
+    def version(self) -> str | None:
+        return self._plane().version
+
+    def endpoints(self) -> dict[str, Any]:
+        import base64
+
+        return {
+            "server": self.server_url,
+            "apiserver": self.apiserver_url,
+            "ca_data": base64.b64encode(self.ca_pem).decode(),
+            "static_token": self.admin_token,
+            "version": self.version,
+            "deploy_user": self.deploy_user,
+            "deploy_groups": self.deploy_groups,
+        }
+
+    # --- the admin API's Kubernetes part --------------------------------------------------
+
+    def reset(self) -> None:
+        self._proxy().reset()
+
+    def request_log(self) -> list[dict[str, Any]]:
+        return self._proxy().request_log()
+
+    def clear_request_log(self) -> None:
+        self._proxy().clear_request_log()
+
+    def inject_faults(self, **fault: Any) -> None:
+        self._proxy().inject(**fault)
+
+    def drop_watches_after(self, events: int, count: int = 1, path_regex: str | None = None) -> None:
+        self._proxy().cut_watches(events, count, path_regex)
+
+    def faults(self) -> list[dict[str, Any]]:
+        return self._proxy().faults()
+
+    def _proxy(self) -> FaultProxy:
+        if self.proxy is None:
+            raise RuntimeError("the local cluster is not running")
+        return self.proxy
+
+    def _plane(self) -> ControlPlane:
+        if self.control_plane is None:
+            raise RuntimeError("the local cluster is not running")
+        return self.control_plane
