@@ -138,7 +138,24 @@ impl Function {
 
     /// Invokes the function with `payload` and waits for its result.
     pub async fn invoke(&self, payload: &Value) -> InvocationResult {
-        self.runtime.invoke(payload, INVOKE_TIMEOUT).await
+        let result = self.runtime.invoke(payload, INVOKE_TIMEOUT).await;
+        self.settle_logs().await;
+        result
+    }
+
+    /// Waits until the log lines the function wrote before answering have been read from its
+    /// output (they are in the pipe before the answer arrives, but the reader may lag behind
+    /// on a loaded machine): until no line came for 30 ms, at most a second.
+    async fn settle_logs(&self) {
+        let mut seen = self.logs.lock().unwrap().len();
+        for _ in 0..33 {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            let now = self.logs.lock().unwrap().len();
+            if now == seen {
+                return;
+            }
+            seen = now;
+        }
     }
 
     /// Invokes the function with `payload` as raw bytes (which need not be JSON); returns the
@@ -183,9 +200,12 @@ impl Function {
 
     /// Invokes the function with `payload`, telling it it has `budget` to run.
     pub async fn invoke_within(&self, payload: &Value, budget: Duration) -> InvocationResult {
-        self.runtime
+        let result = self
+            .runtime
             .invoke_with_budget(payload, INVOKE_TIMEOUT, budget)
-            .await
+            .await;
+        self.settle_logs().await;
+        result
     }
 
     /// Waits for the process to exit (it should, after an init error) and returns the error it
