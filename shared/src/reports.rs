@@ -127,7 +127,8 @@ impl TestReport {
             return None;
         };
         let report = parts.next()?.strip_prefix("report/")?;
-        let ok = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let ok =
+            |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !ok(region) || !account.bytes().all(|b| b.is_ascii_digit()) || account.is_empty() {
             return None;
         }
@@ -155,7 +156,12 @@ pub fn case_line(case: &FailedCase) -> String {
         None => case.name.clone(),
     };
     let mut line = clip(&one_line(&name), MAX_NAME_CHARS);
-    if let Some(message) = case.message.as_deref().map(first_line).filter(|m| !m.is_empty()) {
+    if let Some(message) = case
+        .message
+        .as_deref()
+        .map(first_line)
+        .filter(|m| !m.is_empty())
+    {
         let _ = write!(line, ": {}", clip(&message, MAX_MESSAGE_CHARS));
     }
     // A fence opened with three backticks closes only on three backticks.
@@ -250,7 +256,10 @@ pub fn plain(reports: &[TestReport]) -> String {
         let group = one_line(report.group().unwrap_or("test report"));
         match report.state() {
             ReportState::Processing => {
-                let _ = writeln!(text, "Tests ({group}): the report is still being processed.");
+                let _ = writeln!(
+                    text,
+                    "Tests ({group}): the report is still being processed."
+                );
             }
             ReportState::Unavailable => {
                 let _ = writeln!(text, "Tests ({group}): the report is not available.");
@@ -347,7 +356,8 @@ mod tests {
     #[test]
     fn names_and_messages_cannot_inject_markdown_html_or_links() {
         let mut r = report(1, 1, 0, 0);
-        r.arn = "arn:aws:codebuild:us-east-1:123456789012:report/x](https://evil.example)<b>:1".into();
+        r.arn =
+            "arn:aws:codebuild:us-east-1:123456789012:report/x](https://evil.example)<b>:1".into();
         r.failures = vec![FailedCase {
             prefix: None,
             name: "```\n[click](https://evil.example) <img src=x onerror=alert(1)>".into(),
@@ -356,9 +366,19 @@ mod tests {
         let text = markdown(&[r]);
         let fences = text.matches("```").count();
         assert_eq!(fences, 2, "only our own fence: {text}");
-        assert!(!text.contains("](https://evil"), "{text}");
-        assert!(!text.contains("<b>"), "{text}");
-        assert!(text.contains("'''  [click](https://evil.example) <img"), "inside the code block, shown as text: {text}");
+        // Outside the code block, where Markdown is read, no link and no tag of theirs.
+        let (title, block) = text.split_once("```text").unwrap();
+        assert!(!title.contains("](https://evil"), "{title}");
+        assert!(!title.contains("<b>"), "{title}");
+        assert!(title.contains("&lt;b&gt;"), "{title}");
+        assert!(
+            block.matches('\n').count() == 3,
+            "the fence, one line for the case, the closing fence: {block}"
+        );
+        assert!(
+            text.contains("''' [click](https://evil.example) <img"),
+            "inside the code block, shown as text: {text}"
+        );
         assert_eq!(escape_markdown("[a](b) <i>"), "\\[a\\]\\(b\\) &lt;i&gt;");
     }
 
@@ -371,7 +391,11 @@ mod tests {
             message: Some("é".repeat(50_000)),
         }];
         let line = case_line(&r.failures[0]);
-        assert!(line.chars().count() <= MAX_NAME_CHARS + 2 + MAX_MESSAGE_CHARS, "{}", line.len());
+        assert!(
+            line.chars().count() <= MAX_NAME_CHARS + 2 + MAX_MESSAGE_CHARS,
+            "{}",
+            line.len()
+        );
         assert!(line.ends_with('…'));
         assert!(markdown(&[r]).len() < 2_000);
     }
@@ -387,8 +411,14 @@ mod tests {
         assert!(text.contains("shop\\-lint"));
         assert!(text.contains("10 passed, 0 failed, 1 skipped (100.0 %)"));
         let mail = plain(&reports);
-        assert!(mail.contains("Tests (shop-pr-tests): 4 passed, 1 failed"), "{mail}");
-        assert!(mail.contains("  - shop::cart.case_0: assertion failed"), "{mail}");
+        assert!(
+            mail.contains("Tests (shop-pr-tests): 4 passed, 1 failed"),
+            "{mail}"
+        );
+        assert!(
+            mail.contains("  - shop::cart.case_0: assertion failed"),
+            "{mail}"
+        );
         assert!(mail.contains("Report: https://us-east-1.console.aws.amazon.com/codesuite/codebuild/123456789012/testReports/reports/shop-lint%3A9?region=us-east-1"));
     }
 

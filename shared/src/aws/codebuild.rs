@@ -197,7 +197,8 @@ impl TestReports for CodeBuild {
                 passed: count("SUCCEEDED"),
                 failed: count("FAILED") + count("ERROR"),
                 skipped: count("SKIPPED"),
-                duration_nanos: summary.and_then(|s| u64::try_from(s.duration_in_nano_seconds()).ok()),
+                duration_nanos: summary
+                    .and_then(|s| u64::try_from(s.duration_in_nano_seconds()).ok()),
                 failures: Vec::new(),
             };
             if count("FAILED") > 0 {
@@ -233,11 +234,16 @@ impl CodeBuild {
                 .send()
                 .await
                 .map_err(|error| upstream(SERVICE, "DescribeTestCases", error))?;
-            cases.extend(page.test_cases().iter().take(wanted).map(|case| FailedCase {
-                prefix: case.prefix().map(str::to_owned),
-                name: case.name().unwrap_or_default().to_owned(),
-                message: case.message().map(str::to_owned),
-            }));
+            cases.extend(
+                page.test_cases()
+                    .iter()
+                    .take(wanted)
+                    .map(|case| FailedCase {
+                        prefix: case.prefix().map(str::to_owned),
+                        name: case.name().unwrap_or_default().to_owned(),
+                        message: case.message().map(str::to_owned),
+                    }),
+            );
             next_token = page.next_token().map(str::to_owned);
             if cases.len() >= MAX_FAILURES_SHOWN || next_token.is_none() {
                 break;
@@ -503,7 +509,10 @@ mod tests {
         assert_eq!(reports[0].failures.len(), MAX_FAILURES_SHOWN);
         assert_eq!(reports[0].failures[9].name, "case_9");
         assert_eq!(reports[1].status, "GENERATING");
-        assert!(reports[1].failures.is_empty(), "no cases read of a report in the making");
+        assert!(
+            reports[1].failures.is_empty(),
+            "no cases read of a report in the making"
+        );
         assert_eq!(
             (batch.num_calls(), first.num_calls(), second.num_calls()),
             (1, 1, 1),
