@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod glob;
 pub mod ports;
+pub mod reports;
 pub mod runtime;
 pub mod telemetry;
 pub mod text;

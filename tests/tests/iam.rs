@@ -163,6 +163,17 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
         "codebuild:BatchGetBuilds",
     ),
     ("codebuild.rs", "start_build", "codebuild:StartBuild"),
+    // TestReports: a build's test reports and their first failing cases.
+    (
+        "codebuild.rs",
+        "batch_get_reports",
+        "codebuild:BatchGetReports",
+    ),
+    (
+        "codebuild.rs",
+        "describe_test_cases",
+        "codebuild:DescribeTestCases",
+    ),
     ("codebuild.rs", "stop_build", "codebuild:StopBuild"),
     ("codecommit.rs", "get_commit", "codecommit:GetCommit"),
     ("codecommit.rs", "get_branch", "codecommit:GetBranch"),

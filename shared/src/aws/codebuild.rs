@@ -4,12 +4,20 @@ use aws_sdk_codebuild::types::{EnvironmentVariable, EnvironmentVariableType, Sor
 use super::upstream;
 use crate::error::UpstreamError;
 use crate::events::codebuild::{BuildLogs, BuildPhase, BuildStatus};
-use crate::ports::{BuildApi, BuildRecord, StartBuild, StartedBuild};
+use crate::ports::{BuildApi, BuildRecord, StartBuild, StartedBuild, TestReports};
+use crate::reports::{FailedCase, MAX_FAILURES_SHOWN, TestReport};
 
 const SERVICE: &str = "CodeBuild";
 
 /// BatchGetBuilds takes at most this many ids.
 const BATCH: usize = 100;
+
+/// The reports of one build read at most: a build writes one per report group of its buildspec.
+const MAX_REPORTS: usize = 20;
+
+/// DescribeTestCases calls per report at most: a page may hold fewer cases than asked for, but
+/// a report of 100 000 cases still costs no more than this.
+const MAX_CASE_PAGES: usize = 3;
 
 /// [`BuildApi`] over AWS CodeBuild.
 #[derive(Debug, Clone)]
@@ -151,6 +159,97 @@ impl BuildApi for CodeBuild {
             .await
             .map_err(|error| upstream(SERVICE, "StopBuild", error))?;
         Ok(())
+    }
+}
+
+impl TestReports for CodeBuild {
+    async fn reports(&self, report_arns: &[String]) -> Result<Vec<TestReport>, UpstreamError> {
+        let arns: Vec<String> = report_arns.iter().take(MAX_REPORTS).cloned().collect();
+        if arns.is_empty() {
+            return Ok(Vec::new());
+        }
+        let output = self
+            .client
+            .batch_get_reports()
+            .set_report_arns(Some(arns.clone()))
+            .send()
+            .await
+            .map_err(|error| upstream(SERVICE, "BatchGetReports", error))?;
+        let mut reports = Vec::with_capacity(output.reports().len());
+        for report in output.reports() {
+            let Some(arn) = report.arn() else { continue };
+            let summary = report.test_summary();
+            let count = |status: &str| {
+                summary
+                    .and_then(|s| s.status_counts().get(status))
+                    .and_then(|n| u64::try_from(*n).ok())
+                    .unwrap_or(0)
+            };
+            let mut read = TestReport {
+                arn: arn.to_owned(),
+                status: report
+                    .status()
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
+                total: summary
+                    .and_then(|s| u64::try_from(s.total()).ok())
+                    .unwrap_or(0),
+                passed: count("SUCCEEDED"),
+                failed: count("FAILED") + count("ERROR"),
+                skipped: count("SKIPPED"),
+                duration_nanos: summary
+                    .and_then(|s| u64::try_from(s.duration_in_nano_seconds()).ok()),
+                failures: Vec::new(),
+            };
+            if count("FAILED") > 0 {
+                read.failures = self.failed_cases(arn).await?;
+            }
+            reports.push(read);
+        }
+        // BatchGetReports does not promise the order asked for.
+        reports.sort_by_key(|report| arns.iter().position(|arn| *arn == report.arn));
+        Ok(reports)
+    }
+}
+
+impl CodeBuild {
+    /// The first failing cases of report `arn`, at most [`MAX_FAILURES_SHOWN`], in at most
+    /// [`MAX_CASE_PAGES`] calls.
+    async fn failed_cases(&self, arn: &str) -> Result<Vec<FailedCase>, UpstreamError> {
+        let filter = aws_sdk_codebuild::types::TestCaseFilter::builder()
+            .status("FAILED")
+            .build();
+        let mut cases = Vec::with_capacity(MAX_FAILURES_SHOWN);
+        let mut next_token: Option<String> = None;
+        for _ in 0..MAX_CASE_PAGES {
+            let wanted = MAX_FAILURES_SHOWN - cases.len();
+            let page = self
+                .client
+                .describe_test_cases()
+                .report_arn(arn)
+                .filter(filter.clone())
+                // At most 10 asked for: far below the API's limit of 100.
+                .max_results(i32::try_from(wanted).unwrap_or(100))
+                .set_next_token(next_token.take())
+                .send()
+                .await
+                .map_err(|error| upstream(SERVICE, "DescribeTestCases", error))?;
+            cases.extend(
+                page.test_cases()
+                    .iter()
+                    .take(wanted)
+                    .map(|case| FailedCase {
+                        prefix: case.prefix().map(str::to_owned),
+                        name: case.name().unwrap_or_default().to_owned(),
+                        message: case.message().map(str::to_owned),
+                    }),
+            );
+            next_token = page.next_token().map(str::to_owned);
+            if cases.len() >= MAX_FAILURES_SHOWN || next_token.is_none() {
+                break;
+            }
+        }
+        Ok(cases)
     }
 }
 
@@ -318,5 +417,112 @@ mod tests {
             (first.num_calls(), second.num_calls(), details.num_calls()),
             (1, 1, 1)
         );
+    }
+
+    fn case(i: usize) -> aws_sdk_codebuild::types::TestCase {
+        aws_sdk_codebuild::types::TestCase::builder()
+            .prefix("shop::cart")
+            .name(format!("case_{i}"))
+            .status("FAILED")
+            .message("assertion failed")
+            .build()
+    }
+
+    #[tokio::test]
+    async fn reports_read_counts_and_page_failing_cases_up_to_the_cap() {
+        use aws_sdk_codebuild::operation::batch_get_reports::BatchGetReportsOutput;
+        use aws_sdk_codebuild::operation::describe_test_cases::DescribeTestCasesOutput;
+        use aws_sdk_codebuild::types::{Report, ReportStatusType, TestReportSummary};
+
+        let tests = "arn:aws:codebuild:us-east-1:123456789012:report/shop-tests:1";
+        let lint = "arn:aws:codebuild:us-east-1:123456789012:report/shop-lint:2";
+        let summary = |passed: i32, failed: i32| {
+            TestReportSummary::builder()
+                .total(passed + failed)
+                .status_counts("SUCCEEDED", passed)
+                .status_counts("FAILED", failed)
+                .duration_in_nano_seconds(3_000_000_000)
+                .build()
+                .unwrap()
+        };
+        let batch = mock!(Client::batch_get_reports)
+            .match_requests(move |r| r.report_arns() == [tests, lint])
+            .then_output(move || {
+                BatchGetReportsOutput::builder()
+                    .reports(
+                        Report::builder()
+                            .arn(lint)
+                            .status(ReportStatusType::Generating)
+                            .build(),
+                    )
+                    .reports(
+                        Report::builder()
+                            .arn(tests)
+                            .status(ReportStatusType::Failed)
+                            .test_summary(summary(99_000, 1_000))
+                            .build(),
+                    )
+                    .build()
+            });
+        // A page may hold fewer cases than asked: the next one asks for what is missing.
+        let first = mock!(Client::describe_test_cases)
+            .match_requests(move |r| {
+                r.report_arn() == Some(tests)
+                    && r.filter().and_then(|f| f.status()) == Some("FAILED")
+                    && r.max_results() == Some(10)
+                    && r.next_token().is_none()
+            })
+            .then_output(|| {
+                DescribeTestCasesOutput::builder()
+                    .test_cases(case(0))
+                    .test_cases(case(1))
+                    .test_cases(case(2))
+                    .next_token("t1")
+                    .build()
+            });
+        let second = mock!(Client::describe_test_cases)
+            .match_requests(|r| r.max_results() == Some(7) && r.next_token() == Some("t1"))
+            .then_output(|| {
+                let mut page = DescribeTestCasesOutput::builder().next_token("t2");
+                for i in 3..10 {
+                    page = page.test_cases(case(i));
+                }
+                page.build()
+            });
+        let client = mock_client!(
+            aws_sdk_codebuild,
+            RuleMode::Sequential,
+            [&batch, &first, &second]
+        );
+
+        let reports = CodeBuild::new(client)
+            .reports(&[tests.to_owned(), lint.to_owned()])
+            .await
+            .unwrap();
+
+        assert_eq!(reports.len(), 2);
+        assert_eq!(reports[0].arn, tests, "in the build's order");
+        assert_eq!(
+            (reports[0].passed, reports[0].failed, reports[0].total),
+            (99_000, 1_000, 100_000)
+        );
+        assert_eq!(reports[0].failures.len(), MAX_FAILURES_SHOWN);
+        assert_eq!(reports[0].failures[9].name, "case_9");
+        assert_eq!(reports[1].status, "GENERATING");
+        assert!(
+            reports[1].failures.is_empty(),
+            "no cases read of a report in the making"
+        );
+        assert_eq!(
+            (batch.num_calls(), first.num_calls(), second.num_calls()),
+            (1, 1, 1),
+            "no third page once ten cases are in"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_build_without_reports_costs_no_call() {
+        let client = mock_client!(aws_sdk_codebuild, RuleMode::Sequential, []);
+        assert_eq!(CodeBuild::new(client).reports(&[]).await.unwrap(), []);
     }
 }

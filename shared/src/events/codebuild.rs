@@ -339,7 +339,7 @@ pub fn codebuild_time(time: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
-fn encode_segment(segment: &str) -> String {
+pub(crate) fn encode_segment(segment: &str) -> String {
     use std::fmt::Write as _;
     let mut out = String::with_capacity(segment.len());
     for byte in segment.bytes() {

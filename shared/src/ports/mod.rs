@@ -12,6 +12,7 @@ mod ledger;
 mod notifier;
 mod pipeline;
 mod pull_requests;
+mod reports;
 mod repository;
 
 #[cfg(any(test, feature = "mocks"))]
@@ -44,6 +45,9 @@ pub use pull_requests::{
     MAX_COMMENT_CHARS, PostedComment, PullRequest, PullRequestApi, PullRequestApproval,
     PullRequestComment,
 };
+#[cfg(any(test, feature = "mocks"))]
+pub use reports::MockTestReports;
+pub use reports::TestReports;
 #[cfg(any(test, feature = "mocks"))]
 pub use repository::MockRepositoryApi;
 pub use repository::{Commit, RepositoryApi};
