@@ -1,8 +1,9 @@
 //! eks-deploy: puts the image the build produced into the EKS Deployment, follows the rollout
 //! with a watch, and says "done" only when the cluster says so.
 //!
-//! Without the `aws` feature only [`params`] is built: how an invocation and its parameters are
-//! read, which the fuzz targets exercise.
+//! Without the `aws` feature only [`params`], [`plan`] and [`image`] are built: how an
+//! invocation, its parameters, its release plan and its image are read, which the fuzz targets
+//! exercise.
 
 #[cfg(feature = "aws")]
 pub mod cluster;
@@ -10,7 +11,9 @@ pub mod cluster;
 pub mod config;
 #[cfg(feature = "aws")]
 pub mod handler;
+pub mod image;
 pub mod params;
+pub mod plan;
 #[cfg(feature = "aws")]
 pub mod rollout;
 

@@ -61,7 +61,7 @@ pub struct ParameterError {
 }
 
 impl ParameterError {
-    fn new(field: &str, problem: impl Into<String>) -> Self {
+    pub(crate) fn new(field: &str, problem: impl Into<String>) -> Self {
         Self {
             field: field.to_owned(),
             problem: problem.into(),
