@@ -47,7 +47,10 @@ fn endings_are_told_by_the_pipeline_and_failed_actions() {
         })
     );
     assert_eq!(report("stage-failed.json"), Err(IgnoreReason::NotTheEnd));
-    assert_eq!(report("action-succeeded.json"), Err(IgnoreReason::NotTheEnd));
+    assert_eq!(
+        report("action-succeeded.json"),
+        Err(IgnoreReason::NotTheEnd)
+    );
 }
 
 #[test]
@@ -58,10 +61,19 @@ fn a_failed_action_says_where_what_and_where_to_look() {
         "FAILED: shop-main to production at Deploy / EksDeploy"
     );
     let body = &notification.body;
-    assert!(body.contains("failed at Deploy / EksDeploy at 2026-11-23 14:01 UTC"), "{body}");
+    assert!(
+        body.contains("failed at Deploy / EksDeploy at 2026-11-23 14:01 UTC"),
+        "{body}"
+    );
     assert!(body.contains("Error: JobFailed"), "{body}");
-    assert!(body.contains("Reported: rollout of shop/web did not finish"), "{body}");
-    assert!(body.contains("Details: https://console.aws.amazon.com/cloudwatch/"), "{body}");
+    assert!(
+        body.contains("Reported: rollout of shop/web did not finish"),
+        "{body}"
+    );
+    assert!(
+        body.contains("Details: https://console.aws.amazon.com/cloudwatch/"),
+        "{body}"
+    );
     assert!(body.contains(EXECUTION), "{body}");
     assert_eq!(
         notification.attributes,
@@ -76,7 +88,11 @@ fn a_failed_action_says_where_what_and_where_to_look() {
 #[test]
 fn a_rejected_approval_carries_the_comment() {
     let notification = report("approval-rejected.json").unwrap().notification();
-    assert!(notification.subject.starts_with("REJECTED: shop-main"), "{}", notification.subject);
+    assert!(
+        notification.subject.starts_with("REJECTED: shop-main"),
+        "{}",
+        notification.subject
+    );
     assert!(
         notification
             .body
@@ -91,7 +107,10 @@ fn a_rejected_approval_carries_the_comment() {
 fn the_environment_comes_from_the_pipeline() {
     let staging = report("release-succeeded.json").unwrap();
     assert_eq!(staging.environment, "staging");
-    assert_eq!(staging.notification().subject, "DEPLOYED: shop-release to staging");
+    assert_eq!(
+        staging.notification().subject,
+        "DEPLOYED: shop-release to staging"
+    );
 }
 
 #[test]
@@ -102,7 +121,10 @@ fn one_key_per_execution_and_outcome_whichever_event_tells_it() {
     assert_eq!(key("action-failed.json"), failed);
     assert_eq!(key("approval-rejected.json"), failed);
     assert_ne!(key("pipeline-succeeded.json"), failed);
-    assert_ne!(key("pipeline-stopped.json"), key("pipeline-superseded.json"));
+    assert_ne!(
+        key("pipeline-stopped.json"),
+        key("pipeline-superseded.json")
+    );
 }
 
 #[test]
@@ -176,9 +198,12 @@ async fn a_redelivered_or_second_event_of_the_same_end_tells_nothing() {
         .expect_claim()
         .times(1)
         .returning(|_| reply(Ok(Claim::Done)));
-    let outcome = handle(&deps(MockNotifier::new(), ledger), event("pipeline-failed.json"))
-        .await
-        .unwrap();
+    let outcome = handle(
+        &deps(MockNotifier::new(), ledger),
+        event("pipeline-failed.json"),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         outcome,
         Outcome::Ignored {
@@ -194,9 +219,12 @@ async fn a_pending_claim_fails_so_lambda_retries() {
         .expect_claim()
         .times(1)
         .returning(|_| reply(Ok(Claim::Pending)));
-    let error = handle(&deps(MockNotifier::new(), ledger), event("action-failed.json"))
-        .await
-        .unwrap_err();
+    let error = handle(
+        &deps(MockNotifier::new(), ledger),
+        event("action-failed.json"),
+    )
+    .await
+    .unwrap_err();
     match error {
         FunctionError::Upstream(error) => assert!(Claim::is_pending_error(&error)),
         other => panic!("{other:?}"),
@@ -239,7 +267,11 @@ async fn a_failed_publish_gives_the_claim_back() {
 
 #[tokio::test]
 async fn events_that_are_not_an_end_touch_nothing() {
-    for name in ["pipeline-started.json", "stage-failed.json", "action-succeeded.json"] {
+    for name in [
+        "pipeline-started.json",
+        "stage-failed.json",
+        "action-succeeded.json",
+    ] {
         let outcome = handle(&deps(MockNotifier::new(), MockLedger::new()), event(name))
             .await
             .unwrap();
