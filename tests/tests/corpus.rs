@@ -19,11 +19,12 @@ use shared::events::{MAX_EVENT_BYTES, MAX_REQUEST_BYTES, RawValue};
 use shared::ports::{ApprovalApi, ApprovalState, Revision};
 use shared::{InvalidEvent, UpstreamError};
 
-const FUNCTIONS: [&str; 6] = [
+const FUNCTIONS: [&str; 7] = [
     "approval-callback",
     "approval-notify",
     "codebuild-status",
     "codecommit-push",
+    "delivery-events",
     "eks-deploy",
     "pr-validator",
 ];
@@ -269,6 +270,16 @@ async fn take(function: &str, payload: Value) -> Result<String, InvalidEvent> {
                 }
             }
         }
+        "delivery-events" => {
+            let config =
+                delivery_events::config::Config::from_lookup(lookup("DeliveryEventsFunction"))
+                    .unwrap();
+            let event = delivery_events::handler::parse(payload)?;
+            match delivery_events::handler::classify(&event, &config) {
+                Err(reason) => Ok(kind(&reason)),
+                Ok(_) => Ok("notify".into()),
+            }
+        }
         "pr-validator" => {
             let config =
                 pr_validator::config::Config::from_lookup(lookup("PullRequestValidatorFunction"))
@@ -383,6 +394,7 @@ async fn start(function: &str, emulators: &Emulators) -> Function {
         "codecommit-push" => "CodeCommitPushFunction",
         "codebuild-status" => "CodeBuildStatusFunction",
         "pr-validator" => "PullRequestValidatorFunction",
+        "delivery-events" => "DeliveryEventsFunction",
         "approval-notify" => "ApprovalNotifyFunction",
         "approval-callback" => "ApprovalCallbackFunction",
         "eks-deploy" => "EksDeployFunction",

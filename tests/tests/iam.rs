@@ -59,6 +59,16 @@ const NEEDS: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
+        "delivery-events",
+        &[
+            ("sns:Publish", "DeliveryNotificationsTopic"),
+            // The ledger: claim, complete, release.
+            ("dynamodb:PutItem", "NotificationLedgerTable"),
+            ("dynamodb:UpdateItem", "NotificationLedgerTable"),
+            ("dynamodb:DeleteItem", "NotificationLedgerTable"),
+        ],
+    ),
+    (
         "eks-deploy",
         &[
             // clusters.client: endpoint and CA. The bearer token is presigned locally (no call);

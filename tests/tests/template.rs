@@ -19,6 +19,7 @@ const FUNCTIONS: &[&str] = &[
     "approval-notify",
     "codebuild-status",
     "codecommit-push",
+    "delivery-events",
     "eks-deploy",
     "pr-validator",
 ];
@@ -148,6 +149,16 @@ fn take(function: &str, event: Json) -> Result<(), shared::InvalidEvent> {
                     .map_err(|e| shared::InvalidEvent::new(e.to_string()))
             }
         },
+        "delivery-events" => {
+            let config = delivery_events::config::Config::from_lookup(local_settings(
+                "DeliveryEventsFunction",
+            ))
+            .unwrap();
+            let event = delivery_events::handler::parse(event)?;
+            // Not an end is a skip, which the sample events hold too.
+            let _ = delivery_events::handler::classify(&event, &config);
+            Ok(())
+        }
         "approval-notify" => approval_notify::handler::parse(event).map(drop),
         "approval-callback" => approval_callback::handler::parse(event).map(drop),
         "pr-validator" => {

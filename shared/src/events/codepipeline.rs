@@ -60,3 +60,74 @@ impl Job {
             .map(String::as_str)
     }
 }
+
+/// The `source` of CodePipeline's EventBridge events.
+pub const SOURCE: &str = "aws.codepipeline";
+/// A pipeline execution started, succeeded, failed, was stopped or superseded.
+pub const PIPELINE_EXECUTION_STATE_CHANGE: &str = "CodePipeline Pipeline Execution State Change";
+/// A stage of an execution changed state.
+pub const STAGE_EXECUTION_STATE_CHANGE: &str = "CodePipeline Stage Execution State Change";
+/// An action of an execution changed state.
+pub const ACTION_EXECUTION_STATE_CHANGE: &str = "CodePipeline Action Execution State Change";
+
+/// The `detail` of the three CodePipeline execution state change events ("Monitoring
+/// CodePipeline events" in the user guide). `stage` is set on stage and action events, `action`,
+/// `type` and `execution-result` on action events only. Other members (`version`,
+/// `execution-trigger`, `input-artifacts`, ...) are not read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ExecutionStateChange {
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// The execution's id.
+    pub execution_id: String,
+    /// `STARTED`, `SUCCEEDED`, `FAILED`, `STOPPING`, `STOPPED`, `SUPERSEDED`, `RESUMED`,
+    /// `CANCELED`, `ABANDONED`.
+    pub state: String,
+    /// The stage (stage and action events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// The action (action events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The action's type (action events).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub action_type: Option<ActionType>,
+    /// What the action reported when it finished (action events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_result: Option<ExecutionResult>,
+}
+
+/// An action's type: `{"owner": "AWS", "category": "Approval", "provider": "Manual", ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionType {
+    /// `Source`, `Build`, `Test`, `Deploy`, `Approval`, `Invoke`.
+    pub category: String,
+    /// `Manual`, `CodeBuild`, `Lambda`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+}
+
+/// An action's result, as the event carries it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ExecutionResult {
+    /// The link to the action's run (its build's logs, the approval's review).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_execution_url: Option<String>,
+    /// What the action said (a failure's message, an approver's comment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_execution_summary: Option<String>,
+    /// `JobFailed`, `ConfigurationError`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+}
+
+impl ExecutionStateChange {
+    /// Whether this is an action event of a manual approval.
+    pub fn is_approval(&self) -> bool {
+        self.action_type
+            .as_ref()
+            .is_some_and(|t| t.category == "Approval")
+    }
+}
