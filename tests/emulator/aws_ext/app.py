@@ -6,7 +6,7 @@ Request routing, in order:
 2. ``X-Amz-Target`` requests of the services in ``VALIDATED_SERVICES``: the
    body is validated against botocore's model of the operation; operations we
    implement (``operations()`` of ``codepipeline.py``/``codecommit.py``/
-   ``codebuild.py``, ``jobs.py``) are answered here and serialized through the output shape, those moto
+   ``codebuild.py``, ``reports.py``, ``jobs.py``) are answered here and serialized through the output shape, those moto
    implements go on to moto with the already-validated body, and the rest get
    a clear ``UnknownOperationException``;
 3. EKS ``CreateCluster`` (REST ``POST /clusters``) when a local cluster
@@ -50,6 +50,7 @@ from .approvals import ManualApprovals
 from .codecommit import CodeCommitExtension
 from .codepipeline import ActionNotInProgress, CodePipelineExtension, ExecutionNotFound
 from .pullrequests import PullRequestExtension, PullRequestNotFound, PullRequestStateConflict
+from .reports import ReportNotFound, TestReports
 from .context import RequestContext
 from .request_log import AwsRequestLog
 from .faults import AwsFaults, FaultError, describe, error_response, query_error, read_body
@@ -117,6 +118,7 @@ class EmulatorApp:
         self.codepipeline = CodePipelineExtension(self.lock, self.codecommit)
         self.codebuild = CodeBuildExtension(self.lock, self.codecommit)
         self.pullrequests = PullRequestExtension(self.lock, self.codecommit)
+        self.reports = TestReports(self.lock, self.codebuild)
         # Registers itself as the engine's hook for Invoke/Lambda actions.
         self.jobs = LambdaJobs(self.lock, self.codepipeline)
         # Every AWS call answered, for the benchmark's per-event counts.
@@ -138,6 +140,8 @@ class EmulatorApp:
         # Kept apart from _handlers: test_aws_ext's round-trip test exercises every
         # entry of _handlers itself; test_codebuild covers these.
         self._codebuild_handlers = {("codebuild", op): h for op, h in self.codebuild.operations().items()}
+        # Apart as well: test_reports covers these.
+        self._report_handlers = {("codebuild", op): h for op, h in self.reports.operations().items()}
         # Apart as well: test_pull_requests covers these.
         self._pull_request_handlers = {("codecommit", op): h for op, h in self.pullrequests.operations().items()}
         # Likewise apart: test_jobs covers the job operations.
@@ -157,6 +161,8 @@ class EmulatorApp:
             "/codebuild/advance": {"POST": self._codebuild_advance},
             "/codebuild/event": {"GET": self._codebuild_event},
             "/codebuild/lose-events": {"POST": self._codebuild_lose_events},
+            "/codebuild/report": {"POST": self._codebuild_report},
+            "/codebuild/report-status": {"POST": self._codebuild_report_status},
             "/codepipeline/approvals": {"GET": lambda body: {"approvals": self.approvals.views()}},
             "/codepipeline/approval-ttl": {"POST": self._approval_ttl},
             "/sns/published": {"GET": self._sns_published},
@@ -225,6 +231,7 @@ class EmulatorApp:
             handler = (
                 self._handlers.get((service, name))
                 or self._codebuild_handlers.get((service, name))
+                or self._report_handlers.get((service, name))
                 or self._job_handlers.get((service, name))
                 or self._pull_request_handlers.get((service, name))
             )
@@ -324,6 +331,7 @@ class EmulatorApp:
             self.approvals.reset()
             self.codecommit.reset()
             self.codebuild.reset()
+            self.reports.reset()
             self.pullrequests.reset()
             self.jobs.reset()
             self.aws_requests.clear()
@@ -368,13 +376,20 @@ class EmulatorApp:
 
     def _codebuild_complete(self, body: dict[str, Any]) -> dict[str, Any]:
         duration = _field(body, "durationSeconds", (int, float), required=False)
+        build_id = _field(body, "buildId", str)
+        status = _field(body, "status", str)
         try:
-            build = self.codebuild.complete(
-                _field(body, "buildId", str),
-                _field(body, "status", str),
-                failed_phase=_field(body, "failedPhase", str, required=False),
-                context=_field(body, "context", str, required=False),
-                duration_seconds=duration,
+            # The reports the build filed on the way (checked first: a bad one changes nothing).
+            build = self.reports.attach_all(
+                build_id,
+                _field(body, "reports", list, required=False) or [],
+                lambda: self.codebuild.complete(
+                    build_id,
+                    status,
+                    failed_phase=_field(body, "failedPhase", str, required=False),
+                    context=_field(body, "context", str, required=False),
+                    duration_seconds=duration,
+                ),
             )
         except BuildNotFound as exc:
             raise AdminError(404, str(exc)) from None
@@ -383,6 +398,32 @@ class EmulatorApp:
         except ValueError as exc:
             raise AdminError(400, str(exc)) from None
         return self.codebuild.build_document(build)
+
+    def _codebuild_report(self, body: dict[str, Any]) -> dict[str, Any]:
+        """File a test report of a build: ``{buildId, group, testCases, status?, pageLimit?}``."""
+        page_limit = _field(body, "pageLimit", int, required=False)
+        try:
+            report = self.reports.attach(
+                _field(body, "buildId", str),
+                _field(body, "group", str),
+                _field(body, "testCases", list),
+                status=_field(body, "status", str, required=False),
+                page_limit=page_limit,
+            )
+        except BuildNotFound as exc:
+            raise AdminError(404, str(exc)) from None
+        except ValueError as exc:
+            raise AdminError(400, str(exc)) from None
+        return {"reportArn": report.arn, "reportGroupArn": report.group.arn, "status": report.status}
+
+    def _codebuild_report_status(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            report = self.reports.set_status(_field(body, "reportArn", str), _field(body, "status", str))
+        except ReportNotFound as exc:
+            raise AdminError(404, str(exc)) from None
+        except ValueError as exc:
+            raise AdminError(400, str(exc)) from None
+        return {"reportArn": report.arn, "status": report.status}
 
     def _codebuild_advance(self, body: dict[str, Any]) -> dict[str, Any]:
         try:

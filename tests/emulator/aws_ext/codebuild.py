@@ -219,6 +219,8 @@ class Build:
     status: str = "IN_PROGRESS"
     end_time: datetime.datetime | None = None
     phases: list[Phase] = field(default_factory=list)
+    # The test reports it filed (reports.py), in filing order.
+    report_arns: list[str] = field(default_factory=list)
 
     @property
     def uuid(self) -> str:
@@ -287,6 +289,7 @@ class Build:
             "vpcConfig": self.vpc_config,
             "encryptionKey": self.encryption_key,
             "debugSession": {"sessionEnabled": True} if self.debug_session else None,
+            "reportArns": list(self.report_arns) or None,
         }
 
 
