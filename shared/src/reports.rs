@@ -8,8 +8,37 @@
 
 use std::fmt::Write as _;
 
+use crate::config::{Settings, comma_list};
+use crate::error::ConfigError;
 use crate::events::codebuild::encode_segment;
 use crate::text::{clip, human_duration};
+
+/// The environment variable naming the report groups a function reads, comma-separated (unset:
+/// every report a build files).
+pub const GROUPS_VARIABLE: &str = "REPORT_GROUPS";
+
+/// The report groups [`GROUPS_VARIABLE`] names: the groups the function's role may read, so a
+/// build that also files a report elsewhere does not turn every read into an access denial.
+pub fn groups_from_settings<F>(settings: &Settings<F>) -> Result<Vec<String>, ConfigError>
+where
+    F: Fn(&str) -> Option<String>,
+{
+    let groups = comma_list(&settings.optional(GROUPS_VARIABLE).unwrap_or_default());
+    // CodeBuild's rule for report group names: 2 to 128 letters, digits, '-' and '_'.
+    let valid = |name: &str| {
+        (2..=128).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+    };
+    match groups.iter().find(|group| !valid(group)) {
+        Some(bad) => Err(ConfigError::new(
+            GROUPS_VARIABLE,
+            format!("{bad:?} is not a CodeBuild report group name"),
+        )),
+        None => Ok(groups),
+    }
+}
 
 /// The failing cases shown per report; past them, "and N more".
 pub const MAX_FAILURES_SHOWN: usize = 10;
@@ -86,8 +115,7 @@ impl TestReport {
 
     /// The report group's name, from the ARN.
     pub fn group(&self) -> Option<&str> {
-        let (_, rest) = self.arn.split_once(":report/")?;
-        rest.rsplit_once(':').map(|(group, _)| group)
+        report_group(&self.arn)
     }
 
     /// The share of all cases that passed, as CodeBuild's console gives it (skipped ones count
@@ -149,12 +177,69 @@ impl TestReport {
     }
 }
 
+/// The report group of report `arn` (`arn:aws:codebuild:REGION:ACCOUNT:report/GROUP:ID`).
+pub fn report_group(arn: &str) -> Option<&str> {
+    let (_, rest) = arn.split_once(":report/")?;
+    rest.rsplit_once(':')
+        .map(|(group, _)| group)
+        .filter(|group| !group.is_empty())
+}
+
+/// What a build's notification says of its tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum BuildTests {
+    /// The build filed no test report (or none of the groups read): nothing is said, as
+    /// before test reports existed.
+    #[default]
+    None,
+    /// Its reports, in the build's order.
+    Read(Vec<TestReport>),
+    /// They could not be read (throttled, access denied…); the notification goes out without
+    /// them rather than not at all.
+    Unreadable {
+        /// The service's error code, when it gave one (`AccessDeniedException`).
+        code: Option<String>,
+    },
+}
+
+impl BuildTests {
+    /// As Markdown for a pull-request comment, in at most `max_chars` characters.
+    pub fn markdown(&self, max_chars: usize) -> String {
+        match self {
+            Self::None => String::new(),
+            Self::Read(reports) => markdown_within(reports, max_chars),
+            // The error code stays in the log: a comment is read by everyone with the repository.
+            Self::Unreadable { .. } => {
+                let text = "\n**Tests**: the build's test reports could not be read; they are on the build's page.\n";
+                if text.chars().count() <= max_chars {
+                    text.to_owned()
+                } else {
+                    String::new()
+                }
+            }
+        }
+    }
+
+    /// As plain text for an email.
+    pub fn plain(&self) -> String {
+        match self {
+            Self::None => String::new(),
+            Self::Read(reports) => plain(reports),
+            Self::Unreadable { code } => format!(
+                "Tests: the build's test reports could not be read ({}); they are on the build's page.\n",
+                one_line(code.as_deref().unwrap_or("no answer"))
+            ),
+        }
+    }
+}
+
 /// A failing case on one line: `prefix.name: first line of the message`, cut, with no character
 /// that could close the code block it is shown in or break the line.
 pub fn case_line(case: &FailedCase) -> String {
+    // Some JUnit writers (NUnit's, say) already start the name with its prefix.
     let name = match case.prefix.as_deref().filter(|p| !p.is_empty()) {
-        Some(prefix) => format!("{prefix}.{}", case.name),
-        None => case.name.clone(),
+        Some(prefix) if !case.name.starts_with(prefix) => format!("{prefix}.{}", case.name),
+        _ => case.name.clone(),
     };
     let mut line = clip(&one_line(&name), MAX_NAME_CHARS);
     if let Some(message) = case
@@ -212,42 +297,102 @@ pub fn escape_markdown(text: &str) -> String {
 
 /// The reports of a build as Markdown, for the pull-request comment; empty when it has none.
 pub fn markdown(reports: &[TestReport]) -> String {
-    let mut text = String::new();
-    for report in reports {
+    markdown_within(reports, usize::MAX)
+}
+
+/// What closing a report's text may still need: the code block's fence, "and N more." and
+/// the line saying reports were left out, so whatever is cut, the text stays well formed.
+const CLOSING_RESERVE: usize = 96;
+
+/// Like [`markdown`], in at most `max_chars` characters (a comment has a limit): failing cases
+/// that do not fit are counted in "and N more", reports that do not fit are counted at the end;
+/// with too little room for any of it, nothing.
+pub fn markdown_within(reports: &[TestReport], max_chars: usize) -> String {
+    // Too little room for even the closing parts: nothing rather than a cut-off fence.
+    if max_chars < 2 * CLOSING_RESERVE {
+        return String::new();
+    }
+    let mut text = Budgeted::new(max_chars - CLOSING_RESERVE);
+    for (index, report) in reports.iter().enumerate() {
         let group = escape_markdown(report.group().unwrap_or("test report"));
         let title = match report.console_url() {
             Some(url) => format!("[{group}]({url})"),
             None => group,
         };
-        match report.state() {
+        let header = match report.state() {
             ReportState::Processing => {
-                let _ = writeln!(
-                    text,
-                    "\n**Tests** {title}: the report is still being processed."
-                );
-                continue;
+                format!("\n**Tests** {title}: the report is still being processed.\n")
             }
             ReportState::Unavailable => {
-                let _ = writeln!(text, "\n**Tests** {title}: the report is not available.");
-                continue;
+                format!("\n**Tests** {title}: the report is not available.\n")
             }
-            ReportState::Ready => {}
+            ReportState::Ready => format!("\n**Tests** {title}: {}.\n", report.counts()),
+        };
+        if !text.try_push(&header) {
+            let left = reports.len() - index;
+            text.force(&format!(
+                "\n{left} more test report{} on the build's page.\n",
+                if left == 1 { "" } else { "s" }
+            ));
+            break;
         }
-        let _ = writeln!(text, "\n**Tests** {title}: {}.", report.counts());
-        if report.failures.is_empty() {
+        if report.state() != ReportState::Ready {
             continue;
         }
-        text.push_str("\n```text\n");
+        let mut shown = 0_u64;
         for case in &report.failures {
-            let _ = writeln!(text, "{}", case_line(case));
+            let opening = if shown == 0 { "\n```text\n" } else { "" };
+            if !text.try_push(&format!("{opening}{}\n", case_line(case))) {
+                break;
+            }
+            shown += 1;
         }
-        text.push_str("```\n");
-        let more = report.hidden_failures();
+        if shown > 0 {
+            text.force("```\n");
+        }
+        let more = report.failed.saturating_sub(shown);
         if more > 0 {
-            let _ = writeln!(text, "and {more} more.");
+            text.force(&format!("and {more} more.\n"));
         }
     }
-    text
+    text.into_string()
+}
+
+/// Text that grows while it stays within a number of characters.
+struct Budgeted {
+    text: String,
+    chars: usize,
+    max_chars: usize,
+}
+
+impl Budgeted {
+    fn new(max_chars: usize) -> Self {
+        Self {
+            text: String::new(),
+            chars: 0,
+            max_chars,
+        }
+    }
+
+    /// Adds `part` if it fits; says whether it did.
+    fn try_push(&mut self, part: &str) -> bool {
+        let length = part.chars().count();
+        if self.chars + length > self.max_chars {
+            return false;
+        }
+        self.force(part);
+        true
+    }
+
+    /// Adds `part` whether it fits or not: for the short closing parts the reserve is kept for.
+    fn force(&mut self, part: &str) {
+        self.chars += part.chars().count();
+        self.text.push_str(part);
+    }
+
+    fn into_string(self) -> String {
+        self.text
+    }
 }
 
 /// The reports of a build as plain text, for an email; empty when it has none.
@@ -430,5 +575,109 @@ mod tests {
         r.arn = "arn:aws:s3:::bucket".into();
         assert_eq!(r.console_url(), None);
         assert_eq!(r.group(), None);
+    }
+
+    #[test]
+    fn a_name_that_starts_with_its_prefix_is_not_prefixed_twice() {
+        let case = FailedCase {
+            prefix: Some("NUnit.Tests.MockTestFixture".into()),
+            name: "NUnit.Tests.MockTestFixture.NotRunnableTest".into(),
+            message: Some("No arguments were provided\n".into()),
+        };
+        assert_eq!(
+            case_line(&case),
+            "NUnit.Tests.MockTestFixture.NotRunnableTest: No arguments were provided"
+        );
+    }
+
+    #[test]
+    fn a_budget_cuts_cases_into_and_n_more_and_reports_into_a_count_keeping_fences_closed() {
+        let mut long = report(400, 10, 0, 0);
+        long.failures = (0..10)
+            .map(|i| FailedCase {
+                prefix: None,
+                name: format!("{i}{}", "n".repeat(MAX_NAME_CHARS)),
+                message: Some("m".repeat(MAX_MESSAGE_CHARS * 2)),
+            })
+            .collect();
+        let mut second = long.clone();
+        second.arn = "arn:aws:codebuild:us-east-1:123456789012:report/shop-lint:9".into();
+        let reports = [long.clone(), second, long];
+        let whole = markdown(&reports);
+        assert!(whole.chars().count() > 10_000, "{}", whole.len());
+
+        for budget in [400, 1_500, 3_000, 6_000] {
+            let text = markdown_within(&reports, budget);
+            assert!(
+                text.chars().count() <= budget,
+                "{budget}: {}",
+                text.chars().count()
+            );
+            assert_eq!(text.matches("```").count() % 2, 0, "fences closed: {text}");
+            assert!(text.contains(" more."), "{budget}: {text}");
+        }
+        let tight = markdown_within(&reports, 1_000);
+        assert!(
+            tight.contains("```\nand 9 more.\n"),
+            "one case fits: {tight}"
+        );
+        assert!(
+            tight.contains("more test reports on the build's page."),
+            "{tight}"
+        );
+        assert_eq!(markdown_within(&reports, usize::MAX), whole);
+        for tiny in [0, 10, 100, 191] {
+            assert_eq!(markdown_within(&reports, tiny), "", "{tiny}");
+        }
+    }
+
+    #[test]
+    fn build_tests_say_nothing_the_reports_or_that_they_could_not_be_read() {
+        assert_eq!(BuildTests::None.markdown(10_000), "");
+        assert_eq!(BuildTests::None.plain(), "");
+        let read = BuildTests::Read(vec![report(4, 1, 0, 1)]);
+        assert_eq!(read.markdown(usize::MAX), markdown(&[report(4, 1, 0, 1)]));
+        assert_eq!(read.plain(), plain(&[report(4, 1, 0, 1)]));
+        let unreadable = BuildTests::Unreadable {
+            code: Some("AccessDeniedException".into()),
+        };
+        let comment = unreadable.markdown(10_000);
+        assert!(comment.contains("could not be read"), "{comment}");
+        assert!(
+            !comment.contains("AccessDenied"),
+            "the code stays in the log: {comment}"
+        );
+        assert!(
+            unreadable
+                .plain()
+                .contains("could not be read (AccessDeniedException)"),
+            "{}",
+            unreadable.plain()
+        );
+        assert_eq!(
+            report_group("arn:aws:codebuild:us-east-1:1:report/g:1"),
+            Some("g")
+        );
+        assert_eq!(
+            report_group("arn:aws:codebuild:us-east-1:1:report/:1"),
+            None
+        );
+    }
+
+    #[test]
+    fn report_groups_are_read_from_their_variable_and_checked() {
+        use crate::config::map_lookup;
+        let read = |value: &str| {
+            let pairs = [(GROUPS_VARIABLE, value)];
+            groups_from_settings(&Settings::new(map_lookup(&pairs)))
+        };
+        assert_eq!(
+            read(" shop-pr-tests, shop_lint ").unwrap(),
+            ["shop-pr-tests", "shop_lint"]
+        );
+        assert!(read("").unwrap().is_empty(), "unset: every report");
+        let error = read("shop-pr-tests,report/x").unwrap_err();
+        assert_eq!(error.variable(), GROUPS_VARIABLE);
+        assert!(read("x").is_err(), "too short");
     }
 }

@@ -117,3 +117,60 @@ fn percent_encoded(text: &str) -> String {
         })
         .collect()
 }
+
+/// `count` test cases of `status` (`SUCCEEDED`, `FAILED`, `SKIPPED`…) under `prefix`, as a JUnit
+/// file gives them to CodeBuild, for [`file_report`] or a `reports` entry of [`complete`]. A
+/// failing case's message has a first line and a second.
+pub fn test_cases(status: &str, count: usize, prefix: &str) -> Vec<Value> {
+    (0..count)
+        .map(|i| {
+            let mut case = serde_json::json!({
+                "prefix": prefix,
+                "name": format!("{}_{i}", status.to_ascii_lowercase()),
+                "status": status,
+                "durationInNanoSeconds": 250_000_000,
+            });
+            if matches!(status, "FAILED" | "ERROR") {
+                case["message"] = serde_json::json!(format!(
+                    "assertion `left == right` failed\n  left: {i}\n right: 0"
+                ));
+            }
+            case
+        })
+        .collect()
+}
+
+/// Files a test report of `build` as CodeBuild files its buildspec's `reports: <group>` (in
+/// group `<project>-<group>`); `extra` adds `status` (`GENERATING`…) or `pageLimit`. Returns the
+/// report's ARN.
+pub async fn file_report(
+    emulators: &Emulators,
+    build: &str,
+    group: &str,
+    cases: &[Value],
+    extra: Value,
+) -> String {
+    let mut body = serde_json::json!({"buildId": build, "group": group, "testCases": cases});
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    let (code, answer) = http::json(
+        "POST",
+        &format!("{}/codebuild/report", emulators.admin),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(code, 200, "{answer}");
+    answer["reportArn"].as_str().unwrap().to_owned()
+}
+
+/// Sets the status of test report `report` (`GENERATING`, `INCOMPLETE`, `SUCCEEDED`…).
+pub async fn set_report_status(emulators: &Emulators, report: &str, status: &str) {
+    let (code, answer) = http::json(
+        "POST",
+        &format!("{}/codebuild/report-status", emulators.admin),
+        Some(&serde_json::json!({"reportArn": report, "status": status})),
+    )
+    .await;
+    assert_eq!(code, 200, "{answer}");
+}

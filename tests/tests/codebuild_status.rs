@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failed test
 
+use integration_tests::calls::AwsFault;
+use integration_tests::codebuild::test_cases;
 use integration_tests::scenarios::build_status::{BuildStatusScenario, COMMIT};
 use integration_tests::{codebuild, fixtures, unique};
 use serde_json::json;
@@ -61,6 +63,121 @@ async fn a_failed_build_lands_in_the_inbox_once_with_its_reason_links_and_attrib
     let again = scenario.function.invoke(&repeated).await.response();
     assert_eq!(again["reason"]["kind"], "alreadyNotified");
     assert!(scenario.inbox().await.is_empty(), "no second message");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_builds_email_lists_its_failing_tests_with_counts_and_the_reports_link() {
+    let scenario = BuildStatusScenario::new().await;
+    let build = scenario.start_build("main").await;
+    let cases = [
+        test_cases("SUCCEEDED", 118, "checkout"),
+        test_cases("FAILED", 14, "checkout"),
+    ]
+    .concat();
+    scenario
+        .finish_with_reports(
+            &build,
+            "FAILED",
+            json!([{"group": "tests", "testCases": cases}]),
+        )
+        .await;
+
+    let response = scenario
+        .function
+        .invoke(&scenario.event(&build).await)
+        .await
+        .response();
+
+    assert_eq!(response["outcome"], "notified", "{response}");
+    let inbox = scenario.inbox().await;
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    let mail = &inbox[0];
+    assert!(
+        mail.subject.starts_with(&format!(
+            "FAILED: {} #1 on main (0ccf1ae)",
+            scenario.project
+        )),
+        "the subject keeps its rules: {}",
+        mail.subject
+    );
+    let group = format!("{}-tests", scenario.project);
+    assert!(
+        mail.message.contains(&format!(
+            "Reason: exit status 101\n\nTests ({group}): 118 passed, 14 failed, 0 skipped (89.3 %) in 33 s.\n  - checkout.failed_0: assertion 'left == right' failed\n"
+        )),
+        "{}",
+        mail.message
+    );
+    let listed = mail
+        .message
+        .lines()
+        .filter(|l| l.starts_with("  - checkout.failed_"))
+        .count();
+    assert_eq!(listed, 10, "{}", mail.message);
+    assert!(
+        mail.message.contains("\n  and 4 more.\n"),
+        "{}",
+        mail.message
+    );
+    assert!(
+        mail.message.contains(&format!(
+            "  Report: https://us-east-1.console.aws.amazon.com/codesuite/codebuild/{}/testReports/reports/{group}%3A",
+            scenario.emulators.account_id
+        )),
+        "{}",
+        mail.message
+    );
+    assert!(
+        mail.message.contains("Build details: https://"),
+        "{}",
+        mail.message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reports_that_cannot_be_read_leave_the_email_without_them_not_unsent() {
+    let scenario = BuildStatusScenario::new().await;
+    let build = scenario.start_build("main").await;
+    scenario
+        .finish_with_reports(
+            &build,
+            "FAILED",
+            json!([{"group": "tests", "testCases": test_cases("FAILED", 2, "checkout")}]),
+        )
+        .await;
+    // Throttled past the SDK's retries (the tests' SDK makes one attempt).
+    let throttled = AwsFault::add(
+        &scenario.emulators,
+        json!({"service": "codebuild", "operation": "DescribeTestCases",
+               "match": format!("{}-tests", scenario.project), "status": 400, "count": 1}),
+    )
+    .await;
+
+    let response = scenario
+        .function
+        .invoke(&scenario.event(&build).await)
+        .await
+        .response();
+
+    assert_eq!(response["outcome"], "notified", "{response}");
+    assert_eq!(throttled.served().await, 1);
+    let inbox = scenario.inbox().await;
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    assert!(
+        inbox[0].message.contains(
+            "Tests: the build's test reports could not be read (ThrottlingException); they are on the build's page.\n"
+        ),
+        "{}",
+        inbox[0].message
+    );
+    assert!(inbox[0].message.contains("Reason: exit status 101"));
+    let logs = scenario.function.log_records();
+    assert!(
+        logs.iter().any(|r| r["level"] == "WARN"
+            && r["fields"]["message"]
+                == "test reports not read: the notification goes out without them"),
+        "{logs:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -251,7 +368,13 @@ async fn a_time_out_that_codebuild_reports_as_failed_is_told_as_timed_out_and_ma
 async fn a_build_whose_event_was_lost_is_told_by_the_sweep_exactly_once() {
     let scenario = BuildStatusScenario::new().await;
     let build = scenario.start_build("main").await;
-    scenario.finish(&build, "FAILED").await;
+    scenario
+        .finish_with_reports(
+            &build,
+            "FAILED",
+            json!([{"group": "tests", "testCases": test_cases("FAILED", 1, "checkout")}]),
+        )
+        .await;
     codebuild::lose_event(&scenario.emulators, &build).await;
     assert!(scenario.inbox().await.is_empty());
 
@@ -282,6 +405,14 @@ async fn a_build_whose_event_was_lost_is_told_by_the_sweep_exactly_once() {
         inbox[0].message
     );
     assert!(inbox[0].message.contains("Duration    3 min 12 s"));
+    assert!(
+        inbox[0].message.contains(&format!(
+            "Tests ({}-tests): 0 passed, 1 failed, 0 skipped (0.0 %) in 0 s.\n  - checkout.failed_0: assertion 'left == right' failed\n",
+            scenario.project
+        )),
+        "the sweep's email has the tests the event's would have: {}",
+        inbox[0].message
+    );
 
     // CodeBuild's event arrives late after all, and the schedule fires again: nothing more.
     let late = scenario.event(&build).await;

@@ -48,9 +48,12 @@ const NEEDS: &[(&str, &[(&str, &str)])] = &[
     (
         "codebuild-status",
         &[
-            // recent_builds: the branch's previous build, to tell FIXED.
+            // recent_builds: the branch's previous build, to tell FIXED; build: its reportArns.
             ("codebuild:ListBuildsForProject", "PipelineBuildProjects"),
             ("codebuild:BatchGetBuilds", "PipelineBuildProjects"),
+            // build_tests: the build's test reports and their first failing cases.
+            ("codebuild:BatchGetReports", "PipelineTestReportGroups"),
+            ("codebuild:DescribeTestCases", "PipelineTestReportGroups"),
             ("sns:Publish", "BuildNotificationsTopic"),
             // The ledger: claim, complete, release.
             ("dynamodb:PutItem", "NotificationLedgerTable"),
@@ -128,11 +131,15 @@ const NEEDS: &[(&str, &[(&str, &str)])] = &[
                 "codecommit:UpdatePullRequestApprovalState",
                 "PullRequestRepositories",
             ),
-            // recent_builds (the older builds to stop), start_build, stop_build.
+            // recent_builds (the older builds to stop), build (its reportArns), start_build,
+            // stop_build.
             ("codebuild:ListBuildsForProject", "PullRequestBuildProject"),
             ("codebuild:BatchGetBuilds", "PullRequestBuildProject"),
             ("codebuild:StartBuild", "PullRequestBuildProject"),
             ("codebuild:StopBuild", "PullRequestBuildProject"),
+            // build_tests: the result comment's test counts and failing cases.
+            ("codebuild:BatchGetReports", "PullRequestTestReportGroups"),
+            ("codebuild:DescribeTestCases", "PullRequestTestReportGroups"),
         ],
     ),
 ];

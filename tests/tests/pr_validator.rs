@@ -4,10 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failed test
 
 use aws_sdk_codecommit::types::ApprovalState;
+use integration_tests::calls::{AwsFault, CallCounter};
+use integration_tests::codebuild::test_cases;
 use integration_tests::http;
 use integration_tests::scenarios::pull_requests::{PullRequestScenario, build_id};
 use integration_tests::{Function, codebuild};
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// `main` and `develop`, `feature/cart` one commit ahead, and pull requests into `main` and
 /// `release/*` validated.
@@ -135,6 +137,10 @@ async fn the_author_sees_the_build_start_then_fail_and_no_approval_even_after_re
     assert!(result.contains("The BUILD phase ended FAILED:"), "{result}");
     assert!(result.contains("Reason: exit status 101"), "{result}");
     assert!(result.contains("[Logs](https://console.aws.amazon.com/cloudwatch/"));
+    assert!(
+        !result.contains("**Tests**"),
+        "a build without test reports comments as before: {result}"
+    );
     assert_eq!(
         approval_states(&scenario, &id).await,
         [ApprovalState::Revoke],
@@ -184,7 +190,23 @@ async fn a_build_that_ran_out_of_time_says_timed_out_though_codebuild_calls_it_f
 #[tokio::test(flavor = "multi_thread")]
 async fn a_build_whose_event_was_lost_is_reported_by_the_sweep_exactly_once() {
     let scenario = PullRequestScenario::new().await;
-    let (id, build) = opened_and_built(&scenario, "FAILED").await;
+    let id = scenario.open("main").await;
+    let started = scenario
+        .invoke(&scenario.pull_request_event(&id, "pullRequestCreated").await)
+        .await;
+    let build = build_id(&started);
+    let cases = [
+        test_cases("SUCCEEDED", 40, "shop::cart"),
+        test_cases("FAILED", 2, "shop::cart"),
+    ]
+    .concat();
+    scenario
+        .finish_with_reports(
+            &build,
+            "FAILED",
+            json!([{"group": "tests", "testCases": cases}]),
+        )
+        .await;
     codebuild::lose_event(&scenario.emulators, &build).await;
     assert_eq!(
         scenario.comments(&id).await.len(),
@@ -215,6 +237,12 @@ async fn a_build_whose_event_was_lost_is_reported_by_the_sweep_exactly_once() {
         "{}",
         comments[1]
     );
+    assert!(
+        comments[1].contains(": 40 passed, 2 failed, 0 skipped (95.2 %) in 10 s.")
+            && comments[1].contains("shop::cart.failed_1: assertion 'left == right' failed\n"),
+        "the sweep's comment has the tests the event's would have: {}",
+        comments[1]
+    );
     assert_eq!(
         approval_states(&scenario, &id).await,
         [ApprovalState::Revoke]
@@ -235,6 +263,290 @@ async fn a_build_whose_event_was_lost_is_reported_by_the_sweep_exactly_once() {
     assert_eq!(response["outcome"], "superseded", "{response}");
     assert!(response.get("commentId").is_none(), "{response}");
     assert_eq!(scenario.comments(&id).await.len(), 2, "no comment more");
+}
+
+/// A pull request into main opened, and the build of its head finished with `status` having
+/// filed `reports`; pr-validator given the build's event. Returns the result comment.
+async fn reported_with(scenario: &PullRequestScenario, status: &str, reports: Value) -> String {
+    let id = scenario.open("main").await;
+    let started = scenario
+        .invoke(&scenario.pull_request_event(&id, "pullRequestCreated").await)
+        .await;
+    let build = build_id(&started);
+    scenario.finish_with_reports(&build, status, reports).await;
+    let response = scenario.invoke(&scenario.build_event(&build).await).await;
+    assert_eq!(response["outcome"], "reported", "{response}");
+    let comments = scenario.comments(&id).await;
+    assert_eq!(comments.len(), 2, "{comments:?}");
+    comments[1].clone()
+}
+
+/// The comment's text outside its code blocks: what Markdown reads as Markdown.
+fn outside_code_blocks(comment: &str) -> String {
+    comment
+        .split("```")
+        .step_by(2)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `project` as the comment's Markdown writes it (`-` escaped).
+fn escaped(project: &str) -> String {
+    project.replace('-', "\\-")
+}
+
+/// The failing-case lines of the comment's test block.
+fn case_lines<'a>(comment: &'a str, prefix: &str) -> Vec<&'a str> {
+    comment
+        .lines()
+        .filter(|line| line.starts_with(prefix))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_build_comments_its_counts_and_ten_failing_tests_then_how_many_more() {
+    let scenario = PullRequestScenario::new().await;
+    let group = format!("{}-tests", scenario.project);
+    let reads =
+        CallCounter::start(&scenario.emulators, "codebuild", "BatchGetReports", &group).await;
+    let pages = CallCounter::start(
+        &scenario.emulators,
+        "codebuild",
+        "DescribeTestCases",
+        &group,
+    )
+    .await;
+    let cases = [
+        test_cases("SUCCEEDED", 412, "shop::cart"),
+        test_cases("FAILED", 25, "shop::cart"),
+        test_cases("SKIPPED", 2, "shop::cart"),
+    ]
+    .concat();
+
+    let comment = reported_with(
+        &scenario,
+        "FAILED",
+        json!([{"group": "tests", "testCases": cases}]),
+    )
+    .await;
+
+    let link = format!(
+        "**Tests** [{}\\-tests](https://us-east-1.console.aws.amazon.com/codesuite/codebuild/{}/testReports/reports/{group}%3A",
+        escaped(&scenario.project),
+        scenario.emulators.account_id
+    );
+    assert!(comment.contains(&link), "{comment}");
+    assert!(
+        comment.contains(
+            "?region=us-east-1): 412 passed, 25 failed, 2 skipped (93.8 %) in 1 min 49 s.\n"
+        ),
+        "{comment}"
+    );
+    let shown = case_lines(&comment, "shop::cart.failed_");
+    assert_eq!(shown.len(), 10, "{comment}");
+    assert_eq!(
+        shown[0], "shop::cart.failed_0: assertion 'left == right' failed",
+        "the first line of the message, in the code block"
+    );
+    assert!(!comment.contains("left: 0"), "{comment}");
+    assert!(comment.contains("```\nand 15 more.\n"), "{comment}");
+    assert!(
+        comment.contains("The BUILD phase ended FAILED:")
+            && comment.contains("This revision is not approved until a build passes. [Logs]"),
+        "{comment}"
+    );
+    // Ten failing cases out of 439 cost one report read and one page.
+    assert_eq!((reads.count().await, pages.count().await), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn short_pages_are_followed_by_their_token_and_the_reads_stop_at_three_pages() {
+    // DescribeTestCases promises at most maxResults cases a page: these pages hold 3.
+    let scenario = PullRequestScenario::new().await;
+    let group = format!("{}-tests", scenario.project);
+    let pages = CallCounter::start(
+        &scenario.emulators,
+        "codebuild",
+        "DescribeTestCases",
+        &group,
+    )
+    .await;
+    let cases = [
+        test_cases("SUCCEEDED", 5, "shop::cart"),
+        test_cases("FAILED", 30, "shop::cart"),
+    ]
+    .concat();
+
+    let comment = reported_with(
+        &scenario,
+        "FAILED",
+        json!([{"group": "tests", "testCases": cases, "pageLimit": 3}]),
+    )
+    .await;
+
+    let shown = case_lines(&comment, "shop::cart.failed_");
+    assert_eq!(shown.len(), 9, "three pages of three: {comment}");
+    assert_eq!(
+        shown[3], "shop::cart.failed_3: assertion 'left == right' failed",
+        "the second page follows the first: {comment}"
+    );
+    assert!(shown[8].starts_with("shop::cart.failed_8: "), "{comment}");
+    assert!(comment.contains("```\nand 21 more.\n"), "{comment}");
+    assert_eq!(pages.count().await, 3, "bounded, whatever the report holds");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_report_groups_are_both_shown_one_still_generating_and_other_groups_are_not_read() {
+    let scenario = PullRequestScenario::new().await;
+    let coverage = format!("{}-coverage", scenario.project);
+    let coverage_reads = CallCounter::start(
+        &scenario.emulators,
+        "codebuild",
+        "BatchGetReports",
+        &coverage,
+    )
+    .await;
+    let reports = json!([
+        {"group": "tests", "testCases": test_cases("SUCCEEDED", 8, "shop::cart"), "status": "GENERATING"},
+        {"group": "lint", "testCases": test_cases("SUCCEEDED", 12, "clippy")},
+        // A group the function's role may not read (REPORT_GROUPS names tests and lint only).
+        {"group": "coverage", "testCases": test_cases("FAILED", 1, "cov")},
+    ]);
+
+    let comment = reported_with(&scenario, "SUCCEEDED", reports).await;
+
+    let project = escaped(&scenario.project);
+    let tests = comment
+        .find(&format!("**Tests** [{project}\\-tests]("))
+        .unwrap_or_else(|| panic!("{comment}"));
+    let lint = comment
+        .find(&format!("**Tests** [{project}\\-lint]("))
+        .unwrap_or_else(|| panic!("{comment}"));
+    assert!(tests < lint, "in the build's order: {comment}");
+    assert!(
+        comment[tests..lint].contains("): the report is still being processed.\n"),
+        "{comment}"
+    );
+    assert!(
+        comment[lint..].contains("): 12 passed, 0 failed, 0 skipped (100.0 %) in 3 s.\n"),
+        "{comment}"
+    );
+    assert!(!comment.contains("coverage"), "{comment}");
+    assert!(
+        !comment.contains("```"),
+        "no failing case, no code block: {comment}"
+    );
+    assert!(comment.contains("This revision is approved."), "{comment}");
+    assert_eq!(
+        coverage_reads.count().await,
+        0,
+        "a group not read is not asked for"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_names_cannot_inject_markdown_or_links_and_a_100_kb_message_is_cut() {
+    let scenario = PullRequestScenario::new().await;
+    let cases = json!([
+        {"prefix": "x](https://evil.example/1) <b>",
+         "name": "```\n[click me](https://evil.example/2) <img src=x onerror=alert(1)> **bold** _it_ # h",
+         "status": "FAILED",
+         "message": "<script>alert(1)</script> ``` [a](https://evil.example/3)\nsecond line"},
+        {"prefix": "shop::cart", "name": "huge_message", "status": "FAILED", "message": "x".repeat(100_000)},
+        {"prefix": "shop::cart", "name": "passes", "status": "SUCCEEDED"},
+    ]);
+
+    let comment = reported_with(
+        &scenario,
+        "FAILED",
+        json!([{"group": "tests", "testCases": cases}]),
+    )
+    .await;
+
+    assert!(comment.chars().count() <= 10_240, "{}", comment.len());
+    assert_eq!(
+        comment.matches("```").count(),
+        4,
+        "the phase's code block and the tests' one, no fence of theirs: {comment}"
+    );
+    let markdown = outside_code_blocks(&comment);
+    assert!(!markdown.contains("evil.example"), "{markdown}");
+    assert!(
+        !markdown.contains("<img") && !markdown.contains("<script"),
+        "{markdown}"
+    );
+    let block = comment.split("```").nth(3).unwrap_or_default();
+    let lines: Vec<&str> = block.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        3,
+        "the fence's language and one line per case: {block}"
+    );
+    assert!(
+        lines[1].starts_with(
+            "x](https://evil.example/1) <b>.''' [click me](https://evil.example/2) <img"
+        ),
+        "shown as text, on one line: {}",
+        lines[1]
+    );
+    assert!(
+        lines[1].contains(": <script>alert(1)</script> ''' [a]"),
+        "{}",
+        lines[1]
+    );
+    assert!(!block.contains("second line"), "{block}");
+    let huge = lines[2];
+    assert!(huge.starts_with("shop::cart.huge_message: xxx"), "{huge}");
+    assert!(
+        huge.ends_with('…') && huge.chars().count() < 400,
+        "{}",
+        huge.chars().count()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reports_that_cannot_be_read_leave_the_result_comment_without_them_not_unsaid() {
+    let scenario = PullRequestScenario::new().await;
+    let denied = AwsFault::add(
+        &scenario.emulators,
+        json!({"service": "codebuild", "operation": "BatchGetReports",
+               "match": format!("{}-tests", scenario.project), "status": 400,
+               "code": "AccessDeniedException", "count": 1,
+               "message": "not authorized to perform: codebuild:BatchGetReports"}),
+    )
+    .await;
+
+    let comment = reported_with(
+        &scenario,
+        "FAILED",
+        json!([{"group": "tests", "testCases": test_cases("FAILED", 3, "shop::cart")}]),
+    )
+    .await;
+
+    assert_eq!(denied.served().await, 1);
+    assert!(comment.starts_with("![build failing]"), "{comment}");
+    assert!(comment.contains("Reason: exit status 101"), "{comment}");
+    assert!(
+        comment.contains(
+            "\n**Tests**: the build's test reports could not be read; they are on the build's page.\n"
+        ),
+        "{comment}"
+    );
+    assert!(
+        !comment.contains("AccessDenied"),
+        "the code stays in the log: {comment}"
+    );
+    assert!(comment.contains("This revision is not approved until a build passes."));
+    let logs = scenario.function.log_records();
+    assert!(
+        logs.iter().any(|r| r["level"] == "WARN"
+            && r["fields"]["message"]
+                == "test reports not read: the notification goes out without them"
+            && r["fields"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("AccessDeniedException"))),
+        "{logs:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

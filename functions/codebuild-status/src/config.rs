@@ -93,6 +93,9 @@ pub struct Config {
     pub sweep_projects: Vec<String>,
     /// Which finished builds a sweep looks at.
     pub sweep_window: SweepWindow,
+    /// The report groups whose test reports a notification shows (none: every report a build
+    /// files).
+    pub report_groups: Vec<String>,
 }
 
 /// The environment variable naming the topic.
@@ -162,6 +165,7 @@ impl Config {
             history_depth,
             sweep_projects,
             sweep_window: SweepWindow::from_settings(&settings)?,
+            report_groups: shared::reports::groups_from_settings(&settings)?,
         })
     }
 }
@@ -190,6 +194,7 @@ mod tests {
             "no sweep without projects"
         );
         assert_eq!(config.sweep_window, SweepWindow::default());
+        assert!(config.report_groups.is_empty(), "every report");
     }
 
     #[test]
@@ -223,7 +228,18 @@ mod tests {
 
     #[test]
     fn bad_settings_name_their_variable() {
-        let cases: [(&[(&str, &str)], &str); 8] = [
+        let cases: [(&[(&str, &str)], &str); 9] = [
+            (
+                &[
+                    (TOPIC_VARIABLE, TOPIC),
+                    (LEDGER_VARIABLE, "l"),
+                    (
+                        shared::reports::GROUPS_VARIABLE,
+                        "shop-image-tests,report/x",
+                    ),
+                ],
+                shared::reports::GROUPS_VARIABLE,
+            ),
             (
                 &[
                     (TOPIC_VARIABLE, TOPIC),

@@ -1,7 +1,7 @@
 //! What a build state change means for the people watching the project.
 //!
 //! [`classify`] and [`fix_report`] are pure and tested on `events/codebuild-status/`; [`handle`]
-//! carries the decision out through [`BuildApi`], [`Ledger`] and [`Notifier`].
+//! carries the decision out through [`BuildApi`], [`TestReports`], [`Ledger`] and [`Notifier`].
 //!
 //! EventBridge delivers CodeBuild's events on a best-effort basis, so a schedule also invokes the
 //! function: the sweep reads the projects' recent builds and hands each one that ended in its
@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 use shared::events::codebuild::{BUILD_STATE_CHANGE, BuildStateChange, BuildStatus, SOURCE};
 use shared::events::schedule::{self, SCHEDULED_EVENT, Scheduled};
-use shared::ports::{BuildApi, BuildRecord, Claim, Ledger, Notifier};
+use shared::ports::{BuildApi, BuildRecord, Claim, Ledger, Notifier, TestReports};
 use shared::{FunctionError, InvalidEvent};
 use tracing::{info, warn};
 
@@ -27,18 +27,20 @@ pub const PULL_REQUEST_VARIABLE: &str = "PULL_REQUEST_ID";
 
 /// The ports and settings a build event is handled with, built once per cold start.
 #[derive(Debug)]
-pub struct Deps<B, N, L> {
+pub struct Deps<B, R, N, L> {
     builds: B,
+    reports: R,
     notifier: N,
     ledger: L,
     config: Config,
 }
 
-impl<B: BuildApi, N: Notifier, L: Ledger> Deps<B, N, L> {
+impl<B: BuildApi, R: TestReports, N: Notifier, L: Ledger> Deps<B, R, N, L> {
     /// Dependencies over the given ports and settings.
-    pub fn new(builds: B, notifier: N, ledger: L, config: Config) -> Self {
+    pub fn new(builds: B, reports: R, notifier: N, ledger: L, config: Config) -> Self {
         Self {
             builds,
+            reports,
             notifier,
             ledger,
             config,
@@ -229,8 +231,8 @@ fn same_source(source: &SourceRef, record: &BuildRecord) -> bool {
 }
 
 /// Handles one build state change, or one sweep, end to end.
-pub async fn handle<B: BuildApi, N: Notifier, L: Ledger>(
-    deps: &Deps<B, N, L>,
+pub async fn handle<B: BuildApi, R: TestReports, N: Notifier, L: Ledger>(
+    deps: &Deps<B, R, N, L>,
     payload: Value,
 ) -> Result<Outcome, FunctionError> {
     match parse(payload)? {
@@ -240,9 +242,9 @@ pub async fn handle<B: BuildApi, N: Notifier, L: Ledger>(
 }
 
 /// Tells what `event` says, once; `history` is the project's recent builds when the caller has
-/// read them already.
-async fn notify<B: BuildApi, N: Notifier, L: Ledger>(
-    deps: &Deps<B, N, L>,
+/// read them already (a sweep: the build's own record is among them).
+async fn notify<B: BuildApi, R: TestReports, N: Notifier, L: Ledger>(
+    deps: &Deps<B, R, N, L>,
     event: &EventBridgeEvent<BuildStateChange>,
     history: Option<&[BuildRecord]>,
 ) -> Result<Outcome, FunctionError> {
@@ -269,7 +271,6 @@ async fn notify<B: BuildApi, N: Notifier, L: Ledger>(
         }
     };
 
-    let notification = message::compose(event, &report);
     let key = message::deduplication_key(build, &report);
     match deps.ledger.claim(&key).await? {
         Claim::Granted => {}
@@ -277,6 +278,23 @@ async fn notify<B: BuildApi, N: Notifier, L: Ledger>(
         // Not "already notified": the invocation holding the claim may have failed to send it.
         Claim::Pending => return Err(Claim::pending_error("notification").into()),
     }
+    // Read once the claim is ours: a repeated event costs no report reads. The build's event
+    // does not name its reports; a sweep's record of it does.
+    let known_reports = history
+        .and_then(|history| {
+            let id = build.build_short_id();
+            history.iter().find(|record| record.id == id)
+        })
+        .map(|record| record.report_arns.as_slice());
+    let tests = shared::ports::build_tests(
+        &deps.builds,
+        &deps.reports,
+        build.build_short_id(),
+        known_reports,
+        &deps.config.report_groups,
+    )
+    .await;
+    let notification = message::compose(event, &report, &tests);
     match deps.notifier.publish(&notification).await {
         Ok(message_id) => {
             info!(
@@ -309,8 +327,8 @@ async fn notify<B: BuildApi, N: Notifier, L: Ledger>(
 /// Looks at the builds of the sweep's projects that ended in its window, and tells what their
 /// events would have told. Every project and build is attempted; a failure fails the invocation
 /// afterwards (the next sweep tries again, and what was told is in the ledger).
-async fn sweep<B: BuildApi, N: Notifier, L: Ledger>(
-    deps: &Deps<B, N, L>,
+async fn sweep<B: BuildApi, R: TestReports, N: Notifier, L: Ledger>(
+    deps: &Deps<B, R, N, L>,
     event: &EventBridgeEvent<Scheduled>,
 ) -> Result<Outcome, FunctionError> {
     let at = schedule::scheduled_at(event)?;

@@ -21,8 +21,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Ok(sdk) => sdk,
         Err(error) => return Err(report_init_error(error.into()).await),
     };
+    // One CodeBuild client for builds and their test reports.
+    let codebuild = CodeBuild::new(aws_sdk_codebuild::Client::new(&sdk));
     let deps = Deps::new(
-        CodeBuild::new(aws_sdk_codebuild::Client::new(&sdk)),
+        codebuild.clone(),
+        codebuild,
         SnsTopic::new(aws_sdk_sns::Client::new(&sdk), config.topic_arn.clone()),
         DynamoLedger::new(
             aws_sdk_dynamodb::Client::new(&sdk),

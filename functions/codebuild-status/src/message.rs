@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use shared::events::codebuild::{BuildStateChange, build_console_url, build_duration};
 use shared::ports::Notification;
+use shared::reports::BuildTests;
 use shared::text::{clip, human_duration, is_commit_id};
 
 use crate::config::NotifyOn;
@@ -71,8 +72,13 @@ pub struct Report {
     pub previous_failure: Option<u64>,
 }
 
-/// Composes the notification for `event` reported as `report`.
-pub fn compose(event: &EventBridgeEvent<BuildStateChange>, report: &Report) -> Notification {
+/// Composes the notification for `event` reported as `report`, with what the build's test
+/// reports say (`tests`).
+pub fn compose(
+    event: &EventBridgeEvent<BuildStateChange>,
+    report: &Report,
+    tests: &BuildTests,
+) -> Notification {
     let build = &event.detail;
     let source = SourceRef::of(build);
     let number = build.build_number();
@@ -143,6 +149,12 @@ pub fn compose(event: &EventBridgeEvent<BuildStateChange>, report: &Report) -> N
                 let _ = writeln!(body, "  {context}");
             }
         }
+    }
+
+    let tests = tests.plain();
+    if !tests.is_empty() {
+        body.push('\n');
+        body.push_str(&tests);
     }
 
     body.push('\n');

@@ -35,6 +35,9 @@ pub struct Config {
     pub history_depth: usize,
     /// Which finished builds a sweep looks at.
     pub sweep_window: SweepWindow,
+    /// The report groups whose test reports the result comment shows (none: every report a
+    /// build files).
+    pub report_groups: Vec<String>,
 }
 
 impl Config {
@@ -112,6 +115,7 @@ impl Config {
             badge_base_url,
             history_depth,
             sweep_window: SweepWindow::from_settings(&settings)?,
+            report_groups: shared::reports::groups_from_settings(&settings)?,
         })
     }
 
@@ -168,6 +172,9 @@ mod tests {
         assert!(!config.validates_destination("develop"));
         assert_eq!(config.badge_base_url, DEFAULT_BADGE_BASE_URL);
         assert_eq!(config.history_depth, 25);
+        assert!(config.report_groups.is_empty(), "every report");
+        let config = with(&[(shared::reports::GROUPS_VARIABLE, "shop-pr-tests")]).unwrap();
+        assert_eq!(config.report_groups, ["shop-pr-tests"]);
     }
 
     #[test]
@@ -178,7 +185,11 @@ mod tests {
 
     #[test]
     fn bad_settings_name_their_variable() {
-        let cases: [(&[(&str, &str)], &str); 10] = [
+        let cases: [(&[(&str, &str)], &str); 11] = [
+            (
+                &[(shared::reports::GROUPS_VARIABLE, "shop-pr-tests,a b")],
+                shared::reports::GROUPS_VARIABLE,
+            ),
             (&[(PROJECT_VARIABLE, "")], PROJECT_VARIABLE),
             (&[(PROJECT_VARIABLE, "shop pr")], PROJECT_VARIABLE),
             (&[(REPOSITORIES_VARIABLE, " , ")], REPOSITORIES_VARIABLE),

@@ -1,4 +1,5 @@
-//! The two events pr-validator takes, carried out through [`PullRequestApi`] and [`BuildApi`].
+//! The two events pr-validator takes, carried out through [`PullRequestApi`], [`BuildApi`] and
+//! [`TestReports`].
 //!
 //! Each event kind has its own pure decision ([`crate::pull_request`], [`crate::build`]); this
 //! module dispatches on `source` / `detail-type`, reads what the decision needs, and produces the
@@ -20,7 +21,10 @@ use serde_json::Value;
 use shared::events::codebuild::{self, BUILD_STATE_CHANGE, BuildStateChange};
 use shared::events::codecommit::{self, PULL_REQUEST_STATE_CHANGE, PullRequestStateChange};
 use shared::events::schedule::{self, SCHEDULED_EVENT, Scheduled};
-use shared::ports::{BuildApi, PostedComment, PullRequest, PullRequestApi, PullRequestComment};
+use shared::ports::{
+    BuildApi, BuildRecord, PostedComment, PullRequest, PullRequestApi, PullRequestComment,
+    TestReports,
+};
 use shared::{FunctionError, InvalidEvent};
 use tracing::{info, warn};
 
@@ -31,18 +35,20 @@ use crate::pull_request::{self, BuildChoice, Decision};
 
 /// The ports and settings events are handled with, built once per cold start.
 #[derive(Debug)]
-pub struct Deps<P, B> {
+pub struct Deps<P, B, R> {
     pull_requests: P,
     builds: B,
+    reports: R,
     config: Config,
 }
 
-impl<P: PullRequestApi, B: BuildApi> Deps<P, B> {
+impl<P: PullRequestApi, B: BuildApi, R: TestReports> Deps<P, B, R> {
     /// Dependencies over the given ports and settings.
-    pub fn new(pull_requests: P, builds: B, config: Config) -> Self {
+    pub fn new(pull_requests: P, builds: B, reports: R, config: Config) -> Self {
         Self {
             pull_requests,
             builds,
+            reports,
             config,
         }
     }
@@ -229,13 +235,13 @@ pub fn parse(payload: Value) -> Result<Incoming, InvalidEvent> {
 }
 
 /// Handles one event end to end.
-pub async fn handle<P: PullRequestApi, B: BuildApi>(
-    deps: &Deps<P, B>,
+pub async fn handle<P: PullRequestApi, B: BuildApi, R: TestReports>(
+    deps: &Deps<P, B, R>,
     payload: Value,
 ) -> Result<Outcome, FunctionError> {
     match parse(payload)? {
         Incoming::PullRequest(event) => handle_pull_request(deps, &event).await,
-        Incoming::Build(event) => handle_build(deps, &event).await,
+        Incoming::Build(event) => handle_build(deps, &event, None).await,
         Incoming::Sweep(event) => sweep(deps, &event).await,
     }
 }
@@ -243,8 +249,8 @@ pub async fn handle<P: PullRequestApi, B: BuildApi>(
 /// Reports the validation builds that ended in the sweep's window and have no report comment
 /// on their pull request yet. Every build is attempted; a failure fails the invocation
 /// afterwards (the next sweep tries again).
-async fn sweep<P: PullRequestApi, B: BuildApi>(
-    deps: &Deps<P, B>,
+async fn sweep<P: PullRequestApi, B: BuildApi, R: TestReports>(
+    deps: &Deps<P, B, R>,
     event: &EventBridgeEvent<Scheduled>,
 ) -> Result<Outcome, FunctionError> {
     let at = schedule::scheduled_at(event)?;
@@ -291,7 +297,7 @@ async fn sweep<P: PullRequestApi, B: BuildApi>(
         {
             continue;
         }
-        match handle_build(deps, &lost).await {
+        match handle_build(deps, &lost, Some(record)).await {
             Ok(Outcome::Reported { .. } | Outcome::Superseded { .. }) => {
                 info!(pull_request_id = %pull_request, build_id = %lost.detail.build_id, "sweep: a build whose event never came is reported");
                 reported.push(lost.detail.build_id);
@@ -310,8 +316,8 @@ async fn sweep<P: PullRequestApi, B: BuildApi>(
     Ok(Outcome::Swept { checked, reported })
 }
 
-async fn handle_pull_request<P: PullRequestApi, B: BuildApi>(
-    deps: &Deps<P, B>,
+async fn handle_pull_request<P: PullRequestApi, B: BuildApi, R: TestReports>(
+    deps: &Deps<P, B, R>,
     event: &EventBridgeEvent<PullRequestStateChange>,
 ) -> Result<Outcome, FunctionError> {
     let candidate = match pull_request::decide(event, &deps.config)? {
@@ -397,9 +403,10 @@ async fn handle_pull_request<P: PullRequestApi, B: BuildApi>(
     })
 }
 
-async fn handle_build<P: PullRequestApi, B: BuildApi>(
-    deps: &Deps<P, B>,
+async fn handle_build<P: PullRequestApi, B: BuildApi, R: TestReports>(
+    deps: &Deps<P, B, R>,
     event: &EventBridgeEvent<BuildStateChange>,
+    known: Option<&BuildRecord>,
 ) -> Result<Outcome, FunctionError> {
     let build_event = &event.detail;
     let finished: Finished = match build::classify(build_event, &deps.config)? {
@@ -419,11 +426,21 @@ async fn handle_build<P: PullRequestApi, B: BuildApi>(
             deps.pull_requests
                 .update_approval(&current.id, &current.revision_id, approval)
                 .await?;
+            // The sweep has read the build already; an event does not carry its reports.
+            let tests = shared::ports::build_tests(
+                &deps.builds,
+                &deps.reports,
+                build_event.build_short_id(),
+                known.map(|record| record.report_arns.as_slice()),
+                &deps.config.report_groups,
+            )
+            .await;
             let text = message::result(
                 event,
                 &finished.source_commit,
                 approval,
                 &deps.config.badge_base_url,
+                &tests,
             );
             let comment_id = comment(
                 deps,
@@ -478,8 +495,8 @@ async fn handle_build<P: PullRequestApi, B: BuildApi>(
 }
 
 /// Posts a general comment on the pull request's current comparison, once per build and kind.
-async fn comment<P: PullRequestApi, B: BuildApi>(
-    deps: &Deps<P, B>,
+async fn comment<P: PullRequestApi, B: BuildApi, R: TestReports>(
+    deps: &Deps<P, B, R>,
     current: &PullRequest,
     kind: CommentKind,
     build_id: &str,

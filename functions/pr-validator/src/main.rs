@@ -16,9 +16,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Ok(sdk) => sdk,
         Err(error) => return Err(report_init_error(error.into()).await),
     };
+    // One CodeBuild client for builds and their test reports.
+    let codebuild = CodeBuild::new(aws_sdk_codebuild::Client::new(&sdk));
     let deps = Deps::new(
         CodeCommit::new(aws_sdk_codecommit::Client::new(&sdk)),
-        CodeBuild::new(aws_sdk_codebuild::Client::new(&sdk)),
+        codebuild.clone(),
+        codebuild,
         config,
     );
     let deps = &deps;

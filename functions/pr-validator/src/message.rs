@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use shared::events::codebuild::{BuildStateChange, BuildStatus, build_console_url, build_duration};
 use shared::ports::{MAX_COMMENT_CHARS, PullRequestApproval};
+use shared::reports::BuildTests;
 use shared::text::{clip, human_duration, short_commit};
 
 /// The kinds of comment pr-validator posts; each build gets at most one of each.
@@ -127,12 +128,15 @@ pub fn badge(badge_base_url: &str, status: BuildStatus) -> String {
     )
 }
 
-/// The result comment of a finished build of the pull request's head commit.
+/// The result comment of a finished build of the pull request's head commit: its badge and
+/// outcome, the failed phase's reason, its `tests` (counts, failing cases, report links), the
+/// approval given, and a link to its logs.
 pub fn result(
     event: &EventBridgeEvent<BuildStateChange>,
     source_commit: &str,
     approval: PullRequestApproval,
     badge_base_url: &str,
+    tests: &BuildTests,
 ) -> String {
     let build = &event.detail;
     let outcome = build.outcome();
@@ -178,20 +182,23 @@ pub fn result(
             text.push_str("```\n");
         }
     }
-    text.push('\n');
-    text.push_str(match approval {
+    let mut closing = String::from("\n");
+    closing.push_str(match approval {
         PullRequestApproval::Approve => "This revision is approved.",
         PullRequestApproval::Revoke => "This revision is not approved until a build passes.",
     });
     match logs_link(build) {
         Some(url) => {
-            let _ = write!(text, " [Logs]({url})");
+            let _ = write!(closing, " [Logs]({url})");
         }
-        None => {
-            text.push_str(" Logs: not available (the build may not have started its log stream).")
-        }
+        None => closing
+            .push_str(" Logs: not available (the build may not have started its log stream)."),
     }
-    text.push('\n');
+    closing.push('\n');
+    // The tests get what the comment's limit leaves: the approval and the logs link always show.
+    let room = MAX_COMMENT_CHARS.saturating_sub(text.chars().count() + closing.chars().count());
+    text.push_str(&tests.markdown(room));
+    text.push_str(&closing);
     clip(&text, MAX_COMMENT_CHARS)
 }
 

@@ -61,52 +61,21 @@ impl BuildApi for CodeBuild {
 
         let mut records = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(BATCH) {
-            let output = self
-                .client
-                .batch_get_builds()
-                .set_ids(Some(chunk.to_vec()))
-                .send()
-                .await
-                .map_err(|error| upstream(SERVICE, "BatchGetBuilds", error))?;
-            records.extend(output.builds().iter().map(|build| {
-                BuildRecord {
-                    arn: build.arn().map(str::to_owned),
-                    start_time: build.start_time().and_then(utc),
-                    end_time: build.end_time().and_then(utc),
-                    initiator: build.initiator().map(str::to_owned),
-                    phases: build.phases().iter().map(phase).collect(),
-                    logs: build.logs().map(|logs| BuildLogs {
-                        group_name: logs.group_name().map(str::to_owned),
-                        stream_name: logs.stream_name().map(str::to_owned),
-                        deep_link: logs.deep_link().map(str::to_owned),
-                    }),
-                    id: build.id().unwrap_or_default().to_owned(),
-                    number: build.build_number().and_then(|n| u64::try_from(n).ok()),
-                    status: build
-                        .build_status()
-                        .map_or(BuildStatus::Other, |s| BuildStatus::parse(s.as_str())),
-                    complete: build.build_complete(),
-                    source_version: build.source_version().map(str::to_owned),
-                    variables: build
-                        .environment()
-                        .map(|environment| {
-                            environment
-                                .environment_variables()
-                                .iter()
-                                .filter(|v| {
-                                    v.r#type()
-                                        .is_none_or(|t| t == &EnvironmentVariableType::Plaintext)
-                                })
-                                .map(|v| (v.name().to_owned(), v.value().to_owned()))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                }
-            }));
+            records.extend(self.records(chunk).await?);
         }
         // BatchGetBuilds does not promise the order asked for.
         records.sort_by_key(|record| ids.iter().position(|id| *id == record.id));
         Ok(records)
+    }
+
+    async fn build(&self, build_id: &str) -> Result<Option<BuildRecord>, UpstreamError> {
+        // An ARN answers under the build's id: the id is what is asked for.
+        let id = build_id
+            .split_once(":build/")
+            .map_or(build_id, |(_, id)| id)
+            .to_owned();
+        let records = self.records(std::slice::from_ref(&id)).await?;
+        Ok(records.into_iter().find(|record| record.id == id))
     }
 
     async fn start_build(&self, request: &StartBuild) -> Result<StartedBuild, UpstreamError> {
@@ -213,6 +182,18 @@ impl TestReports for CodeBuild {
 }
 
 impl CodeBuild {
+    /// BatchGetBuilds of at most [`BATCH`] ids; the ones CodeBuild no longer has are left out.
+    async fn records(&self, ids: &[String]) -> Result<Vec<BuildRecord>, UpstreamError> {
+        let output = self
+            .client
+            .batch_get_builds()
+            .set_ids(Some(ids.to_vec()))
+            .send()
+            .await
+            .map_err(|error| upstream(SERVICE, "BatchGetBuilds", error))?;
+        Ok(output.builds().iter().map(record).collect())
+    }
+
     /// The first failing cases of report `arn`, at most [`MAX_FAILURES_SHOWN`], in at most
     /// [`MAX_CASE_PAGES`] calls.
     async fn failed_cases(&self, arn: &str) -> Result<Vec<FailedCase>, UpstreamError> {
@@ -250,6 +231,44 @@ impl CodeBuild {
             }
         }
         Ok(cases)
+    }
+}
+
+/// A build as the functions need to know it.
+fn record(build: &aws_sdk_codebuild::types::Build) -> BuildRecord {
+    BuildRecord {
+        arn: build.arn().map(str::to_owned),
+        start_time: build.start_time().and_then(utc),
+        end_time: build.end_time().and_then(utc),
+        initiator: build.initiator().map(str::to_owned),
+        phases: build.phases().iter().map(phase).collect(),
+        logs: build.logs().map(|logs| BuildLogs {
+            group_name: logs.group_name().map(str::to_owned),
+            stream_name: logs.stream_name().map(str::to_owned),
+            deep_link: logs.deep_link().map(str::to_owned),
+        }),
+        id: build.id().unwrap_or_default().to_owned(),
+        number: build.build_number().and_then(|n| u64::try_from(n).ok()),
+        status: build
+            .build_status()
+            .map_or(BuildStatus::Other, |s| BuildStatus::parse(s.as_str())),
+        complete: build.build_complete(),
+        source_version: build.source_version().map(str::to_owned),
+        variables: build
+            .environment()
+            .map(|environment| {
+                environment
+                    .environment_variables()
+                    .iter()
+                    .filter(|v| {
+                        v.r#type()
+                            .is_none_or(|t| t == &EnvironmentVariableType::Plaintext)
+                    })
+                    .map(|v| (v.name().to_owned(), v.value().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        report_arns: build.report_arns().to_vec(),
     }
 }
 
@@ -417,6 +436,37 @@ mod tests {
             (first.num_calls(), second.num_calls(), details.num_calls()),
             (1, 1, 1)
         );
+    }
+
+    #[tokio::test]
+    async fn one_build_is_read_by_its_id_with_the_reports_it_filed() {
+        let report = "arn:aws:codebuild:us-east-1:123456789012:report/p-tests:9";
+        let found = mock!(Client::batch_get_builds)
+            .match_requests(|r| r.ids() == ["p:2"])
+            .then_output(move || {
+                let mut build = build("p:2", 2, StatusType::Failed);
+                build.report_arns = Some(vec![report.to_owned()]);
+                BatchGetBuildsOutput::builder().builds(build).build()
+            });
+        let gone = mock!(Client::batch_get_builds)
+            .match_requests(|r| r.ids() == ["p:3"])
+            .then_output(|| {
+                BatchGetBuildsOutput::builder()
+                    .builds_not_found("p:3")
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_codebuild, RuleMode::Sequential, [&found, &gone]);
+        let codebuild = CodeBuild::new(client);
+
+        let record = codebuild
+            .build("arn:aws:codebuild:us-east-1:123456789012:build/p:2")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.id, "p:2");
+        assert_eq!(record.report_arns, [report]);
+        assert_eq!(codebuild.build("p:3").await.unwrap(), None);
+        assert_eq!((found.num_calls(), gone.num_calls()), (1, 1));
     }
 
     fn case(i: usize) -> aws_sdk_codebuild::types::TestCase {

@@ -12,6 +12,13 @@ use crate::events::codebuild::{
 /// Starting, stopping and reading CodeBuild builds.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait BuildApi: Send + Sync {
+    /// Build `build_id` (`project:uuid` or its ARN) as it is now; `None` when CodeBuild no
+    /// longer has it.
+    fn build(
+        &self,
+        build_id: &str,
+    ) -> impl Future<Output = Result<Option<BuildRecord>, UpstreamError>> + Send;
+
     /// The most recent builds of `project`, newest first, at most `limit` of them.
     fn recent_builds(
         &self,
@@ -58,6 +65,9 @@ pub struct BuildRecord {
     pub phases: Vec<BuildPhase>,
     /// Where its logs are.
     pub logs: Option<BuildLogs>,
+    /// The ARNs of the test reports it filed, one per report group of its buildspec (its
+    /// `reportArns`: the build's state change event does not carry them).
+    pub report_arns: Vec<String>,
 }
 
 impl BuildRecord {
@@ -177,6 +187,7 @@ mod tests {
                 duration_in_seconds: Some(3600.0),
             }],
             logs: None,
+            report_arns: Vec::new(),
         };
 
         let event = record.state_change().unwrap();

@@ -47,7 +47,7 @@ pub use pull_requests::{
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use reports::MockTestReports;
-pub use reports::TestReports;
+pub use reports::{TestReports, build_tests};
 #[cfg(any(test, feature = "mocks"))]
 pub use repository::MockRepositoryApi;
 pub use repository::{Commit, RepositoryApi};

@@ -63,6 +63,8 @@ impl BuildStatusScenario {
             ("LEDGER_TABLE".to_owned(), table),
             ("PR_VALIDATION_PROJECT".to_owned(), "shop-pr".to_owned()),
             ("BUILD_PROJECTS".to_owned(), project.clone()),
+            // As the template gives it: the group the image buildspec files into.
+            ("REPORT_GROUPS".to_owned(), format!("{project}-tests")),
         ]);
         env.extend(extra.iter().cloned());
         let function = Function::start("codebuild-status", &env).await;
@@ -85,6 +87,18 @@ impl BuildStatusScenario {
     /// ended in the BUILD phase with failing tests.
     pub async fn finish(&self, build: &str, status: &str) {
         let mut end = json!({"buildId": build, "status": status, "durationSeconds": 192});
+        if status != "SUCCEEDED" {
+            end["failedPhase"] = json!("BUILD");
+            end["context"] = json!(codebuild::FAILED_TESTS);
+        }
+        codebuild::complete(&self.emulators, &end).await;
+    }
+
+    /// Finishes `build` like [`Self::finish`], having filed `reports` (`[{group, testCases,
+    /// status?, pageLimit?}]`, the emulator's `/codebuild/complete` form) on the way.
+    pub async fn finish_with_reports(&self, build: &str, status: &str, reports: Value) {
+        let mut end =
+            json!({"buildId": build, "status": status, "durationSeconds": 192, "reports": reports});
         if status != "SUCCEEDED" {
             end["failedPhase"] = json!("BUILD");
             end["context"] = json!(codebuild::FAILED_TESTS);

@@ -82,6 +82,11 @@ impl PullRequestScenario {
             ("PR_VALIDATION_PROJECT".to_owned(), project.clone()),
             ("PR_REPOSITORIES".to_owned(), repository.clone()),
             ("PR_DESTINATIONS".to_owned(), destinations.to_owned()),
+            // As the template gives it: the groups the validation buildspec files into.
+            (
+                "REPORT_GROUPS".to_owned(),
+                format!("{project}-tests,{project}-lint"),
+            ),
         ]);
         let function = Function::start("pr-validator", &env).await;
         Self {
@@ -139,6 +144,17 @@ impl PullRequestScenario {
     /// Finishes `build` with `status` after 190 s, as CodeBuild would; a failure is failing tests.
     pub async fn finish(&self, build: &str, status: &str) {
         let mut end = json!({"buildId": build, "status": status, "durationSeconds": 190});
+        if status == "FAILED" {
+            end["context"] = json!(codebuild::FAILED_TESTS);
+        }
+        codebuild::complete(&self.emulators, &end).await;
+    }
+
+    /// Finishes `build` like [`Self::finish`], having filed `reports` (`[{group, testCases,
+    /// status?, pageLimit?}]`, the emulator's `/codebuild/complete` form) on the way.
+    pub async fn finish_with_reports(&self, build: &str, status: &str, reports: Value) {
+        let mut end =
+            json!({"buildId": build, "status": status, "durationSeconds": 190, "reports": reports});
         if status == "FAILED" {
             end["context"] = json!(codebuild::FAILED_TESTS);
         }

@@ -40,6 +40,7 @@ pub(super) async fn tell(
         ("PR_VALIDATION_PROJECT".to_owned(), project.to_owned()),
         ("PR_REPOSITORIES".to_owned(), repository.to_owned()),
         ("PR_DESTINATIONS".to_owned(), "main".to_owned()),
+        ("REPORT_GROUPS".to_owned(), format!("{project}-tests")),
     ]);
     let validator = Function::start("pr-validator", &env).await;
     let id =
@@ -85,12 +86,21 @@ pub(super) async fn tell(
     seen = show_comments(&author, &id, seen, timeline).await;
     timeline.expect(seen == 3, "the old build was stopped and marked superseded");
 
-    timeline.chapter("The build of the new head fails");
+    timeline.chapter("The build of the new head fails: two tests break");
     if let Some(build) = &second_build {
         finish(emulators, build, "FAILED").await;
         report(emulators, &validator, build, timeline).await;
     }
+    let comments = crate::scenarios::pull_requests::comments(&author, &id).await;
+    let result = comments.last().cloned().unwrap_or_default();
     seen = show_comments(&author, &id, seen, timeline).await;
+    timeline.expect(
+        FAILING_TESTS
+            .iter()
+            .all(|(_, name, _)| result.contains(name))
+            && result.contains("40 passed, 2 failed, 1 skipped"),
+        "the comment names the failing tests, with the counts",
+    );
     let states = approvals(&author, &id).await;
     timeline.step("CodeCommit", &format!("approval states: {states:?}"));
     timeline.expect(states == ["REVOKE"], "no approval for a failing revision");
@@ -169,8 +179,34 @@ async fn report(emulators: &Emulators, validator: &Function, build: &str, timeli
     }
 }
 
+/// The tests that break in the failing build: prefix, name and message, as nextest's JUnit
+/// file gives them to CodeBuild.
+const FAILING_TESTS: [(&str, &str, &str); 2] = [
+    (
+        "shop",
+        "cart::tests::total_includes_tax",
+        "assertion `left == right` failed\n  left: 1190\n right: 1200",
+    ),
+    (
+        "shop",
+        "cart::tests::empty_cart_costs_nothing",
+        "called `Option::unwrap()` on a `None` value",
+    ),
+];
+
+/// Finishes `build` as CodeBuild would; the build files its test report (`reports: tests` in
+/// infra/buildspec-pr.yml): 40 passing tests, one skipped, and for a failure [`FAILING_TESTS`].
 async fn finish(emulators: &Emulators, build: &str, status: &str) {
-    let mut body = json!({"buildId": build, "status": status, "durationSeconds": 190});
+    let mut cases = crate::codebuild::test_cases("SUCCEEDED", 40, "shop");
+    cases.extend(crate::codebuild::test_cases("SKIPPED", 1, "shop"));
+    if status == "FAILED" {
+        cases.extend(FAILING_TESTS.iter().map(|(prefix, name, message)| {
+            json!({"prefix": prefix, "name": name, "status": "FAILED", "message": message,
+                   "durationInNanoSeconds": 30_000_000})
+        }));
+    }
+    let mut body = json!({"buildId": build, "status": status, "durationSeconds": 190,
+                          "reports": [{"group": "tests", "testCases": cases}]});
     if status == "FAILED" {
         body["context"] = json!(
             "COMMAND_EXECUTION_ERROR: Error while executing command: cargo test --locked. Reason: exit status 101"

@@ -2,7 +2,10 @@ use mockall::Sequence;
 use mockall::predicate::eq;
 use serde_json::json;
 use shared::UpstreamError;
-use shared::ports::{Claim, MockBuildApi, MockLedger, MockNotifier, Notification, reply};
+use shared::ports::{
+    Claim, MockBuildApi, MockLedger, MockNotifier, MockTestReports, Notification, reply,
+};
+use shared::reports::{BuildTests, FailedCase, TestReport};
 
 use super::*;
 use crate::message::{compose, deduplication_key};
@@ -216,6 +219,7 @@ fn the_failure_message_tells_what_failed_where_and_links_to_build_and_logs() {
             kind: NotifyOn::Failed,
             previous_failure: None,
         },
+        &BuildTests::None,
     );
 
     assert_eq!(
@@ -257,6 +261,7 @@ fn stop_timeout_and_fix_messages_say_so() {
             kind: NotifyOn::Stopped,
             previous_failure: None,
         },
+        &BuildTests::None,
     );
     assert_eq!(stopped.subject, "STOPPED: shop-image #43 on main (0ccf1ae)");
     assert!(
@@ -271,6 +276,7 @@ fn stop_timeout_and_fix_messages_say_so() {
             kind: NotifyOn::TimedOut,
             previous_failure: None,
         },
+        &BuildTests::None,
     );
     assert_eq!(
         timed_out.subject,
@@ -287,7 +293,11 @@ fn stop_timeout_and_fix_messages_say_so() {
             .contains(&("status".to_owned(), "TIMED_OUT".to_owned()))
     );
 
-    let fixed = compose(&build_event(event("build-succeeded.json")), &fixed());
+    let fixed = compose(
+        &build_event(event("build-succeeded.json")),
+        &fixed(),
+        &BuildTests::None,
+    );
     assert_eq!(fixed.subject, "FIXED: shop-image #45 on main (9b1de4f)");
     assert!(
         fixed.body.starts_with(
@@ -309,6 +319,7 @@ fn subjects_fit_sns_even_for_long_names() {
             kind: NotifyOn::Failed,
             previous_failure: None,
         },
+        &BuildTests::None,
     );
     assert!(notification.subject.chars().count() <= 100);
     assert!(!notification.subject.contains('\n'));
@@ -361,6 +372,46 @@ fn expect_delivery(
         .returning(|_| reply(Ok(())));
 }
 
+const FAILED_ID: &str = "shop-image:4b7c2d9e-1f3a-4e5b-8c6d-7e8f9a0b1c2d";
+const IMAGE_TESTS: &str = "arn:aws:codebuild:us-east-1:123456789012:report/shop-image-tests:3a9c";
+
+/// BatchGetBuilds of `id`, answering a build that filed `report_arns`.
+fn expect_build_read(mock: &mut MockBuildApi, id: &'static str, report_arns: &[&str]) {
+    let record = BuildRecord {
+        report_arns: report_arns.iter().map(|a| (*a).to_owned()).collect(),
+        ..record(id, 42, BuildStatus::Failed, "main")
+    };
+    mock.expect_build()
+        .with(eq(id))
+        .times(1)
+        .returning(move |_| reply(Ok(Some(record.clone()))));
+}
+
+/// The image's test report: 2 of 120 cases failed.
+fn image_tests() -> TestReport {
+    TestReport {
+        arn: IMAGE_TESTS.into(),
+        status: "FAILED".into(),
+        total: 120,
+        passed: 118,
+        failed: 2,
+        skipped: 0,
+        duration_nanos: Some(41_000_000_000),
+        failures: vec![
+            FailedCase {
+                prefix: Some("checkout".into()),
+                name: "pays_with_a_card".into(),
+                message: Some("expected 200, got 502\nat checkout.test.js:41".into()),
+            },
+            FailedCase {
+                prefix: Some("checkout".into()),
+                name: "refunds".into(),
+                message: None,
+            },
+        ],
+    }
+}
+
 #[tokio::test]
 async fn a_failed_build_is_claimed_published_and_recorded() {
     let parsed = build_event(event("build-failed.json"));
@@ -368,14 +419,24 @@ async fn a_failed_build_is_claimed_published_and_recorded() {
         kind: NotifyOn::Failed,
         previous_failure: None,
     };
+    // The event does not name the build's reports: BatchGetBuilds does.
+    let mut builds = MockBuildApi::new();
+    expect_build_read(&mut builds, FAILED_ID, &[IMAGE_TESTS]);
+    let mut reports = MockTestReports::new();
+    reports
+        .expect_reports()
+        .withf(|arns| arns == [IMAGE_TESTS])
+        .times(1)
+        .returning(|_| reply(Ok(vec![image_tests()])));
+    let tests = BuildTests::Read(vec![image_tests()]);
     let (mut ledger, mut notifier) = (MockLedger::new(), MockNotifier::new());
     expect_delivery(
         &mut ledger,
         &mut notifier,
         deduplication_key(&parsed.detail, &report),
-        compose(&parsed, &report),
+        compose(&parsed, &report, &tests),
     );
-    let deps = Deps::new(MockBuildApi::new(), notifier, ledger, config());
+    let deps = Deps::new(builds, reports, notifier, ledger, config());
 
     let outcome = handle(&deps, event("build-failed.json")).await.unwrap();
 
@@ -387,6 +448,72 @@ async fn a_failed_build_is_claimed_published_and_recorded() {
             message_id: "m-1".into(),
         }
     );
+}
+
+#[test]
+fn the_failure_email_lists_the_failing_tests_with_counts_and_the_reports_link() {
+    let event = build_event(event("build-failed.json"));
+    let notification = compose(
+        &event,
+        &failed_report(),
+        &BuildTests::Read(vec![image_tests()]),
+    );
+    assert!(
+        notification.body.contains(
+            "Reason: exit status 101\n\
+             \n\
+             Tests (shop-image-tests): 118 passed, 2 failed, 0 skipped (98.3 %) in 41 s.\n\
+             \x20 - checkout.pays_with_a_card: expected 200, got 502\n\
+             \x20 - checkout.refunds\n\
+             \x20 Report: https://us-east-1.console.aws.amazon.com/codesuite/codebuild/123456789012/testReports/reports/shop-image-tests%3A3a9c?region=us-east-1\n\
+             \n\
+             Project     shop-image\n"
+        ),
+        "{}",
+        notification.body
+    );
+    assert_eq!(
+        notification.subject, "FAILED: shop-image #42 on main (0ccf1ae)",
+        "the subject stays as SNS takes it"
+    );
+}
+
+#[tokio::test]
+async fn reports_that_cannot_be_read_leave_the_email_without_them_not_unsent() {
+    let parsed = build_event(event("build-failed.json"));
+    let mut builds = MockBuildApi::new();
+    expect_build_read(&mut builds, FAILED_ID, &[IMAGE_TESTS]);
+    let mut reports = MockTestReports::new();
+    reports.expect_reports().times(1).returning(|_| {
+        reply(Err(UpstreamError::new(
+            "CodeBuild",
+            "DescribeTestCases",
+            Some("ThrottlingException".into()),
+            "Rate exceeded",
+        )))
+    });
+    let unreadable = BuildTests::Unreadable {
+        code: Some("ThrottlingException".into()),
+    };
+    let expected = compose(&parsed, &failed_report(), &unreadable);
+    assert!(
+        expected
+            .body
+            .contains("Tests: the build's test reports could not be read (ThrottlingException)"),
+        "{}",
+        expected.body
+    );
+    let (mut ledger, mut notifier) = (MockLedger::new(), MockNotifier::new());
+    expect_delivery(
+        &mut ledger,
+        &mut notifier,
+        deduplication_key(&parsed.detail, &failed_report()),
+        expected,
+    );
+    let deps = Deps::new(builds, reports, notifier, ledger, config());
+
+    let outcome = handle(&deps, event("build-failed.json")).await.unwrap();
+    assert!(matches!(outcome, Outcome::Notified { .. }), "{outcome:?}");
 }
 
 #[tokio::test]
@@ -408,9 +535,10 @@ async fn a_fix_reads_the_history_then_publishes() {
         &mut ledger,
         &mut notifier,
         deduplication_key(&parsed.detail, &fixed()),
-        compose(&parsed, &fixed()),
+        compose(&parsed, &fixed(), &BuildTests::None),
     );
-    let deps = Deps::new(builds, notifier, ledger, config());
+    expect_build_read(&mut builds, SUCCEEDED_ID, &[]);
+    let deps = Deps::new(builds, MockTestReports::new(), notifier, ledger, config());
 
     let outcome = handle(&deps, event("build-succeeded.json")).await.unwrap();
     assert!(matches!(outcome, Outcome::Notified { ref status, .. } if status == "FIXED"));
@@ -427,7 +555,13 @@ async fn a_success_that_fixes_nothing_sends_nothing() {
             "main",
         )]))
     });
-    let deps = Deps::new(builds, MockNotifier::new(), MockLedger::new(), config());
+    let deps = Deps::new(
+        builds,
+        MockTestReports::new(),
+        MockNotifier::new(),
+        MockLedger::new(),
+        config(),
+    );
 
     let outcome = handle(&deps, event("build-succeeded.json")).await.unwrap();
     assert_eq!(
@@ -445,7 +579,13 @@ async fn a_redelivered_event_sends_nothing_the_second_time() {
         .expect_claim()
         .times(1)
         .returning(|_| reply(Ok(Claim::Done)));
-    let deps = Deps::new(MockBuildApi::new(), MockNotifier::new(), ledger, config());
+    let deps = Deps::new(
+        MockBuildApi::new(),
+        MockTestReports::new(),
+        MockNotifier::new(),
+        ledger,
+        config(),
+    );
 
     let outcome = handle(&deps, event("build-failed.json")).await.unwrap();
     assert_eq!(
@@ -464,7 +604,13 @@ async fn a_delivery_meeting_a_pending_claim_fails_so_it_is_retried_and_nothing_i
         .times(1)
         .returning(|_| reply(Ok(Claim::Pending)));
     // No publish now; Lambda retries the event once the claim's lease has run out.
-    let deps = Deps::new(MockBuildApi::new(), MockNotifier::new(), ledger, config());
+    let deps = Deps::new(
+        MockBuildApi::new(),
+        MockTestReports::new(),
+        MockNotifier::new(),
+        ledger,
+        config(),
+    );
 
     let error = handle(&deps, event("build-failed.json")).await.unwrap_err();
     assert_eq!(error.error_type(), "Upstream");
@@ -494,7 +640,9 @@ async fn a_failed_publish_gives_the_claim_back_and_fails_for_a_retry() {
             "Rate exceeded",
         )))
     });
-    let deps = Deps::new(MockBuildApi::new(), notifier, ledger, config());
+    let mut builds = MockBuildApi::new();
+    expect_build_read(&mut builds, FAILED_ID, &[]);
+    let deps = Deps::new(builds, MockTestReports::new(), notifier, ledger, config());
 
     let error = handle(&deps, event("build-failed.json")).await.unwrap_err();
     assert_eq!(error.error_type(), "Upstream");
@@ -505,6 +653,7 @@ async fn ignored_and_invalid_events_call_nothing() {
     for name in ["build-in-progress.json", "pull-request-build-failed.json"] {
         let deps = Deps::new(
             MockBuildApi::new(),
+            MockTestReports::new(),
             MockNotifier::new(),
             MockLedger::new(),
             config(),
@@ -518,6 +667,7 @@ async fn ignored_and_invalid_events_call_nothing() {
     ] {
         let deps = Deps::new(
             MockBuildApi::new(),
+            MockTestReports::new(),
             MockNotifier::new(),
             MockLedger::new(),
             config(),
@@ -578,7 +728,8 @@ fn a_scheduled_event_is_the_sweep() {
 
 #[tokio::test]
 async fn a_sweep_tells_once_what_the_lost_events_of_its_window_would_have_told() {
-    let lost = ended("lost", 50, BuildStatus::Failed, 10);
+    let mut lost = ended("lost", 50, BuildStatus::Failed, 10);
+    lost.report_arns = vec![IMAGE_TESTS.into()];
     let told = ended("told", 49, BuildStatus::TimedOut, 20);
     let history = vec![
         ended("just-now", 52, BuildStatus::Failed, 1),
@@ -603,7 +754,11 @@ async fn a_sweep_tells_once_what_the_lost_events_of_its_window_would_have_told()
         &mut ledger,
         &mut notifier,
         deduplication_key(&lost_event.detail, &failed_report()),
-        compose(&lost_event, &failed_report()),
+        compose(
+            &lost_event,
+            &failed_report(),
+            &BuildTests::Read(vec![image_tests()]),
+        ),
     );
     let told_key = deduplication_key(
         &told.state_change().unwrap().detail,
@@ -617,7 +772,14 @@ async fn a_sweep_tells_once_what_the_lost_events_of_its_window_would_have_told()
         .with(eq(told_key))
         .times(1)
         .returning(|_| reply(Ok(Claim::Done)));
-    let deps = Deps::new(builds, notifier, ledger, config());
+    // The sweep's record names the reports: no build is read again.
+    let mut reports = MockTestReports::new();
+    reports
+        .expect_reports()
+        .withf(|arns| arns == [IMAGE_TESTS])
+        .times(1)
+        .returning(|_| reply(Ok(vec![image_tests()])));
+    let deps = Deps::new(builds, reports, notifier, ledger, config());
 
     let outcome = handle(&deps, event("scheduled-sweep.json")).await.unwrap();
 
@@ -668,7 +830,7 @@ async fn a_sweep_leaves_a_pending_claim_to_its_holder_and_fails_after_trying_eve
             "down",
         )))
     });
-    let deps = Deps::new(builds, notifier, ledger, config());
+    let deps = Deps::new(builds, MockTestReports::new(), notifier, ledger, config());
 
     let error = handle(&deps, event("scheduled-sweep.json"))
         .await
@@ -681,6 +843,7 @@ async fn a_sweep_leaves_a_pending_claim_to_its_holder_and_fails_after_trying_eve
 async fn a_sweep_without_projects_reads_nothing() {
     let deps = Deps::new(
         MockBuildApi::new(),
+        MockTestReports::new(),
         MockNotifier::new(),
         MockLedger::new(),
         config_with(&[("BUILD_PROJECTS", "")]),

@@ -5,9 +5,10 @@ use shared::UpstreamError;
 use shared::events::codebuild::BuildStatus;
 use shared::events::codecommit::PullRequestEventKind;
 use shared::ports::{
-    BuildRecord, MockBuildApi, MockPullRequestApi, PullRequestApproval, StartBuild, StartedBuild,
-    reply,
+    BuildRecord, MockBuildApi, MockPullRequestApi, MockTestReports, PullRequestApproval,
+    StartBuild, StartedBuild, reply,
 };
+use shared::reports::{BuildTests, FailedCase, TestReport};
 
 use super::*;
 use crate::build::{classify, judge};
@@ -444,6 +445,7 @@ fn the_failure_comment_shows_badge_duration_reason_and_links() {
         B,
         PullRequestApproval::Revoke,
         "https://img.shields.io/badge",
+        &BuildTests::None,
     );
     assert_eq!(text, FAILED_COMMENT);
 }
@@ -456,6 +458,7 @@ fn success_timeout_and_superseded_comments_say_so() {
         B,
         PullRequestApproval::Approve,
         badge,
+        &BuildTests::None,
     );
     assert!(
         passed.starts_with("![build passing](https://img.shields.io/badge/build-passing-brightgreen)\n\n**Build [shop-pr #12]("),
@@ -473,6 +476,7 @@ fn success_timeout_and_superseded_comments_say_so() {
         B,
         PullRequestApproval::Revoke,
         badge,
+        &BuildTests::None,
     );
     assert!(
         timed_out
@@ -500,7 +504,13 @@ fn a_message_cannot_break_out_of_its_code_block() {
     let Incoming::Build(failed) = parse(failed).unwrap() else {
         unreachable!()
     };
-    let text = message::result(&failed, B, PullRequestApproval::Revoke, "https://b");
+    let text = message::result(
+        &failed,
+        B,
+        PullRequestApproval::Revoke,
+        "https://b",
+        &BuildTests::None,
+    );
     assert_eq!(text.matches("```").count(), 2, "{text}");
 }
 
@@ -520,6 +530,47 @@ fn expect_recent(mock: &mut MockBuildApi, order: &mut Sequence, answer: Vec<Buil
         .times(1)
         .in_sequence(order)
         .returning(move |_, _| reply(Ok(answer.clone())));
+}
+
+/// BatchGetBuilds of `id`, answering a build that filed `report_arns`.
+fn expect_build_read(
+    mock: &mut MockBuildApi,
+    order: &mut Sequence,
+    id: &'static str,
+    report_arns: &[&str],
+) {
+    let record = BuildRecord {
+        report_arns: report_arns.iter().map(|a| (*a).to_owned()).collect(),
+        ..record(id, 12, "17", B, BuildStatus::Failed)
+    };
+    mock.expect_build()
+        .with(eq(id))
+        .times(1)
+        .in_sequence(order)
+        .returning(move |_| reply(Ok(Some(record.clone()))));
+}
+
+const TESTS_REPORT: &str = "arn:aws:codebuild:us-east-1:123456789012:report/shop-pr-tests:5c1d";
+const LINT_REPORT: &str = "arn:aws:codebuild:us-east-1:123456789012:report/shop-pr-lint:8e2f";
+
+/// The test report of build #12: 25 cases of 437 failed.
+fn failing_report() -> TestReport {
+    TestReport {
+        arn: TESTS_REPORT.into(),
+        status: "FAILED".into(),
+        total: 437,
+        passed: 410,
+        failed: 25,
+        skipped: 2,
+        duration_nanos: Some(95_000_000_000),
+        failures: (0..10)
+            .map(|i| FailedCase {
+                prefix: Some("shop::cart".into()),
+                name: format!("total_{i}"),
+                message: Some(format!("assertion `left == right` failed\n  left: {i}")),
+            })
+            .collect(),
+    }
 }
 
 #[tokio::test]
@@ -551,7 +602,7 @@ async fn a_new_pull_request_gets_a_build_of_its_head_and_a_comment_linking_to_it
                 comment_id: "c-1".into(),
             }))
         });
-    let deps = Deps::new(pulls, builds, config());
+    let deps = Deps::new(pulls, builds, MockTestReports::new(), config());
 
     let outcome = handle(&deps, event("pull-request-created.json"))
         .await
@@ -607,7 +658,7 @@ async fn a_push_to_the_source_branch_builds_the_new_head_and_stops_the_old_build
         .times(1)
         .in_sequence(&mut order)
         .returning(|_| reply(Ok(())));
-    let deps = Deps::new(pulls, builds, config());
+    let deps = Deps::new(pulls, builds, MockTestReports::new(), config());
 
     let outcome = handle(&deps, event("source-branch-updated.json"))
         .await
@@ -636,7 +687,7 @@ async fn a_redelivered_event_finds_its_build_running_and_comments_nothing_new() 
         .times(1)
         .in_sequence(&mut order)
         .returning(|_| reply(Ok(PostedComment::AlreadyPosted)));
-    let deps = Deps::new(pulls, builds, config());
+    let deps = Deps::new(pulls, builds, MockTestReports::new(), config());
 
     let outcome = handle(&deps, event("source-branch-updated.json"))
         .await
@@ -662,7 +713,7 @@ async fn a_late_event_for_an_older_commit_builds_nothing() {
         .expect_pull_request()
         .times(1)
         .returning(|_| reply(Ok(pull_request(B, R2))));
-    let deps = Deps::new(pulls, MockBuildApi::new(), config());
+    let deps = Deps::new(pulls, MockBuildApi::new(), MockTestReports::new(), config());
 
     let outcome = handle(&deps, event("pull-request-created.json"))
         .await
@@ -699,7 +750,7 @@ async fn a_failed_start_fails_the_invocation_before_any_comment() {
             "too many builds",
         )))
     });
-    let deps = Deps::new(pulls, builds, config());
+    let deps = Deps::new(pulls, builds, MockTestReports::new(), config());
 
     let error = handle(&deps, event("pull-request-created.json"))
         .await
@@ -744,7 +795,7 @@ async fn every_old_build_is_stopped_even_when_one_refuses_then_the_invocation_fa
         .with(eq(BUILD_11))
         .times(1)
         .returning(|_| reply(Ok(())));
-    let deps = Deps::new(pulls, builds, config());
+    let deps = Deps::new(pulls, builds, MockTestReports::new(), config());
 
     let error = handle(&deps, event("source-branch-updated.json"))
         .await
@@ -765,6 +816,9 @@ async fn a_failed_head_build_revokes_then_comments_its_failure() {
         .times(1)
         .in_sequence(&mut order)
         .returning(|_, _, _| reply(Ok(())));
+    // The event does not name the build's reports: BatchGetBuilds does (none here).
+    let mut builds = MockBuildApi::new();
+    expect_build_read(&mut builds, &mut order, BUILD_12, &[]);
     pulls
         .expect_post_comment()
         .with(eq(PullRequestComment {
@@ -782,7 +836,7 @@ async fn a_failed_head_build_revokes_then_comments_its_failure() {
                 comment_id: "c-3".into(),
             }))
         });
-    let deps = Deps::new(pulls, MockBuildApi::new(), config());
+    let deps = Deps::new(pulls, builds, MockTestReports::new(), config());
 
     let outcome = handle(&deps, event("build-failed.json")).await.unwrap();
 
@@ -795,6 +849,147 @@ async fn a_failed_head_build_revokes_then_comments_its_failure() {
             approval: "REVOKE".into(),
             comment_id: Some("c-3".into()),
         }
+    );
+}
+
+#[tokio::test]
+async fn a_failed_head_build_with_test_reports_comments_its_failing_cases() {
+    let mut order = Sequence::new();
+    let mut pulls = MockPullRequestApi::new();
+    expect_pull_request(&mut pulls, &mut order, pull_request(B, R2));
+    pulls
+        .expect_update_approval()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_, _, _| reply(Ok(())));
+    let mut builds = MockBuildApi::new();
+    // Two groups filed; the function reads the one REPORT_GROUPS names.
+    expect_build_read(
+        &mut builds,
+        &mut order,
+        BUILD_12,
+        &[TESTS_REPORT, LINT_REPORT],
+    );
+    let mut reports = MockTestReports::new();
+    reports
+        .expect_reports()
+        .withf(|arns| arns == [TESTS_REPORT])
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| reply(Ok(vec![failing_report()])));
+    pulls
+        .expect_post_comment()
+        .withf(|comment| {
+            let text = &comment.content;
+            text.starts_with(FAILED_COMMENT.split("\nThis revision").next().unwrap())
+                && text.contains("**Tests** [shop\\-pr\\-tests](https://us-east-1.console.aws.amazon.com/codesuite/codebuild/123456789012/testReports/reports/shop-pr-tests%3A5c1d?region=us-east-1): 410 passed, 25 failed, 2 skipped (93.8 %) in 1 min 35 s.")
+                && text.contains("```text\nshop::cart.total_0: assertion 'left == right' failed\n")
+                && text.contains("shop::cart.total_9: ")
+                && text.contains("```\nand 15 more.\n")
+                && text.ends_with("This revision is not approved until a build passes. [Logs](https://console.aws.amazon.com/cloudwatch/home?region=us-east-1#logEvent:group=/aws/codebuild/shop-pr;stream=2b5e8c1f-4a7d-4e0b-93c6-9d2f5a8c1e47)\n")
+        })
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| {
+            reply(Ok(PostedComment::Posted {
+                comment_id: "c-5".into(),
+            }))
+        });
+    let mut config = config();
+    config.report_groups = vec!["shop-pr-tests".into()];
+    let deps = Deps::new(pulls, builds, reports, config);
+
+    let outcome = handle(&deps, event("build-failed.json")).await.unwrap();
+    assert!(
+        matches!(&outcome, Outcome::Reported { comment_id: Some(id), .. } if id == "c-5"),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn reports_that_cannot_be_read_leave_the_comment_without_them_not_unsaid() {
+    let mut order = Sequence::new();
+    let mut pulls = MockPullRequestApi::new();
+    expect_pull_request(&mut pulls, &mut order, pull_request(B, R2));
+    pulls
+        .expect_update_approval()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_, _, _| reply(Ok(())));
+    let mut builds = MockBuildApi::new();
+    expect_build_read(&mut builds, &mut order, BUILD_12, &[TESTS_REPORT]);
+    let mut reports = MockTestReports::new();
+    reports
+        .expect_reports()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| {
+            reply(Err(UpstreamError::new(
+                "CodeBuild",
+                "BatchGetReports",
+                Some("AccessDeniedException".into()),
+                "not authorized to perform codebuild:BatchGetReports",
+            )))
+        });
+    pulls
+        .expect_post_comment()
+        .withf(|comment| {
+            let text = &comment.content;
+            text.starts_with("![build failing]")
+                && text.contains("Reason: exit status 101")
+                && text.contains("**Tests**: the build's test reports could not be read")
+                && !text.contains("AccessDenied")
+                && text.contains("This revision is not approved until a build passes.")
+        })
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| {
+            reply(Ok(PostedComment::Posted {
+                comment_id: "c-6".into(),
+            }))
+        });
+    let deps = Deps::new(pulls, builds, reports, config());
+
+    let outcome = handle(&deps, event("build-failed.json")).await.unwrap();
+    assert!(
+        matches!(&outcome, Outcome::Reported { approval, .. } if approval == "REVOKE"),
+        "{outcome:?}"
+    );
+}
+
+#[test]
+fn reports_too_long_for_a_comment_are_cut_and_the_approval_and_logs_still_show() {
+    let mut huge = failing_report();
+    for case in &mut huge.failures {
+        case.name = "n".repeat(100_000);
+        case.message = Some("[x](https://evil.example) ".repeat(4_000));
+    }
+    let many: Vec<TestReport> = (0..20)
+        .map(|i| TestReport {
+            arn: format!("arn:aws:codebuild:us-east-1:123456789012:report/group-{i}:1"),
+            ..huge.clone()
+        })
+        .collect();
+    let text = message::result(
+        &build_event("build-failed.json"),
+        B,
+        PullRequestApproval::Revoke,
+        "https://img.shields.io/badge",
+        &BuildTests::Read(many),
+    );
+    assert!(
+        text.chars().count() <= shared::ports::MAX_COMMENT_CHARS,
+        "{}",
+        text.chars().count()
+    );
+    assert!(
+        text.ends_with("stream=2b5e8c1f-4a7d-4e0b-93c6-9d2f5a8c1e47)\n"),
+        "{text}"
+    );
+    assert_eq!(text.matches("```").count() % 2, 0, "every fence closed");
+    assert!(
+        text.contains("more test reports on the build's page."),
+        "{text}"
     );
 }
 
@@ -816,6 +1011,14 @@ async fn a_passing_head_build_approves_the_current_revision() {
         .times(1)
         .in_sequence(&mut order)
         .returning(|_, _, _| reply(Ok(())));
+    // CodeBuild no longer has the build: the comment says what the event tells.
+    let mut builds = MockBuildApi::new();
+    builds
+        .expect_build()
+        .with(eq(BUILD_12))
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| reply(Ok(None)));
     pulls
         .expect_post_comment()
         .withf(|comment| {
@@ -827,7 +1030,7 @@ async fn a_passing_head_build_approves_the_current_revision() {
         .times(1)
         .in_sequence(&mut order)
         .returning(|_| reply(Ok(PostedComment::AlreadyPosted)));
-    let deps = Deps::new(pulls, MockBuildApi::new(), config());
+    let deps = Deps::new(pulls, builds, MockTestReports::new(), config());
 
     let outcome = handle(&deps, event("build-succeeded.json")).await.unwrap();
     assert!(
@@ -858,7 +1061,7 @@ async fn a_build_of_an_older_commit_is_marked_superseded_and_approves_nothing() 
                 comment_id: "c-4".into(),
             }))
         });
-    let deps = Deps::new(pulls, MockBuildApi::new(), config());
+    let deps = Deps::new(pulls, MockBuildApi::new(), MockTestReports::new(), config());
 
     let outcome = handle(&deps, event("build-superseded.json")).await.unwrap();
     assert_eq!(
@@ -881,7 +1084,7 @@ async fn a_build_finishing_after_the_pull_request_closed_changes_nothing() {
             .expect_pull_request()
             .times(1)
             .returning(move |_| reply(Ok(closed(pull_request(B, R2), merged))));
-        let deps = Deps::new(pulls, MockBuildApi::new(), config());
+        let deps = Deps::new(pulls, MockBuildApi::new(), MockTestReports::new(), config());
         let outcome = handle(&deps, event("build-succeeded.json")).await.unwrap();
         assert!(matches!(outcome, Outcome::Ignored { .. }), "{outcome:?}");
     }
@@ -903,7 +1106,7 @@ async fn a_refused_approval_fails_the_invocation_before_the_comment() {
                 "RevisionNotCurrentException",
             )))
         });
-    let deps = Deps::new(pulls, MockBuildApi::new(), config());
+    let deps = Deps::new(pulls, MockBuildApi::new(), MockTestReports::new(), config());
 
     let error = handle(&deps, event("build-succeeded.json"))
         .await
@@ -928,7 +1131,12 @@ async fn a_failed_comment_fails_the_invocation_for_a_retry() {
             "EncryptionKeyUnavailableException",
         )))
     });
-    let deps = Deps::new(pulls, MockBuildApi::new(), config());
+    let mut builds = MockBuildApi::new();
+    builds
+        .expect_build()
+        .times(1)
+        .returning(|_| reply(Ok(None)));
+    let deps = Deps::new(pulls, builds, MockTestReports::new(), config());
 
     let error = handle(&deps, event("build-failed.json")).await.unwrap_err();
     assert_eq!(error.error_type(), "Upstream");
@@ -944,7 +1152,12 @@ async fn ignored_and_invalid_events_call_nothing() {
         "build-in-progress.json",
         "build-started-by-hand.json",
     ] {
-        let deps = Deps::new(MockPullRequestApi::new(), MockBuildApi::new(), config());
+        let deps = Deps::new(
+            MockPullRequestApi::new(),
+            MockBuildApi::new(),
+            MockTestReports::new(),
+            config(),
+        );
         let outcome = handle(&deps, event(name)).await.unwrap();
         assert!(matches!(outcome, Outcome::Ignored { .. }), "{name}");
     }
@@ -953,7 +1166,12 @@ async fn ignored_and_invalid_events_call_nothing() {
         "invalid-foreign-push.json",
         "invalid-build-without-commit.json",
     ] {
-        let deps = Deps::new(MockPullRequestApi::new(), MockBuildApi::new(), config());
+        let deps = Deps::new(
+            MockPullRequestApi::new(),
+            MockBuildApi::new(),
+            MockTestReports::new(),
+            config(),
+        );
         let error = handle(&deps, event(name)).await.unwrap_err();
         assert_eq!(error.error_type(), "InvalidEvent", "{name}");
     }
@@ -1011,7 +1229,8 @@ fn a_scheduled_event_is_the_sweep() {
 
 #[tokio::test]
 async fn a_sweep_reports_the_builds_of_its_window_that_have_no_report_comment() {
-    let lost = ended(BUILD_12, 12, B, BuildStatus::Failed, 10);
+    let mut lost = ended(BUILD_12, 12, B, BuildStatus::Failed, 10);
+    lost.report_arns = vec![TESTS_REPORT.into()];
     let reported = ended(BUILD_11, 11, A, BuildStatus::Succeeded, 20);
     let mut by_hand = ended("shop-pr:by-hand", 10, A, BuildStatus::Succeeded, 30);
     by_hand.variables.clear();
@@ -1043,10 +1262,19 @@ async fn a_sweep_reports_the_builds_of_its_window_that_have_no_report_comment() 
         .times(1)
         .in_sequence(&mut order)
         .returning(|_, _, _| reply(Ok(())));
+    // The sweep has read the build: its reports are asked for without reading it again.
+    let mut reports = MockTestReports::new();
+    reports
+        .expect_reports()
+        .withf(|arns| arns == [TESTS_REPORT])
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| reply(Ok(vec![failing_report()])));
     pulls
         .expect_post_comment()
         .withf(|comment| {
             comment.content.starts_with("![build failing]")
+                && comment.content.contains("410 passed, 25 failed, 2 skipped")
                 && comment.client_request_token
                     == comment_token(CommentKind::Result, "17", BUILD_12)
         })
@@ -1057,7 +1285,7 @@ async fn a_sweep_reports_the_builds_of_its_window_that_have_no_report_comment() 
                 comment_id: "c-9".into(),
             }))
         });
-    let deps = Deps::new(pulls, builds, config());
+    let deps = Deps::new(pulls, builds, reports, config());
 
     let outcome = handle(&deps, event("scheduled-sweep.json")).await.unwrap();
 
@@ -1089,7 +1317,7 @@ async fn a_sweep_that_cannot_read_a_pull_requests_comments_fails_for_the_next_on
                 "slow down",
             )))
         });
-    let deps = Deps::new(pulls, builds, config());
+    let deps = Deps::new(pulls, builds, MockTestReports::new(), config());
 
     let error = handle(&deps, event("scheduled-sweep.json"))
         .await

@@ -66,7 +66,7 @@ pub fn run(batches: usize, per_batch: usize) -> Vec<Micro> {
                     };
                     match classify(&event.detail, &build_config) {
                         Interest::Notify(report) => {
-                            black_box(compose(&event, &report));
+                            black_box(compose(&event, &report, &shared::reports::BuildTests::None));
                             black_box(deduplication_key(&event.detail, &report));
                             true
                         }
