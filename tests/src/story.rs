@@ -262,6 +262,7 @@ async fn set_up(names: Names, timeline: &mut Timeline) -> World {
             ("TOPIC_ARN", builds_topic.clone()),
             ("LEDGER_TABLE", ledger.clone()),
             ("PR_VALIDATION_PROJECT", names.pull_request_project.clone()),
+            ("REPORT_GROUPS", format!("{}-tests", names.image_project)),
         ]),
     )
     .await;
@@ -468,11 +469,19 @@ impl World {
         } else {
             "SUCCEEDED"
         };
-        let mut body = json!({"buildId": build, "status": status, "durationSeconds": 214});
+        // The image's own tests (the Dockerfile's `test` stage) file their JUnit report under
+        // `reports: tests` (infra/buildspec-image.yml); when the build fails, one of them broke.
+        let mut cases = crate::codebuild::test_cases("SUCCEEDED", 57, "checkout");
+        if outcome == Outcome::Fails {
+            cases.push(json!({"prefix": "checkout", "name": "pays with a card", "status": "FAILED",
+                              "message": "Expected: 200\nReceived: 502", "durationInNanoSeconds": 90_000_000}));
+        }
+        let mut body = json!({"buildId": build, "status": status, "durationSeconds": 214,
+                              "reports": [{"group": "tests", "testCases": cases}]});
         if outcome == Outcome::Fails {
             body["failedPhase"] = json!("BUILD");
             body["context"] = json!(
-                "COMMAND_EXECUTION_ERROR: Error while executing command: docker build --pull . Reason: exit status 1"
+                "COMMAND_EXECUTION_ERROR: Error while executing command: docker build --pull --target test --output type=local,dest=reports .. Reason: exit status 1"
             );
         }
         http::json(
@@ -512,11 +521,20 @@ impl World {
             .unwrap_or_default();
         match outcome {
             Outcome::Fails => {
+                let message = news
+                    .first()
+                    .and_then(|m| m["message"].as_str())
+                    .unwrap_or_default();
                 timeline.expect(
                     news.len() == 1
                         && subject.starts_with("FAILED:")
                         && subject.contains(&commit[..7]),
                     "the team got one email saying the build failed, and why",
+                );
+                timeline.expect(
+                    message.contains("57 passed, 1 failed")
+                        && message.contains("checkout.pays with a card: Expected: 200"),
+                    "the email names the failing test, with the counts",
                 );
                 fixtures::complete_action(
                     &self.emulators,
