@@ -249,20 +249,20 @@ async fn notify<B: BuildApi, R: TestReports, N: Notifier, L: Ledger>(
     history: Option<&[BuildRecord]>,
 ) -> Result<Outcome, FunctionError> {
     let build = &event.detail;
+    let mut read = None;
     let report = match classify(build, &deps.config) {
         Interest::Ignore(reason) => return Ok(ignored(build, reason)),
         Interest::Notify(report) => report,
         Interest::CheckForFix => {
-            let read;
             let history = match history {
                 Some(history) => history,
-                None => {
-                    read = deps
-                        .builds
-                        .recent_builds(&build.project_name, deps.config.history_depth)
-                        .await?;
-                    &read
-                }
+                None => read
+                    .insert(
+                        deps.builds
+                            .recent_builds(&build.project_name, deps.config.history_depth)
+                            .await?,
+                    )
+                    .as_slice(),
             };
             match fix_report(build, history) {
                 Ok(report) => report,
@@ -279,8 +279,9 @@ async fn notify<B: BuildApi, R: TestReports, N: Notifier, L: Ledger>(
         Claim::Pending => return Err(Claim::pending_error("notification").into()),
     }
     // Read once the claim is ours: a repeated event costs no report reads. The build's event
-    // does not name its reports; a sweep's record of it does.
+    // does not name its reports; its record in the history read (a sweep's, a fix's) does.
     let known_reports = history
+        .or(read.as_deref())
         .and_then(|history| {
             let id = build.build_short_id();
             history.iter().find(|record| record.id == id)

@@ -526,19 +526,28 @@ async fn a_fix_reads_the_history_then_publishes() {
         .times(1)
         .returning(|_, _| {
             reply(Ok(vec![
-                record(SUCCEEDED_ID, 45, BuildStatus::Succeeded, "main"),
+                BuildRecord {
+                    report_arns: vec![IMAGE_TESTS.into()],
+                    ..record(SUCCEEDED_ID, 45, BuildStatus::Succeeded, "main")
+                },
                 record("shop-image:failed", 44, BuildStatus::Failed, "main"),
             ]))
         });
+    // The history names the fixed build's reports: no build is read again.
+    let mut reports = MockTestReports::new();
+    reports
+        .expect_reports()
+        .withf(|arns| arns == [IMAGE_TESTS])
+        .times(1)
+        .returning(|_| reply(Ok(vec![image_tests()])));
     let (mut ledger, mut notifier) = (MockLedger::new(), MockNotifier::new());
     expect_delivery(
         &mut ledger,
         &mut notifier,
         deduplication_key(&parsed.detail, &fixed()),
-        compose(&parsed, &fixed(), &BuildTests::None),
+        compose(&parsed, &fixed(), &BuildTests::Read(vec![image_tests()])),
     );
-    expect_build_read(&mut builds, SUCCEEDED_ID, &[]);
-    let deps = Deps::new(builds, MockTestReports::new(), notifier, ledger, config());
+    let deps = Deps::new(builds, reports, notifier, ledger, config());
 
     let outcome = handle(&deps, event("build-succeeded.json")).await.unwrap();
     assert!(matches!(outcome, Outcome::Notified { ref status, .. } if status == "FIXED"));
