@@ -35,6 +35,9 @@ pub struct Config {
     pub history_depth: usize,
     /// Which finished builds a sweep looks at.
     pub sweep_window: SweepWindow,
+    /// The ledger table merged pull requests are recorded in, for delivery-events (unset: they
+    /// are not recorded, and deploys are not told on pull requests).
+    pub merge_ledger: Option<String>,
 }
 
 impl Config {
@@ -112,6 +115,7 @@ impl Config {
             badge_base_url,
             history_depth,
             sweep_window: SweepWindow::from_settings(&settings)?,
+            merge_ledger: settings.optional(shared::config::LEDGER_TABLE_VARIABLE),
         })
     }
 

@@ -20,30 +20,47 @@ use serde_json::Value;
 use shared::events::codebuild::{self, BUILD_STATE_CHANGE, BuildStateChange};
 use shared::events::codecommit::{self, PULL_REQUEST_STATE_CHANGE, PullRequestStateChange};
 use shared::events::schedule::{self, SCHEDULED_EVENT, Scheduled};
-use shared::ports::{BuildApi, PostedComment, PullRequest, PullRequestApi, PullRequestComment};
+use shared::ports::{
+    BuildApi, MergedPullRequests, PostedComment, PullRequest, PullRequestApi, PullRequestComment,
+};
 use shared::{FunctionError, InvalidEvent};
 use tracing::{info, warn};
 
 use crate::build::{self, Finished, Interest, Verdict};
 use crate::config::Config;
+use crate::merge::{self, NotRecorded};
 use crate::message::{self, CommentKind};
 use crate::pull_request::{self, BuildChoice, Decision};
 
 /// The ports and settings events are handled with, built once per cold start.
 #[derive(Debug)]
-pub struct Deps<P, B> {
+pub struct Deps<P, B, G = NotRecorded> {
     pull_requests: P,
     builds: B,
+    merges: Option<G>,
     config: Config,
 }
 
 impl<P: PullRequestApi, B: BuildApi> Deps<P, B> {
-    /// Dependencies over the given ports and settings.
+    /// Dependencies over the given ports and settings; merges are not recorded.
     pub fn new(pull_requests: P, builds: B, config: Config) -> Self {
         Self {
             pull_requests,
             builds,
+            merges: None,
             config,
+        }
+    }
+}
+
+impl<P: PullRequestApi, B: BuildApi, G: MergedPullRequests> Deps<P, B, G> {
+    /// The same dependencies, recording merges in `merges` (none: not recorded).
+    pub fn recording_merges<R: MergedPullRequests>(self, merges: Option<R>) -> Deps<P, B, R> {
+        Deps {
+            pull_requests: self.pull_requests,
+            builds: self.builds,
+            merges,
+            config: self.config,
         }
     }
 }
@@ -117,6 +134,14 @@ pub enum Outcome {
     Ignored {
         /// Why.
         reason: IgnoreReason,
+    },
+    /// A merged pull request was recorded under the commit its merge made.
+    #[serde(rename_all = "camelCase")]
+    MergeRecorded {
+        /// The pull request.
+        pull_request_id: String,
+        /// The commit its merge made.
+        merge_commit: String,
     },
     /// A sweep looked at the validation builds that ended in its window.
     #[serde(rename_all = "camelCase")]
@@ -229,11 +254,18 @@ pub fn parse(payload: Value) -> Result<Incoming, InvalidEvent> {
 }
 
 /// Handles one event end to end.
-pub async fn handle<P: PullRequestApi, B: BuildApi>(
-    deps: &Deps<P, B>,
+pub async fn handle<P: PullRequestApi, B: BuildApi, G: MergedPullRequests>(
+    deps: &Deps<P, B, G>,
     payload: Value,
 ) -> Result<Outcome, FunctionError> {
     match parse(payload)? {
+        Incoming::PullRequest(event) if merge::is_merge(&event) => match &deps.merges {
+            Some(merges) => merge::record(&deps.pull_requests, merges, &deps.config, &event).await,
+            None => Ok(ignored_pull_request(
+                &event.detail.pull_request_id,
+                IgnoreReason::Merged,
+            )),
+        },
         Incoming::PullRequest(event) => handle_pull_request(deps, &event).await,
         Incoming::Build(event) => handle_build(deps, &event).await,
         Incoming::Sweep(event) => sweep(deps, &event).await,
@@ -243,8 +275,8 @@ pub async fn handle<P: PullRequestApi, B: BuildApi>(
 /// Reports the validation builds that ended in the sweep's window and have no report comment
 /// on their pull request yet. Every build is attempted; a failure fails the invocation
 /// afterwards (the next sweep tries again).
-async fn sweep<P: PullRequestApi, B: BuildApi>(
-    deps: &Deps<P, B>,
+async fn sweep<P: PullRequestApi, B: BuildApi, G>(
+    deps: &Deps<P, B, G>,
     event: &EventBridgeEvent<Scheduled>,
 ) -> Result<Outcome, FunctionError> {
     let at = schedule::scheduled_at(event)?;
@@ -310,8 +342,8 @@ async fn sweep<P: PullRequestApi, B: BuildApi>(
     Ok(Outcome::Swept { checked, reported })
 }
 
-async fn handle_pull_request<P: PullRequestApi, B: BuildApi>(
-    deps: &Deps<P, B>,
+async fn handle_pull_request<P: PullRequestApi, B: BuildApi, G>(
+    deps: &Deps<P, B, G>,
     event: &EventBridgeEvent<PullRequestStateChange>,
 ) -> Result<Outcome, FunctionError> {
     let candidate = match pull_request::decide(event, &deps.config)? {
@@ -397,8 +429,8 @@ async fn handle_pull_request<P: PullRequestApi, B: BuildApi>(
     })
 }
 
-async fn handle_build<P: PullRequestApi, B: BuildApi>(
-    deps: &Deps<P, B>,
+async fn handle_build<P: PullRequestApi, B: BuildApi, G>(
+    deps: &Deps<P, B, G>,
     event: &EventBridgeEvent<BuildStateChange>,
 ) -> Result<Outcome, FunctionError> {
     let build_event = &event.detail;
@@ -478,8 +510,8 @@ async fn handle_build<P: PullRequestApi, B: BuildApi>(
 }
 
 /// Posts a general comment on the pull request's current comparison, once per build and kind.
-async fn comment<P: PullRequestApi, B: BuildApi>(
-    deps: &Deps<P, B>,
+async fn comment<P: PullRequestApi, B: BuildApi, G>(
+    deps: &Deps<P, B, G>,
     current: &PullRequest,
     kind: CommentKind,
     build_id: &str,
