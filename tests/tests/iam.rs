@@ -61,11 +61,20 @@ const NEEDS: &[(&str, &[(&str, &str)])] = &[
     (
         "delivery-events",
         &[
+            // action_runs: the failed action, the approval, the commit and the deploy's image.
+            ("codepipeline:ListActionExecutions", "RoutedPipelines"),
             ("sns:Publish", "DeliveryNotificationsTopic"),
-            // The ledger: claim, complete, release.
+            // post_comment: the deploy told on the pull request the commit came from.
+            (
+                "codecommit:PostCommentForPullRequest",
+                "PullRequestRepositories",
+            ),
+            // The ledger: claim, complete, release; merged_as (pr-validator's records) and the
+            // restore clock (deploy_failed, deployed).
             ("dynamodb:PutItem", "NotificationLedgerTable"),
             ("dynamodb:UpdateItem", "NotificationLedgerTable"),
             ("dynamodb:DeleteItem", "NotificationLedgerTable"),
+            ("dynamodb:GetItem", "NotificationLedgerTable"),
         ],
     ),
     (
@@ -133,6 +142,8 @@ const NEEDS: &[(&str, &[(&str, &str)])] = &[
             ("codebuild:BatchGetBuilds", "PullRequestBuildProject"),
             ("codebuild:StartBuild", "PullRequestBuildProject"),
             ("codebuild:StopBuild", "PullRequestBuildProject"),
+            // record_merge: the merge commit, for delivery-events.
+            ("dynamodb:PutItem", "NotificationLedgerTable"),
         ],
     ),
 ];
@@ -219,6 +230,11 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
     ),
     (
         "codepipeline.rs",
+        "list_action_executions",
+        "codepipeline:ListActionExecutions",
+    ),
+    (
+        "codepipeline.rs",
         "put_job_success_result",
         "codepipeline:PutJobSuccessResult",
     ),
@@ -230,6 +246,7 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
     ("dynamodb.rs", "put_item", "dynamodb:PutItem"),
     ("dynamodb.rs", "update_item", "dynamodb:UpdateItem"),
     ("dynamodb.rs", "delete_item", "dynamodb:DeleteItem"),
+    ("dynamodb.rs", "get_item", "dynamodb:GetItem"),
     ("eks.rs", "describe_cluster", "eks:DescribeCluster"),
     (
         "signing_key.rs",
