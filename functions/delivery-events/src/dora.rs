@@ -6,6 +6,8 @@
 //! success); a failed or rolled-back deploy counts in `DeploymentFailures`. Every deploy carries
 //! `DeploymentFailed` (1 or 0), whose average over a week is the change failure rate. Builds that
 //! fail, rejected approvals and stops write nothing: they never reached the environment.
+//! CodePipeline's own rollback is no new change: it counts in no deploy figure, but it ends an
+//! outage (`TimeToRestoreSeconds`).
 
 use serde_json::json;
 use shared::emf::{Metric, MetricDocument, Unit};
@@ -30,9 +32,10 @@ pub fn service(report: &Report) -> String {
     format!("{}#{}", report.end.pipeline, report.end.environment)
 }
 
-/// Whether the report's end is a deploy DORA counts.
+/// Whether the report's end is a deploy DORA counts (or a rollback that may end an outage).
 pub fn counts(report: &Report) -> bool {
-    report.ending == Ending::Deployed || report.is_failed_deploy()
+    matches!(report.ending, Ending::Deployed | Ending::PipelineRolledBack)
+        || report.is_failed_deploy()
 }
 
 /// The document for a deploy's end; `restored` is how long the service had been failed when a
@@ -59,6 +62,15 @@ pub fn document(report: &Report, restored: Option<std::time::Duration>) -> Optio
             ));
         }
         metrics
+    } else if report.ending == Ending::PipelineRolledBack {
+        match restored {
+            Some(restored) => vec![metric(
+                TIME_TO_RESTORE,
+                Unit::Seconds,
+                restored.as_secs() as f64,
+            )],
+            None => return None,
+        }
     } else if report.is_failed_deploy() {
         vec![
             metric(DEPLOYMENT_FAILURES, Unit::Count, 1.0),

@@ -188,6 +188,7 @@ pub fn classify(
         at: event.time.unwrap_or_default(),
         environment: config.environment_of(&detail.pipeline).to_owned(),
         console_link,
+        rollback: detail.is_rollback(),
     })
 }
 

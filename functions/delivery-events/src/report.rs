@@ -23,6 +23,9 @@ pub enum Ending {
         /// The image running again.
         to: String,
     },
+    /// CodePipeline's own rollback (automatic on a stage's failure, or by hand) succeeded: the
+    /// revisions of an earlier successful execution run again.
+    PipelineRolledBack,
     /// A manual approval was rejected.
     Rejected,
     /// A manual approval expired unanswered.
@@ -41,7 +44,7 @@ impl Ending {
         match self {
             Self::Deployed => "DEPLOYED",
             Self::Failed => "FAILED",
-            Self::RolledBack { .. } => "ROLLED_BACK",
+            Self::RolledBack { .. } | Self::PipelineRolledBack => "ROLLED_BACK",
             Self::Rejected => "REJECTED",
             Self::Expired => "EXPIRED",
             Self::Stopped => "STOPPED",
@@ -108,6 +111,8 @@ pub struct ExecutionEnd {
     pub environment: String,
     /// The execution's page in the CodePipeline console, when the event says the region.
     pub console_link: Option<String>,
+    /// Whether the execution is CodePipeline's rollback to an earlier execution's revisions.
+    pub rollback: bool,
 }
 
 impl ExecutionEnd {
@@ -207,6 +212,7 @@ impl Report {
         let approval = newest(runs.iter().filter(|r| r.category == "Approval"));
         let deploy_run = deploy_run(runs, failed_run);
         let ending = match end.state {
+            EndState::Succeeded if end.rollback => Ending::PipelineRolledBack,
             EndState::Succeeded => Ending::Deployed,
             EndState::Stopped => Ending::Stopped,
             EndState::Superseded => Ending::Superseded,
@@ -305,6 +311,10 @@ impl Report {
             },
             Ending::Failed => format!("FAILED: {pipeline} to {env}{at_action}"),
             Ending::RolledBack { .. } => format!("ROLLED BACK: {pipeline} in {env}"),
+            Ending::PipelineRolledBack => match &commit {
+                Some(commit) => format!("ROLLED BACK: {pipeline} in {env} to {commit}"),
+                None => format!("ROLLED BACK: {pipeline} in {env}"),
+            },
             Ending::Rejected => format!("REJECTED: {pipeline} to {env}{at_action}"),
             Ending::Expired => {
                 format!("EXPIRED: {pipeline} to {env}: approval{at_action} unanswered")
@@ -324,6 +334,9 @@ impl Report {
             }
             Ending::RolledBack { to } => format!(
                 "The deploy through {pipeline} to {env} failed{at_action} at {at} and was rolled back: {env} runs {to} again.\n"
+            ),
+            Ending::PipelineRolledBack => format!(
+                "CodePipeline rolled {pipeline} back in {env} at {at}: the revisions of an earlier successful execution run again.\n"
             ),
             Ending::Rejected => format!(
                 "The approval{at_action} of {pipeline} to {env} was rejected at {at}: the release does not go out.\n"
@@ -378,7 +391,10 @@ impl Report {
         }
         if matches!(
             self.ending,
-            Ending::Deployed | Ending::RolledBack { .. } | Ending::Failed
+            Ending::Deployed
+                | Ending::RolledBack { .. }
+                | Ending::PipelineRolledBack
+                | Ending::Failed
         ) && let Some(deploy) = &self.deploy
         {
             if let Some(image) = &deploy.image {

@@ -102,6 +102,24 @@ pub struct ExecutionStateChange {
     /// stage (`1.0` in the emitted events, `1` in processed ones; absent in older ones).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline_execution_attempt: Option<serde_json::Number>,
+    /// What started the execution (execution events): `StartPipelineExecution`, a webhook, or
+    /// a rollback to an earlier execution's revisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_trigger: Option<ExecutionTrigger>,
+}
+
+/// What started an execution: `{"trigger-type": "StartPipelineExecution", "trigger-detail":
+/// "arn:aws:sts::…"}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ExecutionTrigger {
+    /// `StartPipelineExecution`, `Webhook`, `CloudWatchEvent`, `AutomatedRollback`,
+    /// `ManualRollback`… (the API's `TriggerType`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_type: Option<String>,
+    /// Who or what: a caller's ARN, a webhook's…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_detail: Option<String>,
 }
 
 /// An action's type: `{"owner": "AWS", "category": "Approval", "provider": "Manual", ...}`.
@@ -144,6 +162,15 @@ impl ExecutionStateChange {
             .and_then(|n| u32::try_from(n).ok())
             .filter(|n| *n >= 1)
             .unwrap_or(1)
+    }
+
+    /// Whether the execution is CodePipeline's rollback to an earlier execution's revisions
+    /// (a stage's automatic rollback on failure, or one asked for by hand).
+    pub fn is_rollback(&self) -> bool {
+        self.execution_trigger
+            .as_ref()
+            .and_then(|t| t.trigger_type.as_deref())
+            .is_some_and(|t| t == "AutomatedRollback" || t == "ManualRollback")
     }
 
     /// Whether this is an action event of a manual approval.

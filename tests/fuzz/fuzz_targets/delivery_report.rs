@@ -58,13 +58,16 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let runs: Vec<ActionRun> = items.iter().take(50).map(run).collect();
-    for state in [
-        EndState::Succeeded,
-        EndState::Failed,
-        EndState::Stopped,
-        EndState::Superseded,
-        EndState::Canceled,
-    ] {
+    let ends = [
+        (EndState::Succeeded, false),
+        (EndState::Succeeded, true),
+        (EndState::Failed, false),
+        (EndState::Failed, true),
+        (EndState::Stopped, false),
+        (EndState::Superseded, false),
+        (EndState::Canceled, false),
+    ];
+    for (state, rollback) in ends {
         let end = ExecutionEnd {
             pipeline: "shop-main".into(),
             execution_id: "3137f7cb-7cf7-4f7a-9b3e-1234567890ab".into(),
@@ -73,6 +76,7 @@ fuzz_target!(|data: &[u8]| {
             at: DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default(),
             environment: "production".into(),
             console_link: None,
+            rollback,
         };
         let report = Report::build(end, &runs);
         let notification = report.notification();

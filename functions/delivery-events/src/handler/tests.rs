@@ -39,6 +39,7 @@ fn only_the_executions_own_end_tells() {
         ("pipeline-stopped.json", EndState::Stopped),
         ("pipeline-superseded.json", EndState::Superseded),
         ("pipeline-canceled.json", EndState::Canceled),
+        ("pipeline-rollback-succeeded.json", EndState::Succeeded),
     ] {
         assert_eq!(end_of(name).unwrap().state, state, "{name}");
     }
@@ -79,6 +80,8 @@ fn the_end_carries_environment_attempt_time_and_console_link() {
         "staging"
     );
     assert_eq!(end_of("pipeline-failed.json").unwrap().attempt, 1);
+    assert!(!end_of("pipeline-succeeded.json").unwrap().rollback);
+    assert!(end_of("pipeline-rollback-succeeded.json").unwrap().rollback);
 }
 
 #[test]

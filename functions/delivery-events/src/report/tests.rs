@@ -22,6 +22,7 @@ pub(crate) fn end(state: EndState) -> ExecutionEnd {
         at: time("2026-11-23T14:02:00Z"),
         environment: "production".into(),
         console_link: Some("https://us-east-1.console.aws.amazon.com/codesuite/codepipeline/pipelines/shop-main/executions/x/timeline?region=us-east-1".into()),
+        rollback: false,
     }
 }
 
@@ -436,4 +437,34 @@ fn each_effect_has_its_own_key_per_execution_attempt_and_end() {
     );
     assert_ne!(first.key("notification"), second.key("notification"));
     assert_ne!(first.key("notification"), first.key("metrics"));
+}
+
+#[test]
+fn codepipelines_own_rollback_is_told_as_a_rollback_not_a_deploy_and_tells_no_pull_request() {
+    let mut rollback = end(EndState::Succeeded);
+    rollback.rollback = true;
+    let report = Report::build(rollback, &deployed_runs());
+    assert_eq!(report.ending, Ending::PipelineRolledBack);
+    let notification = report.notification();
+    assert_eq!(
+        notification.subject,
+        "ROLLED BACK: shop-main in production to 0ccf1ae feat: one-click checkout"
+    );
+    assert!(
+        notification
+            .body
+            .contains("the revisions of an earlier successful execution run again"),
+        "{}",
+        notification.body
+    );
+    assert_eq!(notification.attributes[2].1, "ROLLED_BACK");
+    assert_eq!(report.pull_request_comment(), None);
+    assert!(!report.is_failed_deploy());
+    // No new change: no deploy counted; an outage it ends is restored.
+    assert!(crate::dora::counts(&report));
+    assert_eq!(crate::dora::document(&report, None), None);
+    let document =
+        crate::dora::document(&report, Some(std::time::Duration::from_secs(900))).unwrap();
+    let names: Vec<&str> = document.metrics.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["TimeToRestoreSeconds"]);
 }
