@@ -5,6 +5,7 @@
 //! is shared by every test thread).
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
@@ -86,6 +87,58 @@ where
             } else {
                 ConfigError::new(name, format!("invalid JSON at {path}: {inner}"))
             }
+        })
+    }
+}
+
+/// The variable naming the DynamoDB table a function records the effects it produced in (see
+/// [`crate::ports::Ledger`]): the same name in every function that has one.
+pub const LEDGER_TABLE_VARIABLE: &str = "LEDGER_TABLE";
+/// The variable setting the ledger claims' lease, in seconds: longer than the function runs,
+/// shorter than Lambda's second retry (about three minutes after the event).
+pub const LEDGER_LEASE_VARIABLE: &str = "LEDGER_LEASE_SECONDS";
+/// The lease when [`LEDGER_LEASE_VARIABLE`] is unset, in seconds.
+pub const DEFAULT_LEDGER_LEASE_SECONDS: u64 = 120;
+
+/// Where a function records the effects it produced, and how long a claim holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerSettings {
+    /// The DynamoDB table.
+    pub table: String,
+    /// How long a claim holds before a retry may take it over.
+    pub lease: Duration,
+}
+
+impl<F> Settings<F>
+where
+    F: Fn(&str) -> Option<String>,
+{
+    /// `name` holding an SNS topic ARN (`arn:<partition>:sns:<region>:<account>:<topic>`):
+    /// checked at cold start, so a topic name or another service's ARN is a configuration error
+    /// naming the variable rather than an `InvalidParameter` on the first message.
+    pub fn sns_topic_arn(&self, name: &str) -> Result<String, ConfigError> {
+        let arn = self.required(name)?;
+        let parts: Vec<&str> = arn.split(':').collect();
+        let fits = parts.len() == 6
+            && parts[0] == "arn"
+            && !parts[1].is_empty()
+            && parts[2] == "sns"
+            && parts[3..].iter().all(|part| !part.is_empty());
+        if !fits {
+            return Err(ConfigError::new(
+                name,
+                format!("{arn:?} is not an SNS topic ARN"),
+            ));
+        }
+        Ok(arn)
+    }
+
+    /// The ledger's table ([`LEDGER_TABLE_VARIABLE`], required) and lease
+    /// ([`LEDGER_LEASE_VARIABLE`], 1 to 900 seconds, default 120).
+    pub fn ledger(&self) -> Result<LedgerSettings, ConfigError> {
+        Ok(LedgerSettings {
+            table: self.required(LEDGER_TABLE_VARIABLE)?,
+            lease: self.seconds_or(LEDGER_LEASE_VARIABLE, DEFAULT_LEDGER_LEASE_SECONDS, 1..=900)?,
         })
     }
 }
@@ -179,6 +232,48 @@ mod tests {
         assert_eq!(error.variable(), "ROUTES");
         assert!(error.reason().starts_with("invalid JSON at [1]"), "{error}");
         assert!(error.reason().contains("unknown field `pipe`"), "{error}");
+    }
+
+    #[test]
+    fn topic_arns_are_checked_and_named() {
+        let settings = Settings::new(map_lookup(&[
+            ("GOOD", "arn:aws-cn:sns:cn-north-1:123456789012:builds"),
+            ("NAME", "builds"),
+            ("QUEUE", "arn:aws:sqs:us-east-1:123456789012:builds"),
+            ("SHORT", "arn:aws:sns:us-east-1::builds"),
+        ]));
+        assert_eq!(
+            settings.sns_topic_arn("GOOD").unwrap(),
+            "arn:aws-cn:sns:cn-north-1:123456789012:builds"
+        );
+        for name in ["NAME", "QUEUE", "SHORT", "UNSET"] {
+            assert_eq!(settings.sns_topic_arn(name).unwrap_err().variable(), name);
+        }
+    }
+
+    #[test]
+    fn the_ledger_has_a_table_and_a_bounded_lease() {
+        let settings = Settings::new(map_lookup(&[(LEDGER_TABLE_VARIABLE, "ledger")]));
+        assert_eq!(
+            settings.ledger().unwrap(),
+            LedgerSettings {
+                table: "ledger".into(),
+                lease: Duration::from_secs(120)
+            }
+        );
+        let settings = Settings::new(map_lookup(&[
+            (LEDGER_TABLE_VARIABLE, "ledger"),
+            (LEDGER_LEASE_VARIABLE, "901"),
+        ]));
+        assert_eq!(
+            settings.ledger().unwrap_err().variable(),
+            LEDGER_LEASE_VARIABLE
+        );
+        let settings = Settings::new(map_lookup(&[]));
+        assert_eq!(
+            settings.ledger().unwrap_err().variable(),
+            LEDGER_TABLE_VARIABLE
+        );
     }
 
     #[test]

@@ -8,6 +8,8 @@
 pub mod approval_link;
 pub mod aws;
 pub mod config;
+pub mod deploy_contract;
+pub mod emf;
 pub mod error;
 pub mod events;
 pub mod glob;

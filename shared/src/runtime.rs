@@ -1,9 +1,14 @@
-//! Start-up failures reported the way Lambda expects them.
+//! Start-up failures reported the way Lambda expects them, and metric lines written where Lambda
+//! ships them.
+
+use std::io::Write;
 
 use lambda_runtime::Diagnostic;
 use lambda_runtime_api_client::{PooledClient, body::Body, build_request};
 
+use crate::emf::MetricDocument;
 use crate::error::{ErrorChain, FunctionError};
+use crate::ports::Metrics;
 
 /// Reports an error found before the first event (a bad setting, say) to the Runtime API's
 /// `/init/error`, so the console and CloudWatch show its `errorType` (`Config`) and message
@@ -48,4 +53,21 @@ pub fn log_failure(error: &FunctionError) {
         error = %ErrorChain(error),
         "invocation failed"
     );
+}
+
+/// [`Metrics`] written to standard output, one document per line: in Lambda, each line is a
+/// log event of the function's log group, where CloudWatch Logs finds the EMF documents.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StdoutMetrics;
+
+impl Metrics for StdoutMetrics {
+    fn emit(&self, document: &MetricDocument) {
+        let mut line = document.to_line();
+        line.push('\n');
+        // One write of the whole line under the lock: never interleaved with a log line.
+        let mut out = std::io::stdout().lock();
+        if let Err(error) = out.write_all(line.as_bytes()).and_then(|()| out.flush()) {
+            tracing::warn!(error = %error, "metric line not written");
+        }
+    }
 }

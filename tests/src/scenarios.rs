@@ -2,6 +2,7 @@
 //! emulators, and the function itself (the real binary) running against them.
 
 pub mod build_status;
+pub mod deliveries;
 pub mod deployments;
 pub mod pull_requests;
 pub mod pushes;

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::approvals::{self, APPROVERS};
 use crate::aws::sdk_config;
+use crate::pipeline_events::PipelineEventBus;
 use crate::runtime_api::InvocationResult;
 use crate::timeline::Timeline;
 use crate::{
@@ -82,6 +83,10 @@ struct World {
     notify: Function,
     callback: FunctionUrl,
     deploy: Function,
+    deliveries_topic: String,
+    delivery: Function,
+    pipeline_events: PipelineEventBus,
+    ledger: String,
 }
 
 /// Tells the whole story on `timeline`.
@@ -115,6 +120,13 @@ pub async fn tell(names: Names, timeline: &mut Timeline) {
         &format!("{}: execution {status}", world.names.pipeline),
     );
     timeline.expect(status == "Failed", "a failed build stops the pipeline");
+    world
+        .tell_deliveries(
+            timeline,
+            "FAILED",
+            "the release's end is told: failed at the build",
+        )
+        .await;
 
     timeline.chapter("A fix is pushed: the build passes, the team is told it is fixed");
     let (fix, _) = world
@@ -133,6 +145,13 @@ pub async fn tell(names: Names, timeline: &mut Timeline) {
     timeline.chapter("eks-deploy puts the new image into the cluster");
     world
         .deploy(&second_run, &good_image, Rollout::Completes, timeline)
+        .await;
+    world
+        .tell_deliveries(
+            timeline,
+            "DEPLOYED",
+            "the release's end is told: deployed, counted in the DORA metrics",
+        )
         .await;
 
     timeline.chapter("A change whose image never starts: rolled back, the pipeline fails");
@@ -154,8 +173,26 @@ pub async fn tell(names: Names, timeline: &mut Timeline) {
             timeline,
         )
         .await;
+    world
+        .tell_deliveries(
+            timeline,
+            "ROLLED_BACK",
+            "the release's end is told: rolled back, and why",
+        )
+        .await;
 
-    pull_request::tell(&world.emulators, &world.sdk, &world.names, &fix, timeline).await;
+    let reviewed = pull_request::tell(
+        &world.emulators,
+        &world.sdk,
+        &world.names,
+        &broken,
+        &world.ledger,
+        timeline,
+    )
+    .await;
+    if let Some(reviewed) = reviewed {
+        world.merge_and_deliver(reviewed, &broken, timeline).await;
+    }
 }
 
 async fn set_up(names: Names, timeline: &mut Timeline) -> World {
@@ -173,6 +210,8 @@ async fn set_up(names: Names, timeline: &mut Timeline) -> World {
     subscribe_team(&sdk, &builds_topic).await;
     let ledger = unique("ledger");
     fixtures::ledger_table(&sdk, &ledger).await;
+    let deliveries_topic = fixtures::topic(&sdk, &unique("delivery-notifications")).await;
+    subscribe_team_to_deliveries(&sdk, &deliveries_topic).await;
     let secret = unique("approval-signing-key");
     fixtures::secret(
         &sdk,
@@ -275,14 +314,27 @@ async fn set_up(names: Names, timeline: &mut Timeline) -> World {
             ("APPROVERS", APPROVERS.join(",")),
             ("CALLBACK_URL", callback.url()),
             ("SIGNING_KEY", key),
-            ("LEDGER_TABLE", ledger),
+            ("LEDGER_TABLE", ledger.clone()),
         ]),
     )
     .await;
     let deploy = Function::start("eks-deploy", &env(&[])).await;
+    let delivery = Function::start(
+        "delivery-events",
+        &env(&[
+            ("TOPIC_ARN", deliveries_topic.clone()),
+            ("LEDGER_TABLE", ledger.clone()),
+            (
+                "PIPELINE_ENVIRONMENTS",
+                json!({ names.pipeline.clone(): "production" }).to_string(),
+            ),
+        ]),
+    )
+    .await;
+    let pipeline_events = PipelineEventBus::new(&emulators, &names.pipeline).await;
     timeline.step(
         "sam deploy",
-        "codecommit-push, codebuild-status, approval-notify, approval-callback (Function URL), eks-deploy",
+        "codecommit-push, codebuild-status, approval-notify, approval-callback (Function URL), eks-deploy, delivery-events",
     );
     World {
         emulators,
@@ -297,6 +349,10 @@ async fn set_up(names: Names, timeline: &mut Timeline) -> World {
         notify,
         callback,
         deploy,
+        deliveries_topic,
+        delivery,
+        pipeline_events,
+        ledger,
     }
 }
 
@@ -306,6 +362,8 @@ enum Outcome {
     Fails,
     Passes,
     PassesWithBadImage,
+    /// Passes after a passing build: nobody is told.
+    PassesAgain,
 }
 
 /// How a rollout goes.
@@ -546,7 +604,7 @@ impl World {
                 )
                 .await;
             }
-            Outcome::Passes | Outcome::PassesWithBadImage => {
+            Outcome::Passes | Outcome::PassesWithBadImage | Outcome::PassesAgain => {
                 if outcome == Outcome::Passes {
                     timeline.expect(
                         news.len() == 1 && subject.starts_with("FIXED:"),
@@ -769,6 +827,135 @@ impl World {
             }
         }
     }
+}
+
+impl World {
+    /// EventBridge hands delivery-events the pipeline's events its rule routes; the team reads
+    /// the delivery notification, and CloudWatch gets the metric lines.
+    async fn tell_deliveries(&self, timeline: &mut Timeline, status: &str, what: &str) {
+        let logged = self.delivery.logs().len();
+        let before = self.delivery_inbox().await.len();
+        let delivered = self.pipeline_events.deliver(&self.delivery).await;
+        for (event, result) in &delivered {
+            let state = event["detail"]["state"].as_str().unwrap_or("?");
+            match result {
+                InvocationResult::Response(value) => timeline.step(
+                    "delivery-events",
+                    &format!("{state}: {} {}", value["outcome"], value["status"]),
+                ),
+                other => timeline.step("delivery-events", &format!("{state}: failed: {other:?}")),
+            }
+        }
+        let inbox = self.delivery_inbox().await;
+        let news: Vec<&Value> = inbox.iter().skip(before).collect();
+        for mail in &news {
+            timeline.step(
+                "team (email)",
+                &format!(
+                    "{}\n{}",
+                    mail["subject"].as_str().unwrap_or_default(),
+                    mail["message"].as_str().unwrap_or_default()
+                ),
+            );
+        }
+        let lines: Vec<String> = self.delivery.logs()[logged..]
+            .iter()
+            .filter(|line| line.contains("\"_aws\""))
+            .cloned()
+            .collect();
+        for line in &lines {
+            timeline.step("CloudWatch (EMF)", line);
+        }
+        let well_formed = lines.iter().all(|line| crate::emf::check(line).is_ok());
+        timeline.expect(
+            delivered.len() == 1
+                && news.len() == 1
+                && news[0]["attributes"]["status"] == status
+                && well_formed,
+            what,
+        );
+    }
+
+    async fn delivery_inbox(&self) -> Vec<Value> {
+        let url = format!("{}/sns/inbox?endpoint={TEAM}", self.emulators.admin);
+        let (_, body) = http::json("GET", &url, None).await;
+        body["messages"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m["topicArn"] == self.deliveries_topic.as_str())
+            .collect()
+    }
+
+    /// The reviewed pull request is merged; its commit goes through the pipeline to the cluster,
+    /// and its author reads on the pull request that it is deployed.
+    async fn merge_and_deliver(
+        &self,
+        reviewed: pull_request::Reviewed,
+        main: &str,
+        timeline: &mut Timeline,
+    ) {
+        timeline.chapter(
+            "The pull request is merged and goes out: its author hears it on the pull request",
+        );
+        let merged = reviewed.merge(&self.emulators, timeline).await;
+        let Some(merged) = merged else {
+            return;
+        };
+        let event = self.push_event(main, &merged);
+        if let InvocationResult::Response(value) = self.push.invoke(&event).await {
+            timeline.step("codecommit-push", &format!("{}", value["outcome"]));
+        }
+        let Some(run) = self.pipeline_started(&merged, timeline).await else {
+            return;
+        };
+        let image = self
+            .build(&run, &merged, Outcome::PassesAgain, timeline)
+            .await;
+        self.approve(timeline).await;
+        self.deploy(&run, &image, Rollout::Completes, timeline)
+            .await;
+        self.tell_deliveries(
+            timeline,
+            "DEPLOYED",
+            "the fix's deploy is told, with how long production took to be restored",
+        )
+        .await;
+        let restored = self
+            .delivery
+            .logs()
+            .iter()
+            .any(|line| line.contains("\"TimeToRestoreSeconds\""));
+        timeline.expect(
+            restored,
+            "the deploy after the rollback counts its time to restore",
+        );
+        let comments = reviewed.comments().await;
+        if let Some(last) = comments.last() {
+            timeline.step("author sees", last);
+        }
+        timeline.expect(
+            comments.last().is_some_and(|c| {
+                c.starts_with("Deployed to production at ")
+                    && c.contains("approved by alice@example.com")
+            }),
+            "the pull request says it is deployed, when, and who approved it",
+        );
+    }
+}
+
+/// The team, subscribed to production's delivery news (a filter on the environment attribute).
+async fn subscribe_team_to_deliveries(sdk: &SdkConfig, topic: &str) {
+    aws_sdk_sns::Client::new(sdk)
+        .subscribe()
+        .topic_arn(topic)
+        .protocol("email")
+        .endpoint(TEAM)
+        .attributes("FilterPolicy", r#"{"environment": ["production"]}"#)
+        .send()
+        .await
+        .unwrap();
 }
 
 /// The team's address, subscribed to build news of main only (the template's example policy).

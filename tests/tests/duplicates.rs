@@ -4,7 +4,8 @@
 //! happen exactly once: one pipeline execution per pushed commit, one notification per build
 //! state change, one "build started" and one result comment per pull-request commit (and the
 //! approval of the newest head only), one email per approval and approver, one decision per
-//! approval, one patch and one job result per deployment job.
+//! approval, one patch and one job result per deployment job, one message, one pull-request
+//! comment and one metric line per pipeline execution's end.
 //!
 //! The orders: "interleaved" (A B A' B') and "reversed" (B A B' A'), where A' is A delivered
 //! again, byte for byte (same event id).
@@ -20,6 +21,7 @@ use integration_tests::fixtures;
 use integration_tests::function::spawn_function;
 use integration_tests::http::{Answer, send};
 use integration_tests::scenarios::build_status::BuildStatusScenario;
+use integration_tests::scenarios::deliveries::DeliveryScenario;
 use integration_tests::scenarios::deployments::{
     DeploymentScenario, PipelineRun, V1, container_images,
 };
@@ -715,5 +717,74 @@ async fn deploy_jobs_invoked_twice_and_out_of_order_patch_once_and_report_once_e
         for run in &runs {
             assert_eq!(status(&scenario, run).await, "Succeeded", "{name}");
         }
+    }
+}
+
+// --- delivery-events -----------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn execution_state_changes_delivered_twice_and_out_of_order_tell_each_end_once() {
+    for (order, name) in [(INTERLEAVED, "interleaved"), (REVERSED, "reversed")] {
+        let scenario = DeliveryScenario::new(&[]).await;
+        // A: a merged pull request rejected at the approval; B: the next one deployed.
+        let rejected = scenario.merge_pull_request("feat: gift cards").await;
+        let _ = scenario.run_to_approval(&rejected.commit).await;
+        scenario
+            .decide(false, "bob@example.com", "not before the sale")
+            .await;
+        let deployed = scenario.merge_pull_request("feat: wish lists").await;
+        let execution = scenario.run_to_approval(&deployed.commit).await;
+        scenario.decide(true, "alice@example.com", "go").await;
+        scenario.deploy_succeeds(&execution, &[]).await;
+        // Every event CodePipeline emitted, the routed ends and the stage and action events
+        // around them (which a broader rule would route too), each delivered twice.
+        let events = scenario.bus.new_events().await;
+        let ends: Vec<Value> = events
+            .iter()
+            .filter(|e| scenario.bus.routes(e))
+            .cloned()
+            .collect();
+        assert_eq!(ends.len(), 2, "{name}: {ends:?}");
+        let mut outcomes = Vec::new();
+        for event in in_order(&ends, &order) {
+            outcomes.push(scenario.function.invoke(event).await.response());
+        }
+        for event in events.iter().filter(|e| !scenario.bus.routes(e)) {
+            let ignored = scenario.function.invoke(event).await.response();
+            assert_eq!(ignored["outcome"], "ignored", "{name}: {ignored}");
+        }
+        let told_now: Vec<bool> = outcomes
+            .iter()
+            .map(|o| {
+                o["alreadyDone"]
+                    .as_array()
+                    .is_some_and(|done| done.is_empty())
+            })
+            .collect();
+        assert_eq!(told_now, [true, true, false, false], "{name}: {outcomes:?}");
+
+        let mut subjects: Vec<String> = scenario
+            .inbox()
+            .await
+            .into_iter()
+            .map(|mail| mail.subject)
+            .collect();
+        subjects.sort();
+        assert_eq!(subjects.len(), 2, "{name}: {subjects:?}");
+        assert!(subjects[0].starts_with("DEPLOYED:"), "{name}: {subjects:?}");
+        assert!(subjects[1].starts_with("REJECTED:"), "{name}: {subjects:?}");
+        assert_eq!(
+            scenario.comments(&deployed.pull_request_id).await.len(),
+            1,
+            "{name}"
+        );
+        assert!(
+            scenario
+                .comments(&rejected.pull_request_id)
+                .await
+                .is_empty(),
+            "{name}"
+        );
+        assert_eq!(scenario.metric_documents().len(), 1, "{name}");
     }
 }

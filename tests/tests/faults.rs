@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use integration_tests::approvals::{APPROVERS, ApprovalScenario, decide_by_link};
 use integration_tests::calls::AwsFault;
 use integration_tests::runtime_api::InvocationResult;
+use integration_tests::scenarios::deliveries::DeliveryScenario;
 use integration_tests::scenarios::deployments::{DeploymentScenario, V1, V2, container_images};
 use integration_tests::scenarios::pull_requests::PullRequestScenario;
 use integration_tests::scenarios::pushes::PushScenario;
@@ -458,6 +459,128 @@ async fn the_author_sees_one_build_and_one_comment_when_start_build_is_throttled
         assert_eq!(again["buildId"], response["buildId"], "{again}");
         assert_eq!(scenario.builds().await.len(), 1);
         assert_eq!(scenario.comments(&id).await.len(), 1);
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// delivery-events
+
+/// A merged pull request deployed: the end's event, not delivered yet.
+async fn deployed(scenario: &DeliveryScenario) -> (String, Value) {
+    let merged = scenario
+        .merge_pull_request("feat: one-click checkout")
+        .await;
+    let execution = scenario.run_to_approval(&merged.commit).await;
+    scenario.decide(true, "alice@example.com", "go").await;
+    scenario
+        .deploy_succeeds(
+            &execution,
+            &[(
+                "IMAGE_DIGEST",
+                "sha256:5b0bcabd1ed22e9fb1310cf6c2dec7cdef19f0ad69efa1f392e94a4333501270",
+            )],
+        )
+        .await;
+    let end = scenario
+        .bus
+        .new_events()
+        .await
+        .into_iter()
+        .filter(|e| scenario.bus.routes(e))
+        .last()
+        .unwrap();
+    (merged.pull_request_id, end)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deploy_is_told_once_when_sns_fails_every_attempt_and_the_redelivery_mails_and_comments_once()
+ {
+    within(async {
+        let scenario = DeliveryScenario::new(&with_sdk_retries(Vec::new())).await;
+        let (pull_request, end) = deployed(&scenario).await;
+        let topic = scenario.topic.rsplit(':').next().unwrap().to_owned();
+        // SNS answers 500 on every attempt of this invocation (the SDK tries 3 times).
+        let fault = AwsFault::add(
+            &scenario.emulators,
+            json!({"service": "sns", "operation": "Publish", "match": literal(&topic), "status": 500, "count": 3}),
+        )
+        .await;
+
+        let first = scenario.function.invoke(&end).await;
+        let (error_type, _) = failure(&first);
+        assert_eq!(error_type, "Upstream");
+        assert_eq!(fault.served().await, 3);
+        assert!(scenario.inbox().await.is_empty(), "nothing was mailed");
+        // The other effects went ahead: the comment and the metric line, once.
+        assert_eq!(scenario.comments(&pull_request).await.len(), 1);
+        assert_eq!(scenario.metric_documents().len(), 1);
+
+        // Lambda retries the event: the email goes out, nothing else is repeated.
+        let again = scenario.function.invoke(&end).await.response();
+        assert_eq!(again["alreadyDone"], json!(["comment", "metrics"]), "{again}");
+        assert!(again["messageId"].is_string(), "{again}");
+        assert_eq!(scenario.inbox().await.len(), 1);
+        assert_eq!(scenario.comments(&pull_request).await.len(), 1);
+        assert_eq!(scenario.metric_documents().len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pull_request_comment_whose_answer_is_lost_is_posted_once_and_the_email_is_not_repeated()
+{
+    within(async {
+        let scenario = DeliveryScenario::new(&with_sdk_retries(Vec::new())).await;
+        let (pull_request, end) = deployed(&scenario).await;
+        // The comment is posted, but its answer comes after the attempt timeout: the SDK's
+        // retry carries the same clientRequestToken and CodeCommit answers the same comment.
+        let lost = AwsFault::add(
+            &scenario.emulators,
+            json!({"service": "codecommit", "operation": "PostCommentForPullRequest", "match": literal(&scenario.repository), "delaySeconds": LOST_ANSWER_DELAY_SECONDS, "count": 1}),
+        )
+        .await;
+
+        let response = scenario.function.invoke(&end).await.response();
+
+        assert_eq!(lost.served().await, 1);
+        assert_eq!(response["status"], "DEPLOYED", "{response}");
+        assert_eq!(scenario.inbox().await.len(), 1);
+        assert_eq!(scenario.comments(&pull_request).await.len(), 1);
+        let again = scenario.function.invoke(&end).await.response();
+        assert_eq!(
+            again["alreadyDone"],
+            json!(["notification", "comment", "metrics"]),
+            "{again}"
+        );
+        assert!(scenario.inbox().await.is_empty());
+        assert_eq!(scenario.comments(&pull_request).await.len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn action_runs_unreadable_fail_the_invocation_before_anything_is_told() {
+    within(async {
+        let scenario = DeliveryScenario::new(&with_sdk_retries(Vec::new())).await;
+        let (pull_request, end) = deployed(&scenario).await;
+        let fault = AwsFault::add(
+            &scenario.emulators,
+            json!({"service": "codepipeline", "operation": "ListActionExecutions", "match": literal(&scenario.pipeline), "status": 400, "code": "ThrottlingException", "count": 3}),
+        )
+        .await;
+
+        let result = scenario.function.invoke(&end).await;
+        let (error_type, message) = failure(&result);
+        assert_eq!(error_type, "Upstream", "{message}");
+        assert_eq!(fault.served().await, 3);
+        assert!(scenario.inbox().await.is_empty());
+        assert!(scenario.comments(&pull_request).await.is_empty());
+        assert!(scenario.metric_documents().is_empty());
+
+        let told = scenario.function.invoke(&end).await.response();
+        assert_eq!(told["alreadyDone"], json!([]), "{told}");
+        assert_eq!(scenario.inbox().await.len(), 1);
     })
     .await;
 }

@@ -64,11 +64,20 @@ const NEEDS: &[(&str, &[(&str, &str)])] = &[
     (
         "delivery-events",
         &[
+            // action_runs: the failed action, the approval, the commit and the deploy's image.
+            ("codepipeline:ListActionExecutions", "RoutedPipelines"),
             ("sns:Publish", "DeliveryNotificationsTopic"),
-            // The ledger: claim, complete, release.
+            // post_comment: the deploy told on the pull request the commit came from.
+            (
+                "codecommit:PostCommentForPullRequest",
+                "PullRequestRepositories",
+            ),
+            // The ledger: claim, complete, release; merged_as (pr-validator's records) and the
+            // restore clock (deploy_failed, deployed).
             ("dynamodb:PutItem", "NotificationLedgerTable"),
             ("dynamodb:UpdateItem", "NotificationLedgerTable"),
             ("dynamodb:DeleteItem", "NotificationLedgerTable"),
+            ("dynamodb:GetItem", "NotificationLedgerTable"),
         ],
     ),
     (
@@ -140,6 +149,8 @@ const NEEDS: &[(&str, &[(&str, &str)])] = &[
             // build_tests: the result comment's test counts and failing cases.
             ("codebuild:BatchGetReports", "PullRequestTestReportGroups"),
             ("codebuild:DescribeTestCases", "PullRequestTestReportGroups"),
+            // record_merge: the merge commit, for delivery-events.
+            ("dynamodb:PutItem", "NotificationLedgerTable"),
         ],
     ),
 ];
@@ -226,6 +237,11 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
     ),
     (
         "codepipeline.rs",
+        "list_action_executions",
+        "codepipeline:ListActionExecutions",
+    ),
+    (
+        "codepipeline.rs",
         "put_job_success_result",
         "codepipeline:PutJobSuccessResult",
     ),
@@ -237,6 +253,7 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
     ("dynamodb.rs", "put_item", "dynamodb:PutItem"),
     ("dynamodb.rs", "update_item", "dynamodb:UpdateItem"),
     ("dynamodb.rs", "delete_item", "dynamodb:DeleteItem"),
+    ("dynamodb.rs", "get_item", "dynamodb:GetItem"),
     ("eks.rs", "describe_cluster", "eks:DescribeCluster"),
     (
         "signing_key.rs",

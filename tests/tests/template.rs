@@ -388,3 +388,59 @@ fn the_sample_application_and_its_rbac_fit_what_eks_deploy_does() {
         );
     }
 }
+
+#[test]
+fn the_delivery_dashboard_reads_the_metrics_delivery_events_writes_per_week() {
+    let template = template();
+    let dashboard = &template["Resources"]["DeliveryDashboard"];
+    assert_eq!(dashboard["Type"], "AWS::CloudWatch::Dashboard");
+    let Value::Tagged(sub) = &dashboard["Properties"]["DashboardBody"] else {
+        panic!("DashboardBody is not a !Sub");
+    };
+    let text = sub.value[0].as_str().unwrap();
+    let namespace = sub.value[1]["Namespace"].as_str().unwrap();
+    assert_eq!(namespace, delivery_events::dora::NAMESPACE);
+    let body: Json = serde_json::from_str(
+        &text
+            .replace("${AWS::Region}", "us-east-1")
+            .replace("${Namespace}", namespace),
+    )
+    .unwrap_or_else(|e| panic!("the dashboard body is not JSON: {e}"));
+    let expressions: Vec<String> = body["widgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|w| {
+            w["properties"]["metrics"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|m| m[0]["expression"].as_str().map(str::to_owned))
+        .collect();
+    // The four keys, each over a week, the math written out.
+    for (metric, statistic) in [
+        (delivery_events::dora::DEPLOYMENTS, "Sum"),
+        (delivery_events::dora::LEAD_TIME, "Average"),
+        (delivery_events::dora::DEPLOYMENT_FAILED, "Average"),
+        (delivery_events::dora::TIME_TO_RESTORE, "Average"),
+    ] {
+        let search = format!(
+            "SEARCH('{{{namespace},Pipeline,Environment}} MetricName=\"{metric}\"', '{statistic}', 604800)"
+        );
+        assert!(
+            expressions.iter().any(|e| e == &search),
+            "no widget searches {search}: {expressions:#?}"
+        );
+    }
+    for math in [
+        "leadSeconds / 3600",
+        "100 * failedShare",
+        "restoreSeconds / 3600",
+    ] {
+        assert!(
+            expressions.iter().any(|e| e == math),
+            "{math}: {expressions:#?}"
+        );
+    }
+}

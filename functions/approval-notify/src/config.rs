@@ -14,9 +14,9 @@ pub const CALLBACK_VARIABLE: &str = "CALLBACK_URL";
 /// The environment variable naming the signing key's secret or parameter.
 pub const SIGNING_KEY_VARIABLE: &str = "SIGNING_KEY";
 /// The environment variable naming the ledger table.
-pub const LEDGER_VARIABLE: &str = "LEDGER_TABLE";
+pub const LEDGER_VARIABLE: &str = shared::config::LEDGER_TABLE_VARIABLE;
 /// The environment variable setting the ledger claims' lease, in seconds (default 120).
-pub const LEASE_VARIABLE: &str = "LEDGER_LEASE_SECONDS";
+pub const LEASE_VARIABLE: &str = shared::config::LEDGER_LEASE_VARIABLE;
 
 /// Everything approval-notify needs besides the event.
 #[derive(Debug, Clone)]
@@ -45,13 +45,8 @@ impl Config {
     /// Reads the settings through `lookup`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let settings = Settings::new(lookup);
-        let topic_arn = settings.required(TOPIC_VARIABLE)?;
-        if !topic_arn.starts_with("arn:") || topic_arn.split(':').count() != 6 {
-            return Err(ConfigError::new(
-                TOPIC_VARIABLE,
-                format!("{topic_arn:?} is not an SNS topic ARN"),
-            ));
-        }
+        let topic_arn = settings.sns_topic_arn(TOPIC_VARIABLE)?;
+        let ledger = settings.ledger()?;
         let callback_url = settings.required(CALLBACK_VARIABLE)?;
         check_callback_url(&callback_url)
             .map_err(|reason| ConfigError::new(CALLBACK_VARIABLE, reason))?;
@@ -62,8 +57,8 @@ impl Config {
             approvers: approvers(&settings.required(APPROVERS_VARIABLE)?)?,
             callback_url,
             signing_key,
-            ledger_table: settings.required(LEDGER_VARIABLE)?,
-            ledger_lease: settings.seconds_or(LEASE_VARIABLE, 120, 1..=900)?,
+            ledger_table: ledger.table,
+            ledger_lease: ledger.lease,
         })
     }
 }

@@ -101,13 +101,13 @@ pub struct Config {
 /// The environment variable naming the topic.
 pub const TOPIC_VARIABLE: &str = "TOPIC_ARN";
 /// The environment variable naming the ledger table.
-pub const LEDGER_VARIABLE: &str = "LEDGER_TABLE";
+pub const LEDGER_VARIABLE: &str = shared::config::LEDGER_TABLE_VARIABLE;
 /// The environment variable holding the notify policy, as JSON.
 pub const NOTIFY_VARIABLE: &str = "NOTIFY_ON";
 /// The environment variable naming the pull-request validation project.
 pub const PULL_REQUEST_PROJECT_VARIABLE: &str = "PR_VALIDATION_PROJECT";
 /// The environment variable setting the ledger claims' lease, in seconds (default 120).
-pub const LEASE_VARIABLE: &str = "LEDGER_LEASE_SECONDS";
+pub const LEASE_VARIABLE: &str = shared::config::LEDGER_LEASE_VARIABLE;
 /// The environment variable bounding the history search.
 pub const HISTORY_VARIABLE: &str = "HISTORY_DEPTH";
 /// The environment variable listing the projects a sweep looks at, comma-separated.
@@ -122,13 +122,8 @@ impl Config {
     /// Reads the settings through `lookup`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let settings = Settings::new(lookup);
-        let topic_arn = settings.required(TOPIC_VARIABLE)?;
-        if !topic_arn.starts_with("arn:") || topic_arn.split(':').count() != 6 {
-            return Err(ConfigError::new(
-                TOPIC_VARIABLE,
-                format!("{topic_arn:?} is not an SNS topic ARN"),
-            ));
-        }
+        let topic_arn = settings.sns_topic_arn(TOPIC_VARIABLE)?;
+        let ledger = settings.ledger()?;
         let notify = match settings.optional(NOTIFY_VARIABLE) {
             None => NotifyPolicy::default(),
             Some(_) => {
@@ -158,8 +153,8 @@ impl Config {
         }
         Ok(Self {
             topic_arn,
-            ledger_table: settings.required(LEDGER_VARIABLE)?,
-            ledger_lease: settings.seconds_or(LEASE_VARIABLE, 120, 1..=900)?,
+            ledger_table: ledger.table,
+            ledger_lease: ledger.lease,
             notify,
             pull_request_project: settings.optional(PULL_REQUEST_PROJECT_VARIABLE),
             history_depth,

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use shared::ConfigError;
-use shared::config::{Settings, env_lookup};
+use shared::config::{LedgerSettings, Settings, env_lookup};
 
 /// The environment a pipeline not named in `PIPELINE_ENVIRONMENTS` deploys to.
 pub const DEFAULT_ENVIRONMENT: &str = "production";
@@ -13,10 +13,9 @@ pub const DEFAULT_ENVIRONMENT: &str = "production";
 pub struct Config {
     /// The SNS topic delivery notifications go to.
     pub topic_arn: String,
-    /// The DynamoDB table recording notifications already sent.
-    pub ledger_table: String,
-    /// How long a claim in the ledger holds before a retry may take it over.
-    pub ledger_lease: std::time::Duration,
+    /// The DynamoDB table recording what was told already (and the merges pr-validator
+    /// recorded, and the outages of each environment), and its claims' lease.
+    pub ledger: LedgerSettings,
     /// The environment each pipeline deploys to (the `environment` message attribute).
     pub environments: BTreeMap<String, String>,
 }
@@ -24,9 +23,9 @@ pub struct Config {
 /// The environment variable naming the topic.
 pub const TOPIC_VARIABLE: &str = "TOPIC_ARN";
 /// The environment variable naming the ledger table.
-pub const LEDGER_VARIABLE: &str = "LEDGER_TABLE";
+pub const LEDGER_VARIABLE: &str = shared::config::LEDGER_TABLE_VARIABLE;
 /// The environment variable setting the ledger claims' lease, in seconds (default 120).
-pub const LEASE_VARIABLE: &str = "LEDGER_LEASE_SECONDS";
+pub const LEASE_VARIABLE: &str = shared::config::LEDGER_LEASE_VARIABLE;
 /// The environment variable mapping pipelines to environments, as a JSON object.
 pub const ENVIRONMENTS_VARIABLE: &str = "PIPELINE_ENVIRONMENTS";
 
@@ -39,28 +38,30 @@ impl Config {
     /// Reads the settings through `lookup`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let settings = Settings::new(lookup);
-        let topic_arn = settings.required(TOPIC_VARIABLE)?;
-        if !topic_arn.starts_with("arn:") || topic_arn.split(':').count() != 6 {
-            return Err(ConfigError::new(
-                TOPIC_VARIABLE,
-                format!("{topic_arn:?} is not an SNS topic ARN"),
-            ));
-        }
+        let topic_arn = settings.sns_topic_arn(TOPIC_VARIABLE)?;
+        let ledger = settings.ledger()?;
         let environments: BTreeMap<String, String> = match settings.optional(ENVIRONMENTS_VARIABLE)
         {
             None => BTreeMap::new(),
             Some(_) => settings.json(ENVIRONMENTS_VARIABLE)?,
         };
-        if let Some((pipeline, _)) = environments.iter().find(|(_, env)| env.trim().is_empty()) {
+        // The environment is a metric dimension's value: CloudWatch takes 1 to 1024 printable
+        // ASCII characters, not blank.
+        if let Some((pipeline, _)) = environments.iter().find(|(_, env)| {
+            env.trim().is_empty()
+                || env.len() > 255
+                || !env.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+        }) {
             return Err(ConfigError::new(
                 ENVIRONMENTS_VARIABLE,
-                format!("the environment of {pipeline:?} is empty"),
+                format!(
+                    "the environment of {pipeline:?} must be 1 to 255 printable ASCII characters, not blank"
+                ),
             ));
         }
         Ok(Self {
             topic_arn,
-            ledger_table: settings.required(LEDGER_VARIABLE)?,
-            ledger_lease: settings.seconds_or(LEASE_VARIABLE, 120, 1..=900)?,
+            ledger,
             environments,
         })
     }
@@ -91,7 +92,8 @@ mod tests {
         .unwrap();
         assert_eq!(config.environment_of("shop-main"), "production");
         assert_eq!(config.environment_of("shop-release"), "staging");
-        assert_eq!(config.ledger_lease, std::time::Duration::from_secs(120));
+        assert_eq!(config.ledger.lease, std::time::Duration::from_secs(120));
+        assert_eq!(config.ledger.table, "ledger");
     }
 
     #[test]
@@ -109,6 +111,13 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(error.to_string().contains(ENVIRONMENTS_VARIABLE), "{error}");
+        let error = Config::from_lookup(map_lookup(&[
+            (TOPIC_VARIABLE, TOPIC),
+            (LEDGER_VARIABLE, "ledger"),
+            (ENVIRONMENTS_VARIABLE, r#"{"shop-main":"produção"}"#),
+        ]))
+        .unwrap_err();
+        assert_eq!(error.variable(), ENVIRONMENTS_VARIABLE, "{error}");
         let error = Config::from_lookup(map_lookup(&[(TOPIC_VARIABLE, TOPIC)])).unwrap_err();
         assert!(error.to_string().contains(LEDGER_VARIABLE), "{error}");
     }

@@ -1,12 +1,16 @@
-//! How a pipeline execution ended, told once.
+//! How a pipeline execution ended, told once: to people (SNS), to the merged pull request the
+//! deployed commit came from (a comment), and to CloudWatch (DORA metrics as EMF lines).
 //!
-//! [`parse`] and [`classify`] are pure and tested on `events/delivery-events/`; [`handle`]
-//! carries the decision out through [`Ledger`] and [`Notifier`].
+//! [`parse`] and [`classify`] are pure and tested on `events/delivery-events/`;
+//! [`crate::report::Report::build`] turns the end and the execution's action runs into what is
+//! told; [`handle`] carries it out through the ports.
 //!
-//! An execution's end arrives more than once: the failed action's event and the pipeline's
-//! FAILED, in either order, and EventBridge may redeliver either. The ledger key is the execution
-//! and its outcome ([`Report::deduplication_key`]), not the event, so whichever comes first tells
-//! and the others find the claim done.
+//! Only the pipeline execution's own end event tells (stage and action events are taken and
+//! ignored): it reads the execution's action runs, so its message is as rich whichever event
+//! came first, and an action's failure that a stage retry repairs tells nothing. Each effect
+//! has its own ledger key per execution, attempt and end ([`ExecutionEnd::key`]): a redelivered
+//! or repeated event finds its effects done, and a retry after a partial failure produces only
+//! what is missing. The pull-request comment is also idempotent under its `clientRequestToken`.
 
 use std::fmt;
 
@@ -17,44 +21,62 @@ use shared::events::codepipeline::{
     ACTION_EXECUTION_STATE_CHANGE, ExecutionStateChange, PIPELINE_EXECUTION_STATE_CHANGE, SOURCE,
     STAGE_EXECUTION_STATE_CHANGE,
 };
-use shared::ports::{Claim, Ledger, Notification, Notifier};
-use shared::{FunctionError, InvalidEvent};
+use shared::ports::{
+    Claim, Ledger, MergedPullRequests, Metrics, Notifier, PipelineApi, PostedComment,
+    PullRequestApi, PullRequestComment, RestoreClock,
+};
+use shared::{FunctionError, InvalidEvent, UpstreamError};
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::dora;
+use crate::report::{EndState, ExecutionEnd, Report, console_domain};
 
 /// The ports and settings an event is handled with, built once per cold start.
 #[derive(Debug)]
-pub struct Deps<N, L> {
-    notifier: N,
-    ledger: L,
-    config: Config,
-}
-
-impl<N: Notifier, L: Ledger> Deps<N, L> {
-    /// Dependencies over the given ports and settings.
-    pub fn new(notifier: N, ledger: L, config: Config) -> Self {
-        Self {
-            notifier,
-            ledger,
-            config,
-        }
-    }
+pub struct Deps<N, L, P, C, G, R, M> {
+    /// Where messages go.
+    pub notifier: N,
+    /// What was told already.
+    pub ledger: L,
+    /// The executions' action runs.
+    pub pipelines: P,
+    /// Comments on pull requests.
+    pub pull_requests: C,
+    /// Which pull request a commit came from.
+    pub merges: G,
+    /// When each environment went down and came back.
+    pub restores: R,
+    /// Where metrics go.
+    pub metrics: M,
+    /// The settings.
+    pub config: Config,
 }
 
 /// What the invocation did; the function's response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "camelCase")]
 pub enum Outcome {
-    /// A message was published.
+    /// An execution's end, and what of it was told by this invocation.
     #[serde(rename_all = "camelCase")]
-    Notified {
-        /// Its subject.
-        subject: String,
-        /// The `status` attribute it carries.
+    Told {
+        /// How it ended (the `status` attribute).
         status: String,
-        /// SNS's message id.
-        message_id: String,
+        /// The message's subject.
+        subject: String,
+        /// SNS's message id; absent when an earlier delivery sent it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message_id: Option<String>,
+        /// The pull request the deployed commit came from, when one did and the end concerns it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pull_request_id: Option<String>,
+        /// The comment posted on it; absent when an earlier delivery posted it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        comment_id: Option<String>,
+        /// The metrics written (names); empty when none apply or an earlier delivery wrote them.
+        metrics: Vec<String>,
+        /// The effects an earlier delivery had produced already.
+        already_done: Vec<&'static str>,
     },
     /// Nothing to tell, and why.
     Ignored {
@@ -67,15 +89,13 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum IgnoreReason {
-    /// The execution, stage or action has not ended (STARTED, RESUMED, STOPPING...).
+    /// The execution has not ended (STARTED, STOPPING, RESUMED…).
     NotEnded {
         /// Its state.
         state: String,
     },
-    /// A stage event, or an action that did not fail: the pipeline's own event tells the end.
+    /// A stage or action event: the pipeline execution's own event tells the end.
     NotTheEnd,
-    /// This execution's outcome was already notified (a redelivered or repeated event).
-    AlreadyNotified,
 }
 
 impl fmt::Display for IgnoreReason {
@@ -83,154 +103,14 @@ impl fmt::Display for IgnoreReason {
         match self {
             Self::NotEnded { state } => write!(f, "{state} is not an end"),
             Self::NotTheEnd => f.write_str("the pipeline execution's event tells the end"),
-            Self::AlreadyNotified => f.write_str("already notified"),
         }
     }
 }
 
-/// How an execution ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ending {
-    /// An action failed, or the execution did.
-    Failed,
-    /// A manual approval was rejected, or expired unanswered.
-    ApprovalRejected,
-    /// Someone stopped the execution.
-    Stopped,
-    /// A newer execution overtook it.
-    Superseded,
-    /// Every stage succeeded: the release is deployed.
-    Deployed,
-}
-
-impl Ending {
-    /// The `status` message attribute.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Failed => "FAILED",
-            Self::ApprovalRejected => "REJECTED",
-            Self::Stopped => "STOPPED",
-            Self::Superseded => "SUPERSEDED",
-            Self::Deployed => "DEPLOYED",
-        }
-    }
-
-    /// The outcome an ending counts as, once per execution: a rejected approval fails the
-    /// execution, so its message and the execution's FAILED are one.
-    fn outcome(self) -> &'static str {
-        match self {
-            Self::Failed | Self::ApprovalRejected => "FAILED",
-            Self::Stopped => "STOPPED",
-            Self::Superseded => "SUPERSEDED",
-            Self::Deployed => "SUCCEEDED",
-        }
-    }
-}
-
-/// What to tell about an execution.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Report {
-    /// How it ended.
-    pub ending: Ending,
-    /// The pipeline.
-    pub pipeline: String,
-    /// The execution.
-    pub execution_id: String,
-    /// The environment the pipeline deploys to.
-    pub environment: String,
-    /// When (the event's time), UTC.
-    pub at: String,
-    /// The stage and action at fault, when the event names them.
-    pub stage: Option<String>,
-    /// The action at fault.
-    pub action: Option<String>,
-    /// The error code the action reported.
-    pub error_code: Option<String>,
-    /// What the action said (a failure's message, an approver's comment).
-    pub summary: Option<String>,
-    /// Its link (the build's logs, the approval's review).
-    pub link: Option<String>,
-}
-
-impl Report {
-    /// The ledger key: one message per execution and outcome.
-    pub fn deduplication_key(&self) -> String {
-        format!(
-            "delivery#{}#{}#{}",
-            self.pipeline,
-            self.execution_id,
-            self.ending.outcome()
-        )
-    }
-
-    /// The message people read.
-    pub fn notification(&self) -> Notification {
-        let env = &self.environment;
-        let pipeline = &self.pipeline;
-        let at_action = match (&self.stage, &self.action) {
-            (Some(stage), Some(action)) => format!(" at {stage} / {action}"),
-            (Some(stage), None) => format!(" at {stage}"),
-            _ => String::new(),
-        };
-        let subject = match self.ending {
-            Ending::Failed => format!("FAILED: {pipeline} to {env}{at_action}"),
-            Ending::ApprovalRejected => {
-                format!("REJECTED: {pipeline} to {env}: approval{at_action} rejected or expired")
-            }
-            Ending::Stopped => format!("STOPPED: {pipeline} to {env} was stopped"),
-            Ending::Superseded => {
-                format!("SUPERSEDED: {pipeline} to {env}, a newer execution took over")
-            }
-            Ending::Deployed => format!("DEPLOYED: {pipeline} to {env}"),
-        };
-        let mut body = match self.ending {
-            Ending::Failed => format!(
-                "The release through {pipeline} to {env} failed{at_action} at {}.\n",
-                self.at
-            ),
-            Ending::ApprovalRejected => format!(
-                "The approval{at_action} of {pipeline} to {env} was rejected or expired at {}: the release does not go out.\n",
-                self.at
-            ),
-            Ending::Stopped => format!(
-                "The release through {pipeline} to {env} was stopped at {}.\n",
-                self.at
-            ),
-            Ending::Superseded => format!(
-                "The release through {pipeline} to {env} was superseded by a newer execution at {}: the newer one goes out instead.\n",
-                self.at
-            ),
-            Ending::Deployed => format!(
-                "The release through {pipeline} is deployed to {env} at {}.\n",
-                self.at
-            ),
-        };
-        body.push('\n');
-        body.push_str(&format!("Execution: {}\n", self.execution_id));
-        if let Some(code) = &self.error_code {
-            body.push_str(&format!("Error: {code}\n"));
-        }
-        if let Some(summary) = &self.summary {
-            let label = match self.ending {
-                Ending::ApprovalRejected => "Comment",
-                _ => "Reported",
-            };
-            body.push_str(&format!("{label}: {summary}\n"));
-        }
-        if let Some(link) = &self.link {
-            body.push_str(&format!("Details: {link}\n"));
-        }
-        Notification::new(
-            &subject,
-            body,
-            vec![
-                ("pipeline".into(), self.pipeline.clone()),
-                ("environment".into(), self.environment.clone()),
-                ("status".into(), self.ending.as_str().into()),
-            ],
-        )
-    }
-}
+/// The ledger key suffixes of the three effects.
+const NOTIFICATION: &str = "notification";
+const COMMENT: &str = "comment";
+const METRICS: &str = "metrics";
 
 /// Parses a raw EventBridge payload as one of CodePipeline's execution state changes.
 pub fn parse(payload: Value) -> Result<EventBridgeEvent<ExecutionStateChange>, InvalidEvent> {
@@ -253,108 +133,305 @@ pub fn parse(payload: Value) -> Result<EventBridgeEvent<ExecutionStateChange>, I
             return Err(InvalidEvent::new(format!("`{path}` is empty")));
         }
     }
-    let kind = event.detail_type.as_str();
-    if kind != PIPELINE_EXECUTION_STATE_CHANGE && detail.stage.is_none() {
-        return Err(InvalidEvent::missing("detail.stage"));
+    // Action events name their stage and action; the public stage-event fixture names no stage,
+    // and stage events are only acknowledged, so they are not held to it.
+    if event.detail_type == ACTION_EXECUTION_STATE_CHANGE {
+        if detail.stage.is_none() {
+            return Err(InvalidEvent::missing("detail.stage"));
+        }
+        if detail.action.is_none() {
+            return Err(InvalidEvent::missing("detail.action"));
+        }
     }
-    if kind == ACTION_EXECUTION_STATE_CHANGE && detail.action.is_none() {
-        return Err(InvalidEvent::missing("detail.action"));
+    if event.detail_type == PIPELINE_EXECUTION_STATE_CHANGE && event.time.is_none() {
+        return Err(InvalidEvent::missing("time"));
     }
     Ok(event)
 }
 
-/// Decides what an event tells, before any I/O.
+/// Decides whether an event tells an execution's end, before any I/O.
 pub fn classify(
     event: &EventBridgeEvent<ExecutionStateChange>,
     config: &Config,
-) -> Result<Report, IgnoreReason> {
+) -> Result<ExecutionEnd, IgnoreReason> {
     let detail = &event.detail;
-    let kind = event.detail_type.as_str();
-    let ending = if kind == PIPELINE_EXECUTION_STATE_CHANGE {
-        match detail.state.as_str() {
-            "FAILED" => Ending::Failed,
-            "STOPPED" => Ending::Stopped,
-            "SUPERSEDED" => Ending::Superseded,
-            "SUCCEEDED" => Ending::Deployed,
-            other => {
-                return Err(IgnoreReason::NotEnded {
-                    state: other.to_owned(),
-                });
-            }
-        }
-    } else if kind == ACTION_EXECUTION_STATE_CHANGE && detail.state == "FAILED" {
-        if detail.is_approval() {
-            Ending::ApprovalRejected
-        } else {
-            Ending::Failed
-        }
-    } else {
+    if event.detail_type != PIPELINE_EXECUTION_STATE_CHANGE {
         return Err(IgnoreReason::NotTheEnd);
-    };
-    let result = detail.execution_result.clone().unwrap_or_default();
-    Ok(Report {
-        ending,
+    }
+    let state = EndState::of(&detail.state).ok_or_else(|| IgnoreReason::NotEnded {
+        state: detail.state.clone(),
+    })?;
+    let partition = event
+        .resources
+        .as_ref()
+        .and_then(|r| r.first())
+        .and_then(|arn| arn.split(':').nth(1))
+        .unwrap_or("aws");
+    let console_link = event
+        .region
+        .as_deref()
+        .filter(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .map(|region| {
+            format!(
+                "https://{region}.{}/codesuite/codepipeline/pipelines/{}/executions/{}/timeline?region={region}",
+                console_domain(partition),
+                url_path(&detail.pipeline),
+                url_path(&detail.execution_id)
+            )
+        });
+    Ok(ExecutionEnd {
         pipeline: detail.pipeline.clone(),
         execution_id: detail.execution_id.clone(),
+        attempt: detail.attempt(),
+        state,
+        // parse() made sure pipeline events have a time.
+        at: event.time.unwrap_or_default(),
         environment: config.environment_of(&detail.pipeline).to_owned(),
-        at: event
-            .time
-            .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-            .unwrap_or_else(|| "an unknown time".into()),
-        stage: detail.stage.clone(),
-        action: detail.action.clone(),
-        error_code: result.error_code,
-        summary: result.external_execution_summary,
-        link: result.external_execution_url,
+        console_link,
+        rollback: detail.is_rollback(),
     })
 }
 
-/// Handles one CodePipeline event end to end.
-pub async fn handle<N: Notifier, L: Ledger>(
-    deps: &Deps<N, L>,
-    payload: Value,
-) -> Result<Outcome, FunctionError> {
-    let event = parse(payload)?;
-    let detail = &event.detail;
-    let report = match classify(&event, &deps.config) {
-        Ok(report) => report,
-        Err(reason) => return Ok(ignored(detail, reason)),
-    };
-    let key = report.deduplication_key();
-    match deps.ledger.claim(&key).await? {
-        Claim::Granted => {}
-        Claim::Done => return Ok(ignored(detail, IgnoreReason::AlreadyNotified)),
-        // Not "already notified": the invocation holding the claim may have failed to send it.
-        Claim::Pending => return Err(Claim::pending_error("notification").into()),
-    }
-    let notification = report.notification();
-    match deps.notifier.publish(&notification).await {
-        Ok(message_id) => {
-            info!(
-                pipeline = %detail.pipeline,
-                execution_id = %detail.execution_id,
-                status = report.ending.as_str(),
-                message_id = %message_id,
-                "delivery notified"
-            );
-            if let Err(error) = deps.ledger.complete(&key).await {
-                // The message is out; at worst a redelivery after the claim's lease sends it again.
-                warn!(execution_id = %detail.execution_id, error = %shared::error::ErrorChain(&error), "notification not recorded");
+fn url_path(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'@' => {
+                (b as char).to_string()
             }
-            Ok(Outcome::Notified {
-                subject: notification.subject,
-                status: report.ending.as_str().to_owned(),
-                message_id,
-            })
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// Handles one CodePipeline event end to end.
+pub async fn handle<N, L, P, C, G, R, M>(
+    deps: &Deps<N, L, P, C, G, R, M>,
+    payload: Value,
+) -> Result<Outcome, FunctionError>
+where
+    N: Notifier,
+    L: Ledger,
+    P: PipelineApi,
+    C: PullRequestApi,
+    G: MergedPullRequests,
+    R: RestoreClock,
+    M: Metrics,
+{
+    let event = parse(payload)?;
+    let end = match classify(&event, &deps.config) {
+        Ok(end) => end,
+        Err(reason) => return Ok(ignored(&event.detail, reason)),
+    };
+    let runs = deps
+        .pipelines
+        .action_runs(&end.pipeline, &end.execution_id)
+        .await?;
+    let report = Report::build(end, &runs);
+    let notification = report.notification();
+    let mut already_done = Vec::new();
+    // Every effect is attempted; the first failure fails the invocation afterwards, so Lambda's
+    // retry produces what is missing and nothing twice.
+    let mut first_failure: Option<FunctionError> = None;
+
+    let message_id = match once(
+        deps,
+        &report.end.key(NOTIFICATION),
+        &mut already_done,
+        NOTIFICATION,
+        || deps.notifier.publish(&notification),
+    )
+    .await
+    {
+        Ok(id) => id,
+        Err(error) => {
+            first_failure.get_or_insert(error);
+            None
+        }
+    };
+
+    let mut pull_request_id = None;
+    let mut comment_id = None;
+    if let Some(content) = report.pull_request_comment() {
+        match merged_pull_request(deps, &report).await {
+            Ok(Some(merge)) => {
+                pull_request_id = Some(merge.pull_request_id.clone());
+                let comment = PullRequestComment {
+                    pull_request_id: merge.pull_request_id.clone(),
+                    repository: merge.repository.clone(),
+                    before_commit_id: merge.destination_commit.clone(),
+                    after_commit_id: merge.source_commit.clone(),
+                    content,
+                    client_request_token: comment_token(&report),
+                };
+                let post = || async {
+                    deps.pull_requests
+                        .post_comment(&comment)
+                        .await
+                        .map(|posted| match posted {
+                            PostedComment::Posted { comment_id } => comment_id,
+                            // A comment is already there under this token: this one.
+                            PostedComment::AlreadyPosted => String::new(),
+                        })
+                };
+                match once(
+                    deps,
+                    &report.end.key(COMMENT),
+                    &mut already_done,
+                    COMMENT,
+                    post,
+                )
+                .await
+                {
+                    Ok(id) => comment_id = id.filter(|id| !id.is_empty()),
+                    Err(error) => {
+                        first_failure.get_or_insert(error);
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(error) => {
+                warn!(execution_id = %report.end.execution_id, error = %shared::error::ErrorChain(&error), "the deployed commit's pull request cannot be looked up");
+                first_failure.get_or_insert(error.into());
+            }
+        }
+    }
+
+    let mut metrics = Vec::new();
+    if dora::counts(&report) {
+        match once(
+            deps,
+            &report.end.key(METRICS),
+            &mut already_done,
+            METRICS,
+            || measure(deps, &report),
+        )
+        .await
+        {
+            Ok(Some(names)) => metrics = names,
+            Ok(None) => {}
+            Err(error) => {
+                first_failure.get_or_insert(error);
+            }
+        }
+    }
+
+    if let Some(error) = first_failure {
+        return Err(error);
+    }
+    info!(
+        pipeline = %report.end.pipeline,
+        execution_id = %report.end.execution_id,
+        status = report.ending.as_str(),
+        message_id = message_id.as_deref().unwrap_or("-"),
+        pull_request_id = pull_request_id.as_deref().unwrap_or("-"),
+        metrics = metrics.len(),
+        already_done = ?already_done,
+        "execution end told"
+    );
+    Ok(Outcome::Told {
+        status: report.ending.as_str().to_owned(),
+        subject: notification.subject,
+        message_id,
+        pull_request_id,
+        comment_id,
+        metrics,
+        already_done,
+    })
+}
+
+/// Produces one effect under its ledger key: `Ok(Some(_))` when produced now, `Ok(None)` when an
+/// earlier delivery produced it.
+async fn once<N, L, P, C, G, R, M, T, F, Fut>(
+    deps: &Deps<N, L, P, C, G, R, M>,
+    key: &str,
+    already_done: &mut Vec<&'static str>,
+    effect: &'static str,
+    produce: F,
+) -> Result<Option<T>, FunctionError>
+where
+    L: Ledger,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<T, UpstreamError>>,
+{
+    match deps.ledger.claim(key).await? {
+        Claim::Granted => {}
+        Claim::Done => {
+            already_done.push(effect);
+            return Ok(None);
+        }
+        // Not "done": the invocation holding the claim may have failed to produce it.
+        Claim::Pending => return Err(Claim::pending_error(effect).into()),
+    }
+    match produce().await {
+        Ok(value) => {
+            if let Err(error) = deps.ledger.complete(key).await {
+                // It is produced; at worst a redelivery after the lease produces it again.
+                warn!(key, error = %shared::error::ErrorChain(&error), "effect not recorded");
+            }
+            Ok(Some(value))
         }
         Err(error) => {
-            // Give the claim back so Lambda's retry can send the message.
-            if let Err(release) = deps.ledger.release(&key).await {
-                warn!(execution_id = %detail.execution_id, error = %shared::error::ErrorChain(&release), "claim not released; the retry waits for its lease to end");
+            // Give the claim back so Lambda's retry can produce it.
+            if let Err(release) = deps.ledger.release(key).await {
+                warn!(key, error = %shared::error::ErrorChain(&release), "claim not released; the retry waits for its lease to end");
             }
             Err(error.into())
         }
     }
+}
+
+/// The merged pull request the deployed commit came from, if any.
+async fn merged_pull_request<N, L, P, C, G, R, M>(
+    deps: &Deps<N, L, P, C, G, R, M>,
+    report: &Report,
+) -> Result<Option<shared::ports::MergedPullRequest>, UpstreamError>
+where
+    G: MergedPullRequests,
+{
+    let Some(source) = &report.source else {
+        return Ok(None);
+    };
+    let Some(repository) = &source.repository else {
+        return Ok(None);
+    };
+    deps.merges.merged_as(repository, &source.commit_id).await
+}
+
+/// The comment's token: one comment per pull request, execution, attempt and end.
+fn comment_token(report: &Report) -> String {
+    format!(
+        "delivery-{}-{}-{}",
+        report.end.execution_id,
+        report.end.attempt,
+        report.ending.as_str().to_ascii_lowercase()
+    )
+}
+
+/// Moves the environment's restore clock and writes the deploy's metric line; returns the
+/// metrics' names.
+async fn measure<N, L, P, C, G, R, M>(
+    deps: &Deps<N, L, P, C, G, R, M>,
+    report: &Report,
+) -> Result<Vec<String>, UpstreamError>
+where
+    R: RestoreClock,
+    M: Metrics,
+{
+    let service = dora::service(report);
+    let restored = if report.is_failed_deploy() {
+        deps.restores.deploy_failed(&service, report.end.at).await?;
+        None
+    } else {
+        deps.restores
+            .deployed(&service, &report.end.execution_id, report.end.at)
+            .await?
+    };
+    let Some(document) = dora::document(report, restored) else {
+        return Ok(Vec::new());
+    };
+    deps.metrics.emit(&document);
+    Ok(document.metrics.iter().map(|m| m.name.clone()).collect())
 }
 
 fn ignored(detail: &ExecutionStateChange, reason: IgnoreReason) -> Outcome {
@@ -363,7 +440,7 @@ fn ignored(detail: &ExecutionStateChange, reason: IgnoreReason) -> Outcome {
         execution_id = %detail.execution_id,
         state = %detail.state,
         reason = %reason,
-        "delivery not notified"
+        "nothing to tell"
     );
     Outcome::Ignored { reason }
 }

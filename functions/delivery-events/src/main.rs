@@ -3,8 +3,9 @@ use std::time::Duration;
 use delivery_events::config::Config;
 use delivery_events::handler::{self, Deps};
 use lambda_runtime::{LambdaEvent, service_fn};
-use shared::aws::{DynamoLedger, SnsTopic, load_sdk_config};
+use shared::aws::{CodeCommit, CodePipeline, DynamoLedger, SnsTopic, load_sdk_config};
 use shared::events::{MAX_EVENT_BYTES, RawValue, payload};
+use shared::runtime::StdoutMetrics;
 use shared::runtime::{log_failure, report_init_error};
 
 /// EventBridge and Lambda give up on an event within a day; keep records a week.
@@ -21,16 +22,22 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Ok(sdk) => sdk,
         Err(error) => return Err(report_init_error(error.into()).await),
     };
-    let deps = Deps::new(
-        SnsTopic::new(aws_sdk_sns::Client::new(&sdk), config.topic_arn.clone()),
-        DynamoLedger::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            config.ledger_table.clone(),
-            config.ledger_lease,
-            LEDGER_RETENTION,
-        ),
-        config,
+    let ledger = DynamoLedger::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        config.ledger.table.clone(),
+        config.ledger.lease,
+        LEDGER_RETENTION,
     );
+    let deps = Deps {
+        notifier: SnsTopic::new(aws_sdk_sns::Client::new(&sdk), config.topic_arn.clone()),
+        ledger: ledger.clone(),
+        pipelines: CodePipeline::new(aws_sdk_codepipeline::Client::new(&sdk)),
+        pull_requests: CodeCommit::new(aws_sdk_codecommit::Client::new(&sdk)),
+        merges: ledger.clone(),
+        restores: ledger,
+        metrics: StdoutMetrics,
+        config,
+    };
     let deps = &deps;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<Box<RawValue>>| async move {

@@ -38,6 +38,9 @@ pub struct Config {
     /// The report groups whose test reports the result comment shows (none: every report a
     /// build files).
     pub report_groups: Vec<String>,
+    /// The ledger table merged pull requests are recorded in, for delivery-events (unset: they
+    /// are not recorded, and deploys are not told on pull requests).
+    pub merge_ledger: Option<String>,
 }
 
 impl Config {
@@ -116,6 +119,7 @@ impl Config {
             history_depth,
             sweep_window: SweepWindow::from_settings(&settings)?,
             report_groups: shared::reports::groups_from_settings(&settings)?,
+            merge_ledger: settings.optional(shared::config::LEDGER_TABLE_VARIABLE),
         })
     }
 

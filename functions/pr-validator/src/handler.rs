@@ -22,34 +22,50 @@ use shared::events::codebuild::{self, BUILD_STATE_CHANGE, BuildStateChange};
 use shared::events::codecommit::{self, PULL_REQUEST_STATE_CHANGE, PullRequestStateChange};
 use shared::events::schedule::{self, SCHEDULED_EVENT, Scheduled};
 use shared::ports::{
-    BuildApi, BuildRecord, PostedComment, PullRequest, PullRequestApi, PullRequestComment,
-    TestReports,
+    BuildApi, BuildRecord, MergedPullRequests, PostedComment, PullRequest, PullRequestApi,
+    PullRequestComment, TestReports,
 };
 use shared::{FunctionError, InvalidEvent};
 use tracing::{info, warn};
 
 use crate::build::{self, Finished, Interest, Verdict};
 use crate::config::Config;
+use crate::merge::{self, NotRecorded};
 use crate::message::{self, CommentKind};
 use crate::pull_request::{self, BuildChoice, Decision};
 
 /// The ports and settings events are handled with, built once per cold start.
 #[derive(Debug)]
-pub struct Deps<P, B, R> {
+pub struct Deps<P, B, R, G = NotRecorded> {
     pull_requests: P,
     builds: B,
     reports: R,
+    merges: Option<G>,
     config: Config,
 }
 
 impl<P: PullRequestApi, B: BuildApi, R: TestReports> Deps<P, B, R> {
-    /// Dependencies over the given ports and settings.
+    /// Dependencies over the given ports and settings; merges are not recorded.
     pub fn new(pull_requests: P, builds: B, reports: R, config: Config) -> Self {
         Self {
             pull_requests,
             builds,
             reports,
+            merges: None,
             config,
+        }
+    }
+}
+
+impl<P: PullRequestApi, B: BuildApi, R: TestReports, G: MergedPullRequests> Deps<P, B, R, G> {
+    /// The same dependencies, recording merges in `merges` (none: not recorded).
+    pub fn recording_merges<M: MergedPullRequests>(self, merges: Option<M>) -> Deps<P, B, R, M> {
+        Deps {
+            pull_requests: self.pull_requests,
+            builds: self.builds,
+            reports: self.reports,
+            merges,
+            config: self.config,
         }
     }
 }
@@ -123,6 +139,14 @@ pub enum Outcome {
     Ignored {
         /// Why.
         reason: IgnoreReason,
+    },
+    /// A merged pull request was recorded under the commit its merge made.
+    #[serde(rename_all = "camelCase")]
+    MergeRecorded {
+        /// The pull request.
+        pull_request_id: String,
+        /// The commit its merge made.
+        merge_commit: String,
     },
     /// A sweep looked at the validation builds that ended in its window.
     #[serde(rename_all = "camelCase")]
@@ -235,11 +259,18 @@ pub fn parse(payload: Value) -> Result<Incoming, InvalidEvent> {
 }
 
 /// Handles one event end to end.
-pub async fn handle<P: PullRequestApi, B: BuildApi, R: TestReports>(
-    deps: &Deps<P, B, R>,
+pub async fn handle<P: PullRequestApi, B: BuildApi, R: TestReports, G: MergedPullRequests>(
+    deps: &Deps<P, B, R, G>,
     payload: Value,
 ) -> Result<Outcome, FunctionError> {
     match parse(payload)? {
+        Incoming::PullRequest(event) if merge::is_merge(&event) => match &deps.merges {
+            Some(merges) => merge::record(&deps.pull_requests, merges, &deps.config, &event).await,
+            None => Ok(ignored_pull_request(
+                &event.detail.pull_request_id,
+                IgnoreReason::Merged,
+            )),
+        },
         Incoming::PullRequest(event) => handle_pull_request(deps, &event).await,
         Incoming::Build(event) => handle_build(deps, &event, None).await,
         Incoming::Sweep(event) => sweep(deps, &event).await,
@@ -249,8 +280,8 @@ pub async fn handle<P: PullRequestApi, B: BuildApi, R: TestReports>(
 /// Reports the validation builds that ended in the sweep's window and have no report comment
 /// on their pull request yet. Every build is attempted; a failure fails the invocation
 /// afterwards (the next sweep tries again).
-async fn sweep<P: PullRequestApi, B: BuildApi, R: TestReports>(
-    deps: &Deps<P, B, R>,
+async fn sweep<P: PullRequestApi, B: BuildApi, R: TestReports, G>(
+    deps: &Deps<P, B, R, G>,
     event: &EventBridgeEvent<Scheduled>,
 ) -> Result<Outcome, FunctionError> {
     let at = schedule::scheduled_at(event)?;
@@ -316,8 +347,8 @@ async fn sweep<P: PullRequestApi, B: BuildApi, R: TestReports>(
     Ok(Outcome::Swept { checked, reported })
 }
 
-async fn handle_pull_request<P: PullRequestApi, B: BuildApi, R: TestReports>(
-    deps: &Deps<P, B, R>,
+async fn handle_pull_request<P: PullRequestApi, B: BuildApi, R: TestReports, G>(
+    deps: &Deps<P, B, R, G>,
     event: &EventBridgeEvent<PullRequestStateChange>,
 ) -> Result<Outcome, FunctionError> {
     let candidate = match pull_request::decide(event, &deps.config)? {
@@ -403,8 +434,8 @@ async fn handle_pull_request<P: PullRequestApi, B: BuildApi, R: TestReports>(
     })
 }
 
-async fn handle_build<P: PullRequestApi, B: BuildApi, R: TestReports>(
-    deps: &Deps<P, B, R>,
+async fn handle_build<P: PullRequestApi, B: BuildApi, R: TestReports, G>(
+    deps: &Deps<P, B, R, G>,
     event: &EventBridgeEvent<BuildStateChange>,
     known: Option<&BuildRecord>,
 ) -> Result<Outcome, FunctionError> {
@@ -495,8 +526,8 @@ async fn handle_build<P: PullRequestApi, B: BuildApi, R: TestReports>(
 }
 
 /// Posts a general comment on the pull request's current comparison, once per build and kind.
-async fn comment<P: PullRequestApi, B: BuildApi, R: TestReports>(
-    deps: &Deps<P, B, R>,
+async fn comment<P: PullRequestApi, B: BuildApi, R: TestReports, G>(
+    deps: &Deps<P, B, R, G>,
     current: &PullRequest,
     kind: CommentKind,
     build_id: &str,

@@ -12,6 +12,9 @@
 //!   revision on success or revokes the approval otherwise, unless the pull request has moved
 //!   on to a newer commit (then the result is marked superseded and no approval changes).
 //!
+//! A merge is recorded under the commit it made (see [`merge`]), so that delivery-events can tell
+//! the pull request when that commit is deployed.
+//!
 //! The build carries the pull request in its environment (`PULL_REQUEST_*` variables), so the
 //! build event says which pull request and commit it was for without a lookup table, and
 //! every effect is idempotent (CodeBuild's and CodeCommit's request tokens), so a redelivered
@@ -20,5 +23,6 @@
 pub mod build;
 pub mod config;
 pub mod handler;
+pub mod merge;
 pub mod message;
 pub mod pull_request;

@@ -121,6 +121,11 @@ impl PullRequestApi for CodeCommit {
             merged: target
                 .merge_metadata()
                 .is_some_and(|merge| merge.is_merged()),
+            merge_commit: target
+                .merge_metadata()
+                .and_then(|merge| merge.merge_commit_id())
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned),
             revision_id: text(pull_request.revision_id(), "revisionId")?,
             author_arn: pull_request.author_arn().map(str::to_owned),
             repository: text(target.repository_name(), "repositoryName")?,

@@ -2,15 +2,15 @@ use aws_sdk_codepipeline::Client;
 use aws_sdk_codepipeline::operation::put_job_failure_result::PutJobFailureResultError;
 use aws_sdk_codepipeline::operation::put_job_success_result::PutJobSuccessResultError;
 use aws_sdk_codepipeline::types::{
-    ActionCategory, ExecutionDetails, FailureDetails, FailureType, SourceRevisionOverride,
-    SourceRevisionType,
+    ActionCategory, ActionExecutionDetail, ActionExecutionFilter, ExecutionDetails, FailureDetails,
+    FailureType, SourceRevisionOverride, SourceRevisionType,
 };
 
 use super::upstream;
 use crate::error::UpstreamError;
 use crate::ports::{
-    FailureKind, JobFailure, JobResults, JobSuccess, PipelineApi, Reported, SourceAction,
-    StartExecution, StartedExecution,
+    ActionRun, FailureKind, JobFailure, JobResults, JobSuccess, PipelineApi, Reported,
+    SourceAction, StartExecution, StartedExecution,
 };
 
 const SERVICE: &str = "CodePipeline";
@@ -103,6 +103,82 @@ impl PipelineApi for CodePipeline {
             .collect();
         Ok(actions)
     }
+
+    async fn action_runs(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+    ) -> Result<Vec<ActionRun>, UpstreamError> {
+        let filter = ActionExecutionFilter::builder()
+            .pipeline_execution_id(execution_id)
+            .build();
+        let mut runs = Vec::new();
+        let mut next_token = None;
+        for _ in 0..MAX_ACTION_RUN_PAGES {
+            let page = self
+                .client
+                .list_action_executions()
+                .pipeline_name(pipeline)
+                .filter(filter.clone())
+                .max_results(100)
+                .set_next_token(next_token)
+                .send()
+                .await
+                .map_err(|error| upstream(SERVICE, "ListActionExecutions", error))?;
+            runs.extend(page.action_execution_details().iter().map(action_run));
+            next_token = page.next_token().map(str::to_owned);
+            if next_token.is_none() {
+                break;
+            }
+        }
+        Ok(runs)
+    }
+}
+
+/// How many pages (100 runs each) of one execution's action runs are read: an execution runs
+/// a few dozen actions at most, even with retried stages.
+const MAX_ACTION_RUN_PAGES: usize = 5;
+
+fn time(value: Option<&aws_smithy_types::DateTime>) -> Option<chrono::DateTime<chrono::Utc>> {
+    value.and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+}
+
+fn action_run(detail: &ActionExecutionDetail) -> ActionRun {
+    let input = detail.input();
+    let kind = input.and_then(|i| i.action_type_id());
+    let result = detail.output().and_then(|o| o.execution_result());
+    let error = result.and_then(|r| r.error_details());
+    let owned = |value: Option<&str>| value.map(str::to_owned);
+    ActionRun {
+        stage: detail.stage_name().unwrap_or_default().to_owned(),
+        action: detail.action_name().unwrap_or_default().to_owned(),
+        category: kind
+            .map(|k| k.category().as_str().to_owned())
+            .unwrap_or_default(),
+        provider: kind.map(|k| k.provider().to_owned()).unwrap_or_default(),
+        status: detail
+            .status()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+        started_at: time(detail.start_time()),
+        updated_at: time(detail.last_update_time()),
+        updated_by: owned(detail.updated_by()),
+        summary: owned(result.and_then(|r| r.external_execution_summary())),
+        url: owned(result.and_then(|r| r.external_execution_url())),
+        external_id: owned(result.and_then(|r| r.external_execution_id())),
+        error_code: owned(error.and_then(|e| e.code())),
+        error_message: owned(error.and_then(|e| e.message())),
+        log_stream_arn: owned(result.and_then(|r| r.log_stream_arn())),
+        configuration: input
+            .and_then(|i| i.configuration())
+            .map(|c| c.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+        output_variables: detail
+            .output()
+            .and_then(|o| o.output_variables())
+            .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+    }
 }
 
 /// CodePipeline caps the summary of a job result at this many characters.
@@ -188,9 +264,114 @@ mod tests {
     use aws_sdk_codepipeline::operation::put_job_success_result::PutJobSuccessResultOutput;
     use aws_sdk_codepipeline::operation::start_pipeline_execution::StartPipelineExecutionOutput;
     use aws_sdk_codepipeline::types::error::{InvalidJobStateException, JobNotFoundException};
-    use aws_smithy_mocks::{mock, mock_client};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
     use super::*;
+
+    #[tokio::test]
+    async fn an_executions_action_runs_are_read_page_by_page() {
+        use aws_sdk_codepipeline::operation::list_action_executions::ListActionExecutionsOutput;
+        use aws_sdk_codepipeline::types::{
+            ActionExecutionDetail, ActionExecutionInput, ActionExecutionOutput,
+            ActionExecutionResult, ActionExecutionStatus, ActionOwner, ActionTypeId, ErrorDetails,
+        };
+        let deploy = ActionExecutionDetail::builder()
+            .pipeline_execution_id("e-1")
+            .stage_name("Deploy")
+            .action_name("EksDeploy")
+            .status(ActionExecutionStatus::Failed)
+            .start_time(aws_smithy_types::DateTime::from_secs(1_795_000_000))
+            .last_update_time(aws_smithy_types::DateTime::from_secs(1_795_000_090))
+            .input(
+                ActionExecutionInput::builder()
+                    .action_type_id(
+                        ActionTypeId::builder()
+                            .category(ActionCategory::Invoke)
+                            .owner(ActionOwner::Aws)
+                            .provider("Lambda")
+                            .version("1")
+                            .build()
+                            .unwrap(),
+                    )
+                    .configuration("FunctionName", "eks-deploy")
+                    .build(),
+            )
+            .output(
+                ActionExecutionOutput::builder()
+                    .execution_result(
+                        ActionExecutionResult::builder()
+                            .external_execution_summary("rollout failed")
+                            .error_details(
+                                ErrorDetails::builder()
+                                    .code("JobFailed")
+                                    .message("rollout failed. Rolled back to shop:v1.")
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .output_variables("IMAGE", "shop:v2")
+                    .build(),
+            )
+            .build();
+        let first = mock!(Client::list_action_executions)
+            .match_requests(|request| {
+                request.pipeline_name() == Some("shop-main")
+                    && request.filter().and_then(|f| f.pipeline_execution_id()) == Some("e-1")
+                    && request.next_token().is_none()
+            })
+            .then_output(move || {
+                ListActionExecutionsOutput::builder()
+                    .action_execution_details(deploy.clone())
+                    .next_token("page-2")
+                    .build()
+            });
+        let second = mock!(Client::list_action_executions)
+            .match_requests(|request| request.next_token() == Some("page-2"))
+            .then_output(|| {
+                ListActionExecutionsOutput::builder()
+                    .action_execution_details(
+                        ActionExecutionDetail::builder()
+                            .stage_name("Source")
+                            .action_name("Source")
+                            .build(),
+                    )
+                    .build()
+            });
+        let client = mock_client!(
+            aws_sdk_codepipeline,
+            RuleMode::Sequential,
+            [&first, &second]
+        );
+        let runs = CodePipeline::new(client)
+            .action_runs("shop-main", "e-1")
+            .await
+            .unwrap();
+        assert_eq!(runs.len(), 2);
+        let deploy = &runs[0];
+        assert_eq!(
+            (
+                deploy.stage.as_str(),
+                deploy.action.as_str(),
+                deploy.category.as_str()
+            ),
+            ("Deploy", "EksDeploy", "Invoke")
+        );
+        assert_eq!(deploy.status, "Failed");
+        assert_eq!(deploy.provider, "Lambda");
+        assert_eq!(deploy.error_code.as_deref(), Some("JobFailed"));
+        assert_eq!(
+            deploy.error_message.as_deref(),
+            Some("rollout failed. Rolled back to shop:v1.")
+        );
+        assert_eq!(deploy.output_variables["IMAGE"], "shop:v2");
+        assert_eq!(deploy.configuration["FunctionName"], "eks-deploy");
+        assert_eq!(
+            deploy.updated_at.map(|t| t.timestamp()),
+            Some(1_795_000_090)
+        );
+        assert_eq!(runs[1].stage, "Source");
+        assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+    }
 
     #[tokio::test]
     async fn an_execution_is_started_on_the_commit_with_the_token() {

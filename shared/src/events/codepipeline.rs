@@ -71,9 +71,11 @@ pub const STAGE_EXECUTION_STATE_CHANGE: &str = "CodePipeline Stage Execution Sta
 pub const ACTION_EXECUTION_STATE_CHANGE: &str = "CodePipeline Action Execution State Change";
 
 /// The `detail` of the three CodePipeline execution state change events ("Monitoring
-/// CodePipeline events" in the user guide). `stage` is set on stage and action events, `action`,
-/// `type` and `execution-result` on action events only. Other members (`version`,
-/// `execution-trigger`, `input-artifacts`, ...) are not read.
+/// CodePipeline events" in the user guide; aws-lambda-rust-runtime's
+/// `example-codepipeline-*.json` fixtures). `stage` is set on stage and action events (though
+/// the public stage fixture lacks it), `action`, `type` and `execution-result` on action events
+/// only. `version` (the pipeline's, a number in some examples and a string in others) and the
+/// other members (`execution-trigger`, `input-artifacts`, `region`…) are not read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct ExecutionStateChange {
@@ -96,6 +98,28 @@ pub struct ExecutionStateChange {
     /// What the action reported when it finished (action events).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution_result: Option<ExecutionResult>,
+    /// Which attempt of the execution this is: 1 at first, one more after each retry of a failed
+    /// stage (`1.0` in the emitted events, `1` in processed ones; absent in older ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_execution_attempt: Option<serde_json::Number>,
+    /// What started the execution (execution events): `StartPipelineExecution`, a webhook, or
+    /// a rollback to an earlier execution's revisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_trigger: Option<ExecutionTrigger>,
+}
+
+/// What started an execution: `{"trigger-type": "StartPipelineExecution", "trigger-detail":
+/// "arn:aws:sts::…"}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ExecutionTrigger {
+    /// `StartPipelineExecution`, `Webhook`, `CloudWatchEvent`, `AutomatedRollback`,
+    /// `ManualRollback`… (the API's `TriggerType`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_type: Option<String>,
+    /// Who or what: a caller's ARN, a webhook's…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_detail: Option<String>,
 }
 
 /// An action's type: `{"owner": "AWS", "category": "Approval", "provider": "Manual", ...}`.
@@ -124,6 +148,31 @@ pub struct ExecutionResult {
 }
 
 impl ExecutionStateChange {
+    /// The execution's attempt: 1 unless the event says a later one.
+    pub fn attempt(&self) -> u32 {
+        // A whole number (`2` or `2.0`) within u32: anything else is not an attempt count.
+        let whole = self.pipeline_execution_attempt.as_ref().and_then(|n| {
+            n.as_u64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 1.0 && *f <= f64::from(u32::MAX))
+                    .map(|f| f as u64)
+            })
+        });
+        whole
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n >= 1)
+            .unwrap_or(1)
+    }
+
+    /// Whether the execution is CodePipeline's rollback to an earlier execution's revisions
+    /// (a stage's automatic rollback on failure, or one asked for by hand).
+    pub fn is_rollback(&self) -> bool {
+        self.execution_trigger
+            .as_ref()
+            .and_then(|t| t.trigger_type.as_deref())
+            .is_some_and(|t| t == "AutomatedRollback" || t == "ManualRollback")
+    }
+
     /// Whether this is an action event of a manual approval.
     pub fn is_approval(&self) -> bool {
         self.action_type

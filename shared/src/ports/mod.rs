@@ -9,11 +9,14 @@ mod builds;
 mod cluster;
 mod jobs;
 mod ledger;
+mod merges;
+mod metrics;
 mod notifier;
 mod pipeline;
 mod pull_requests;
 mod reports;
 mod repository;
+mod restores;
 
 #[cfg(any(test, feature = "mocks"))]
 pub use approval::MockApprovalApi;
@@ -32,13 +35,19 @@ pub use jobs::{FailureKind, JobFailure, JobResults, JobSuccess, Reported};
 pub use ledger::MockLedger;
 pub use ledger::{Claim, Ledger};
 #[cfg(any(test, feature = "mocks"))]
+pub use merges::MockMergedPullRequests;
+pub use merges::{MergedPullRequest, MergedPullRequests};
+pub use metrics::Metrics;
+#[cfg(any(test, feature = "mocks"))]
+pub use metrics::MockMetrics;
+#[cfg(any(test, feature = "mocks"))]
 pub use notifier::MockNotifier;
 pub use notifier::{MAX_SUBJECT_CHARS, Notification, Notifier};
 
 pub use builds::{StartBuild, StartedBuild};
 #[cfg(any(test, feature = "mocks"))]
 pub use pipeline::MockPipelineApi;
-pub use pipeline::{PipelineApi, SourceAction, StartExecution, StartedExecution};
+pub use pipeline::{ActionRun, PipelineApi, SourceAction, StartExecution, StartedExecution};
 #[cfg(any(test, feature = "mocks"))]
 pub use pull_requests::MockPullRequestApi;
 pub use pull_requests::{
@@ -51,6 +60,9 @@ pub use reports::{TestReports, build_tests};
 #[cfg(any(test, feature = "mocks"))]
 pub use repository::MockRepositoryApi;
 pub use repository::{Commit, RepositoryApi};
+#[cfg(any(test, feature = "mocks"))]
+pub use restores::MockRestoreClock;
+pub use restores::RestoreClock;
 
 /// A mock's answer as the boxed future its method returns:
 /// `mock.expect_commit().returning(|_, _| reply(Ok(commit)))`.

@@ -1,4 +1,7 @@
+use std::collections::BTreeMap;
 use std::future::Future;
+
+use chrono::{DateTime, Utc};
 
 use crate::error::UpstreamError;
 
@@ -18,6 +21,51 @@ pub trait PipelineApi: Send + Sync {
         pipeline: &str,
         repository: &str,
     ) -> impl Future<Output = Result<Vec<SourceAction>, UpstreamError>> + Send;
+
+    /// Every action run of execution `execution_id` of `pipeline` (ListActionExecutions), newest
+    /// first: what each action reported, when, and who decided an approval.
+    fn action_runs(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+    ) -> impl Future<Output = Result<Vec<ActionRun>, UpstreamError>> + Send;
+}
+
+/// One action's run in a pipeline execution, as ListActionExecutions tells it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActionRun {
+    /// The stage.
+    pub stage: String,
+    /// The action.
+    pub action: String,
+    /// Its category: `Source`, `Build`, `Test`, `Approval`, `Deploy`, `Invoke`.
+    pub category: String,
+    /// Its provider: `CodeCommit`, `CodeBuild`, `Manual`, `Lambda`…
+    pub provider: String,
+    /// `InProgress`, `Succeeded`, `Failed`, `Abandoned`.
+    pub status: String,
+    /// When it started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it last changed (for a finished run: when it ended).
+    pub updated_at: Option<DateTime<Utc>>,
+    /// Who last changed it (the ARN of the identity that decided an approval).
+    pub updated_by: Option<String>,
+    /// What it reported (a failure's text, an approval's summary, a commit's message).
+    pub summary: Option<String>,
+    /// Its link (a build's page, a commit's page).
+    pub url: Option<String>,
+    /// Its id outside CodePipeline (a commit id, a build id, a job's id).
+    pub external_id: Option<String>,
+    /// The error code of a failed run.
+    pub error_code: Option<String>,
+    /// The error message of a failed run.
+    pub error_message: Option<String>,
+    /// Its log stream, when CodePipeline ran it on its own compute.
+    pub log_stream_arn: Option<String>,
+    /// Its configuration as declared (`RepositoryName`, `FunctionName`…).
+    pub configuration: BTreeMap<String, String>,
+    /// The output variables it set.
+    pub output_variables: BTreeMap<String, String>,
 }
 
 /// A pipeline execution to start on one commit.

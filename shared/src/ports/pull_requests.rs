@@ -46,6 +46,8 @@ pub struct PullRequest {
     pub open: bool,
     /// Whether it was merged.
     pub merged: bool,
+    /// The commit its merge made on the destination branch (`mergeMetadata.mergeCommitId`).
+    pub merge_commit: Option<String>,
     /// Its current revision: approvals are given on it.
     pub revision_id: String,
     /// Who opened it.

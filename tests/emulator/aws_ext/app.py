@@ -157,6 +157,7 @@ class EmulatorApp:
             "/reset": {"POST": self._reset},
             "/codepipeline/complete-action": {"POST": self._complete_action},
             "/codepipeline/jobs": {"GET": self._codepipeline_jobs},
+            "/codepipeline/events": {"GET": self._codepipeline_events},
             "/codebuild/complete": {"POST": self._codebuild_complete},
             "/codebuild/advance": {"POST": self._codebuild_advance},
             "/codebuild/event": {"GET": self._codebuild_event},
@@ -373,6 +374,12 @@ class EmulatorApp:
         except ValueError as exc:
             raise AdminError(400, str(exc)) from None
         return {"jobs": jobs}
+
+    def _codepipeline_events(self, body: dict[str, Any]) -> dict[str, Any]:
+        after = _field(body, "after", str, required=False) or "0"
+        if not after.isdigit():
+            raise AdminError(400, "after must be a sequence number")
+        return self.codepipeline.events.list(_field(body, "pipeline", str, required=False), int(after))
 
     def _codebuild_complete(self, body: dict[str, Any]) -> dict[str, Any]:
         duration = _field(body, "durationSeconds", (int, float), required=False)

@@ -260,7 +260,9 @@ class ManualApprovals:
         approval.approved_at = _now()
         approval.decided_by = ctx.caller_arn()
         if decision == "Approved":
-            self._codepipeline.complete_action(approval.execution_id, stage_name, action_name, "Succeeded", summary=summary)
+            self._codepipeline.complete_action(
+                approval.execution_id, stage_name, action_name, "Succeeded", summary=summary, updated_by=approval.decided_by
+            )
         else:
             self._codepipeline.complete_action(
                 approval.execution_id,
@@ -270,5 +272,6 @@ class ManualApprovals:
                 summary=summary,
                 error=summary or "Rejected",
                 error_code="JobFailed",
+                updated_by=approval.decided_by,
             )
         return {"approvedAt": approval.approved_at}

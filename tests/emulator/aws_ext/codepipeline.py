@@ -57,6 +57,7 @@ from moto.codepipeline.models import CodePipeline, codepipeline_backends
 from .codecommit import CodeCommitExtension
 from .context import RequestContext
 from .model import ApiError
+from .pipeline_events import PipelineEvents
 
 ACTIVE = ("InProgress", "Stopping")
 # Which sourceRevisions revisionType each source provider accepts.
@@ -123,6 +124,8 @@ class ActionRun:
     # externalExecutionId, which PutApprovalResult takes as its token (GetPipelineState shows none).
     request_id: str | None = None
     output_variables: dict[str, str] = field(default_factory=dict)
+    # Who decided a manual approval (ListActionExecutions' updatedBy).
+    updated_by: str | None = None
     revision: SourceRevision | None = None
     start_time: datetime.datetime = field(default_factory=_now)
 
@@ -210,6 +213,8 @@ class CodePipelineExtension:
         self._pipelines: weakref.WeakKeyDictionary[CodePipeline, PipelineState] = weakref.WeakKeyDictionary()
         self.on_action_started: dict[tuple[str, str], ActionHook] = {}
         self.source_resolvers: dict[str, SourceResolver] = {"CodeCommit": self._codecommit_source}
+        # The EventBridge events of every state change (pipeline_events.py).
+        self.events = PipelineEvents(lock)
 
     def operations(self) -> dict[str, Callable[[RequestContext, dict[str, Any]], dict[str, Any]]]:
         return {
@@ -224,6 +229,7 @@ class CodePipelineExtension:
     def reset(self) -> None:
         with self._lock:
             self._pipelines.clear()
+            self.events.reset()
 
     # --- lookups -----------------------------------------------------------------------
 
@@ -425,12 +431,19 @@ class CodePipelineExtension:
     # --- the engine --------------------------------------------------------------------
 
     def _advance(self, execution: Execution) -> None:
-        """Move an execution forward as far as it can go without outside help.
+        """Move an execution forward as far as it can go without outside help, then record the
+        state change events of what changed.
 
         Safe to re-enter (hooks may complete actions synchronously): every
         step re-reads the current state, so a nested call leaves nothing for
         the outer one to repeat.
         """
+        try:
+            self._advance_steps(execution)
+        finally:
+            self.events.observe(execution)
+
+    def _advance_steps(self, execution: Execution) -> None:
         while execution.status in ACTIVE:
             if not execution.stages:
                 execution.stages.append(StageRun(execution.definition["stages"][0]))
@@ -555,6 +568,7 @@ class CodePipelineExtension:
         output_variables: dict[str, str] | None = None,
         error: str | None = None,
         error_code: str = "JobFailed",
+        updated_by: str | None = None,
     ) -> Execution:
         """Finish an InProgress action and advance its execution.
 
@@ -572,6 +586,7 @@ class CodePipelineExtension:
                 current = run.status if run else "not started"
                 raise ActionNotInProgress(f"action {stage}/{action} of execution {execution_id} is {current}")
             self._set_result(run, status, summary, error, error_code)
+            run.updated_by = updated_by
             if status == "Succeeded":
                 self._record_outputs(execution, run, output_variables or {})
             execution.last_update_time = _now()
@@ -718,6 +733,7 @@ class CodePipelineExtension:
             "actionName": run.name,
             "startTime": run.start_time,
             "lastUpdateTime": run.last_status_change,
+            "updatedBy": run.updated_by,
             "status": run.status,
             "input": {
                 "actionTypeId": run.declaration["actionTypeId"],

@@ -6,13 +6,73 @@ use super::Names;
 use crate::timeline::Timeline;
 use crate::{Emulators, Function, fixtures};
 
+/// The pull request once its build passed: ready to merge.
+pub(super) struct Reviewed {
+    author: aws_config::SdkConfig,
+    repository: String,
+    id: String,
+    head: String,
+    validator: Function,
+}
+
+impl Reviewed {
+    /// The author merges it (fast-forward); CodeCommit tells pr-validator, which records the
+    /// merge commit. Returns the commit now at `main`'s tip.
+    pub(super) async fn merge(
+        &self,
+        emulators: &Emulators,
+        timeline: &mut Timeline,
+    ) -> Option<String> {
+        let merged = aws_sdk_codecommit::Client::new(&self.author)
+            .merge_pull_request_by_fast_forward()
+            .pull_request_id(&self.id)
+            .repository_name(&self.repository)
+            .source_commit_id(&self.head)
+            .send()
+            .await;
+        timeline.step(
+            "developer",
+            &format!(
+                "merges pull request {} into main ({})",
+                self.id,
+                &self.head[..7]
+            ),
+        );
+        if let Err(error) = merged {
+            timeline.expect(false, &format!("the pull request merges: {error:?}"));
+            return None;
+        }
+        let url = format!(
+            "{}/codecommit/pull-request-event?pullRequestId={}&event=pullRequestMergeStatusUpdated",
+            emulators.admin, self.id
+        );
+        let (_, event) = crate::http::json("GET", &url, None).await;
+        let recorded = match self.validator.invoke(&event).await {
+            crate::runtime_api::InvocationResult::Response(value) => value,
+            other => serde_json::json!({"failed": format!("{other:?}")}),
+        };
+        timeline.step("pr-validator", &recorded.to_string());
+        timeline.expect(
+            recorded["outcome"] == "mergeRecorded" && recorded["mergeCommit"] == self.head.as_str(),
+            "pr-validator recorded the merge commit for delivery-events",
+        );
+        Some(self.head.clone())
+    }
+
+    /// Every comment on the pull request, oldest first.
+    pub(super) async fn comments(&self) -> Vec<String> {
+        crate::scenarios::pull_requests::comments(&self.author, &self.id).await
+    }
+}
+
 pub(super) async fn tell(
     emulators: &Emulators,
     sdk: &aws_config::SdkConfig,
     names: &Names,
     main: &str,
+    ledger: &str,
     timeline: &mut Timeline,
-) {
+) -> Option<Reviewed> {
     let project = names.pull_request_project.as_str();
     let repository = names.repository.as_str();
     timeline.chapter("A developer opens a pull request");
@@ -41,6 +101,7 @@ pub(super) async fn tell(
         ("PR_REPOSITORIES".to_owned(), repository.to_owned()),
         ("PR_DESTINATIONS".to_owned(), "main".to_owned()),
         ("REPORT_GROUPS".to_owned(), format!("{project}-tests")),
+        ("LEDGER_TABLE".to_owned(), ledger.to_owned()),
     ]);
     let validator = Function::start("pr-validator", &env).await;
     let id =
@@ -134,6 +195,13 @@ pub(super) async fn tell(
     let states = approvals(&author, &id).await;
     timeline.step("CodeCommit", &format!("approval states: {states:?}"));
     timeline.expect(states == ["APPROVE"], "the passing revision is approved");
+    Some(Reviewed {
+        author,
+        repository: repository.to_owned(),
+        id,
+        head: third,
+        validator,
+    })
 }
 
 /// Gives pr-validator the pull-request event CodeCommit emits now; returns the build started.

@@ -68,6 +68,7 @@ fn pull_request(head: &str, revision: &str) -> PullRequest {
         title: "Add the cart".into(),
         open: true,
         merged: false,
+        merge_commit: None,
         revision_id: revision.into(),
         author_arn: Some("arn:aws:iam::123456789012:user/mary".into()),
         repository: "shop".into(),

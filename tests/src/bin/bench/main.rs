@@ -26,13 +26,14 @@ use measure::{ColdStarts, Subject, WarmRun, cold_starts, warm_run};
 use workloads::Workload;
 
 /// Every function, in the order they are measured.
-pub const FUNCTIONS: [&str; 6] = [
+pub const FUNCTIONS: [&str; 7] = [
     "codecommit-push",
     "codebuild-status",
     "pr-validator",
     "approval-notify",
     "approval-callback",
     "eks-deploy",
+    "delivery-events",
 ];
 
 /// Functions with a Python baseline: (function, module).
@@ -497,6 +498,11 @@ async fn main() -> ExitCode {
             let mut workload = workloads::ApprovalCallback::new(approvals);
             bench.measure(list, &mut workload).await;
         }
+    }
+    if wanted("delivery-events") {
+        let mut workload = workloads::DeliveryEvents::setup(&emulators, &sdk).await;
+        let list = subjects_of("delivery-events", with(workload.env()));
+        bench.measure(list, &mut workload).await;
     }
     let mut eks_requests = Vec::new();
     if wanted("eks-deploy") {

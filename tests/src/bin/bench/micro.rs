@@ -42,6 +42,12 @@ pub fn run(batches: usize, per_batch: usize) -> Vec<Micro> {
         _ => None,
     })
     .unwrap();
+    let delivery_config = delivery_events::config::Config::from_lookup(|name| match name {
+        "TOPIC_ARN" => Some("arn:aws:sns:us-east-1:123456789012:deliveries".to_owned()),
+        "LEDGER_TABLE" => Some("ledger".to_owned()),
+        _ => None,
+    })
+    .unwrap();
 
     for (function, file, bytes) in samples() {
         let (work, time): (&'static str, Box<dyn Fn() -> bool>) = match function.as_str() {
@@ -96,6 +102,21 @@ pub fn run(batches: usize, per_batch: usize) -> Vec<Micro> {
                 Box::new(|| {
                     let payload: Value = serde_json::from_slice(&bytes).unwrap();
                     black_box(approval_callback::handler::parse(payload)).is_ok()
+                }),
+            ),
+            "delivery-events" => (
+                "parse + classify + report (no action runs)",
+                Box::new(|| {
+                    let payload: Value = serde_json::from_slice(&bytes).unwrap();
+                    let Ok(event) = delivery_events::handler::parse(payload) else {
+                        return false;
+                    };
+                    if let Ok(end) = delivery_events::handler::classify(&event, &delivery_config) {
+                        let report = delivery_events::report::Report::build(end, &[]);
+                        black_box(report.notification());
+                        black_box(delivery_events::dora::document(&report, None));
+                    }
+                    true
                 }),
             ),
             "eks-deploy" => (

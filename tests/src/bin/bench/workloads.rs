@@ -831,3 +831,140 @@ fn chrono_now() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default()
 }
+
+// --- delivery-events -------------------------------------------------------------------------
+
+/// A pipeline Source → Build → Deploy with three ended executions (deployed, failed at the
+/// build, rolled back by the deploy), a topic and a ledger table.
+#[derive(Debug, Clone)]
+pub struct DeliveryEvents {
+    pipeline: String,
+    /// The executions: deployed, build failed, rolled back.
+    executions: [String; 3],
+    /// `TOPIC_ARN`.
+    pub topic: String,
+    /// `LEDGER_TABLE`.
+    pub table: String,
+}
+
+/// The kinds of event, in the order they repeat: (kind, execution index, state, outcome).
+const DELIVERY_EVENTS: [(&str, usize, &str, &str); 4] = [
+    ("deploy told", 0, "SUCCEEDED", "told"),
+    ("failed build told", 1, "FAILED", "told"),
+    ("rollback told", 2, "FAILED", "told"),
+    ("execution started", 0, "STARTED", "ignored"),
+];
+
+impl DeliveryEvents {
+    /// Sets the pipeline and its three executions up.
+    pub async fn setup(emulators: &Emulators, sdk: &SdkConfig) -> Self {
+        let repository = unique("shop");
+        fixtures::repository(sdk, &repository).await;
+        fixtures::commit(sdk, &repository, "main", None, "feat: one-click checkout").await;
+        let pipeline = unique("shop-main");
+        fixtures::deploy_pipeline(sdk, &pipeline, &repository, "eks-deploy", "{}").await;
+        let codepipeline = aws_sdk_codepipeline::Client::new(sdk);
+        let mut executions = Vec::new();
+        for (build, deploy) in [
+            ("Succeeded", Some(Ok(()))),
+            ("Failed", None),
+            ("Succeeded", Some(Err(()))),
+        ] {
+            let execution = codepipeline
+                .start_pipeline_execution()
+                .name(&pipeline)
+                .send()
+                .await
+                .unwrap()
+                .pipeline_execution_id
+                .unwrap();
+            fixtures::complete_action(emulators, &execution, "Build", "Build", build, json!({}))
+                .await;
+            if let Some(deployed) = deploy {
+                let jobs = fixtures::waiting_jobs(emulators, &pipeline).await;
+                let job = jobs
+                    .iter()
+                    .find(|j| j["executionId"] == execution.as_str())
+                    .and_then(|j| j["jobId"].as_str())
+                    .unwrap()
+                    .to_owned();
+                match deployed {
+                    Ok(()) => {
+                        codepipeline
+                            .put_job_success_result()
+                            .job_id(job)
+                            .output_variables(
+                                "IMAGE_DIGEST",
+                                "sha256:5b0bcabd1ed22e9fb1310cf6c2dec7cdef19f0ad69efa1f392e94a4333501270",
+                            )
+                            .send()
+                            .await
+                            .unwrap();
+                    }
+                    Err(()) => {
+                        codepipeline
+                            .put_job_failure_result()
+                            .job_id(job)
+                            .failure_details(
+                                aws_sdk_codepipeline::types::FailureDetails::builder()
+                                    .r#type(aws_sdk_codepipeline::types::FailureType::JobFailed)
+                                    .message("rollout failed: ImagePullBackOff. Rolled back to shop:v1 (rollout complete).")
+                                    .build()
+                                    .unwrap(),
+                            )
+                            .send()
+                            .await
+                            .unwrap();
+                    }
+                }
+            }
+            executions.push(execution);
+        }
+        let table = unique("ledger");
+        fixtures::ledger_table(sdk, &table).await;
+        let topic = fixtures::topic(sdk, &unique("deliveries")).await;
+        Self {
+            pipeline,
+            executions: executions.try_into().unwrap(),
+            topic,
+            table,
+        }
+    }
+
+    /// The function's settings besides the emulators.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("TOPIC_ARN".into(), self.topic.clone()),
+            ("LEDGER_TABLE".into(), self.table.clone()),
+            (
+                "PIPELINE_ENVIRONMENTS".into(),
+                json!({ self.pipeline.clone(): "production" }).to_string(),
+            ),
+        ]
+    }
+}
+
+impl Workload for DeliveryEvents {
+    async fn event(&mut self, index: usize) -> (String, Value) {
+        let (kind, execution, state, _) = DELIVERY_EVENTS[index % DELIVERY_EVENTS.len()];
+        let mut event = sample_event("delivery-events", "pipeline-succeeded.json");
+        event["id"] = json!(uuid());
+        event["resources"] = json!([format!(
+            "arn:aws:codepipeline:us-east-1:123456789012:{}",
+            self.pipeline
+        )]);
+        let detail = &mut event["detail"];
+        detail["pipeline"] = json!(self.pipeline);
+        detail["execution-id"] = json!(self.executions[execution]);
+        detail["state"] = json!(state);
+        // A new attempt of the execution each time: every end is told anew (message, restore
+        // clock, metric line) instead of being found in the ledger.
+        detail["pipeline-execution-attempt"] = json!((index + 1) as f64);
+        (kind.to_owned(), event)
+    }
+
+    fn check(&self, kind: &str, result: &InvocationResult) -> Result<(), String> {
+        let (_, _, _, wanted) = DELIVERY_EVENTS.iter().find(|(k, ..)| *k == kind).unwrap();
+        expect(result, &[wanted])
+    }
+}
