@@ -48,16 +48,6 @@ impl DeployFailure {
     /// Reads a deploy action's failure message.
     pub fn read(message: &str) -> Self {
         let message = message.trim();
-        if let Some(rest) = message.strip_prefix(CANARY_ABORTED_AT)
-            && let Some((weight, reason)) = rest.split_once("%:")
-            && let Ok(weight) = weight.trim().parse::<u8>()
-            && weight <= 100
-        {
-            return Self::CanaryAborted {
-                weight,
-                reason: reason.trim().to_owned(),
-            };
-        }
         if let Some(at) = message.find(ROLLED_BACK_TO) {
             let after = &message[at + ROLLED_BACK_TO.len()..];
             // An image reference has no spaces: it ends at the first one (or at the
@@ -76,6 +66,19 @@ impl DeployFailure {
                     .to_owned();
                 return Self::RolledBack { to, reason };
             }
+        }
+        // After the rollback check: a bake after the final rollout that an alarm aborted
+        // (`aborted at 100%: … Rolled back to X`) put the previous image back, which is what
+        // the reader must hear.
+        if let Some(rest) = message.strip_prefix(CANARY_ABORTED_AT)
+            && let Some((weight, reason)) = rest.split_once("%:")
+            && let Ok(weight) = weight.trim().parse::<u8>()
+            && weight <= 100
+        {
+            return Self::CanaryAborted {
+                weight,
+                reason: reason.trim().to_owned(),
+            };
         }
         Self::Failed
     }
@@ -137,6 +140,21 @@ mod tests {
         assert_eq!(
             DeployFailure::read("aborted at many%: x"),
             DeployFailure::Failed
+        );
+    }
+
+    #[test]
+    fn an_alarm_in_the_bake_after_the_rollout_reads_as_the_rollback_it_caused() {
+        let message = "aborted at 100%: alarm shop-5xx ALARM (Threshold Crossed) in the bake after \
+                       the rollout of shop@sha256:ab. Rolled back to shop@sha256:cd (rollout complete).";
+        assert_eq!(
+            DeployFailure::read(message),
+            DeployFailure::RolledBack {
+                to: "shop@sha256:cd".into(),
+                reason: "aborted at 100%: alarm shop-5xx ALARM (Threshold Crossed) in the bake \
+                         after the rollout of shop@sha256:ab"
+                    .into()
+            }
         );
     }
 

@@ -9,7 +9,9 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
 use serde_json::json;
 use tokio::time::Instant;
 use tracing::{debug, warn};
@@ -277,6 +279,77 @@ impl DeploymentHandle {
         })
         .await
         .map_err(Attempt::into_error)
+    }
+
+    /// Reads the Deployment, or `None` when there is none of that name.
+    pub async fn read_if_exists(&self, deadline: Instant) -> Result<Option<Deployment>, ClusterError> {
+        match self.read(deadline).await {
+            Ok(deployment) => Ok(Some(deployment)),
+            Err(ClusterError::Refused { code: 404, .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Creates `deployment` (named as this handle); `None` when one of that name appeared
+    /// meanwhile (a concurrent or earlier create whose answer was lost).
+    pub async fn create(
+        &self,
+        deployment: &Deployment,
+        deadline: Instant,
+    ) -> Result<Option<Deployment>, ClusterError> {
+        let params = PostParams::default();
+        match self
+            .with_retry("CREATE deployment", deadline, || {
+                self.deployments.create(&params, deployment)
+            })
+            .await
+        {
+            Ok(created) => Ok(Some(created)),
+            Err(Attempt::Conflict) => Ok(None),
+            Err(Attempt::Failed(error)) => Err(error),
+        }
+    }
+
+    /// Applies a JSON merge patch (carrying the resourceVersion it was computed from, when it
+    /// has one: a conflict is then the caller's to resolve by reading again).
+    pub async fn merge_patch(
+        &self,
+        patch: &serde_json::Value,
+        deadline: Instant,
+    ) -> Result<Option<Deployment>, ClusterError> {
+        let patch = Patch::Merge(patch);
+        let params = PatchParams::default();
+        match self
+            .with_retry("PATCH deployment", deadline, || {
+                self.deployments.patch(&self.name, &params, &patch)
+            })
+            .await
+        {
+            Ok(deployment) => Ok(Some(deployment)),
+            Err(Attempt::Conflict) => Ok(None),
+            Err(Attempt::Failed(error)) => Err(error),
+        }
+    }
+
+    /// Deletes the Deployment and, in the background, its pods; `false` when there was none.
+    pub async fn delete(&self, deadline: Instant) -> Result<bool, ClusterError> {
+        let params = DeleteParams::background();
+        match self
+            .with_retry("DELETE deployment", deadline, || {
+                self.deployments.delete(&self.name, &params)
+            })
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(Attempt::Failed(ClusterError::Refused { code: 404, .. })) => Ok(false),
+            Err(Attempt::Conflict) => Ok(true),
+            Err(Attempt::Failed(error)) => Err(error),
+        }
+    }
+
+    /// The Deployment's name.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Sets `container`'s image to `image` with a strategic merge patch, recording the previous

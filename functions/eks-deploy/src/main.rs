@@ -5,7 +5,7 @@ use eks_deploy::config::Config;
 use eks_deploy::handler::{self, Deps};
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::ConfigError;
-use shared::aws::{CodePipeline, EksClusters, load_sdk_config};
+use shared::aws::{CloudWatchAlarms, CodePipeline, EcrRegistry, EksClusters, load_sdk_config};
 use shared::events::{MAX_EVENT_BYTES, RawValue, payload};
 use shared::runtime::{log_failure, report_init_error};
 
@@ -39,6 +39,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let deps = Deps::new(
         clusters,
         CodePipeline::new(aws_sdk_codepipeline::Client::new(&sdk)),
+        EcrRegistry::new(aws_sdk_ecr::Client::new(&sdk)),
+        CloudWatchAlarms::new(aws_sdk_cloudwatch::Client::new(&sdk)),
         config,
     );
     let deps = &deps;

@@ -6,6 +6,8 @@ use shared::InvalidEvent;
 use shared::events::codepipeline::{JOB_KEY, Job, JobEvent};
 use shared::events::quoted;
 
+use crate::plan::ReleasePlan;
+
 /// How an invocation came.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invocation {
@@ -48,6 +50,9 @@ pub struct DeployParameters {
     /// absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback_on_failure: Option<bool>,
+    /// How the release goes out: strategy, alarms, bake after, scan gate.
+    #[serde(skip)]
+    pub plan: ReleasePlan,
 }
 
 /// A parameter that is missing or wrong, named by its field.
@@ -78,6 +83,15 @@ struct Raw {
     container: Option<Value>,
     image: Option<Value>,
     rollback_on_failure: Option<Value>,
+    // The release plan's keys (crate::plan::KEYS), read by ReleasePlan::from_fields.
+    #[serde(rename = "strategy")]
+    _strategy: Option<Value>,
+    #[serde(rename = "alarms")]
+    _alarms: Option<Value>,
+    #[serde(rename = "bakeAfter")]
+    _bake_after: Option<Value>,
+    #[serde(rename = "scanGate")]
+    _scan_gate: Option<Value>,
 }
 
 impl DeployParameters {
@@ -103,6 +117,7 @@ impl DeployParameters {
                 ),
             ));
         }
+        let fields = value.as_object().cloned().unwrap_or_default();
         let raw: Raw = serde_json::from_value(value).map_err(|error| {
             let message = error.to_string();
             // serde names the unknown field: surface it as the field at fault, unless the name
@@ -154,6 +169,7 @@ impl DeployParameters {
                 ));
             }
         };
+        let plan = ReleasePlan::from_fields(&fields)?;
         Ok(Self {
             cluster,
             namespace,
@@ -161,6 +177,7 @@ impl DeployParameters {
             container,
             image,
             rollback_on_failure,
+            plan,
         })
     }
 }
@@ -295,6 +312,36 @@ mod tests {
         let mut digest = valid();
         digest["image"] = json!(format!("shop@sha256:{}", "a".repeat(64)));
         assert!(DeployParameters::from_value(digest).is_ok());
+    }
+
+    #[test]
+    fn the_release_plan_is_read_from_the_same_object() {
+        let mut canary = valid();
+        canary["strategy"] =
+            json!({"type": "canary", "steps": [{"weight": 10, "bake": "5m"}, {"weight": 50, "bake": "10m"}]});
+        canary["alarms"] = json!(["shop-5xx"]);
+        canary["bakeAfter"] = json!("15m");
+        canary["scanGate"] = json!({"maxSeverity": "HIGH"});
+        let parsed = DeployParameters::from_value(canary).unwrap();
+        assert!(matches!(
+            parsed.plan.strategy,
+            crate::plan::Strategy::Canary { ref steps } if steps.len() == 2
+        ));
+        assert_eq!(parsed.plan.alarms, ["shop-5xx"]);
+        assert_eq!(
+            parsed.plan.bake_after,
+            Some(std::time::Duration::from_secs(900))
+        );
+        let mut bad = valid();
+        bad["strategy"] = json!({"type": "canary", "steps": [{"weight": 50, "bake": "5m"}, {"weight": 10, "bake": "5m"}]});
+        let error = DeployParameters::from_value(bad).unwrap_err();
+        assert_eq!(error.field, "strategy.steps[1].weight");
+        let mut unknown = valid();
+        unknown["strategyy"] = json!({});
+        assert_eq!(
+            DeployParameters::from_value(unknown).unwrap_err().field,
+            "strategyy"
+        );
     }
 
     #[test]

@@ -57,6 +57,39 @@ impl Exchange {
         }
     }
 
+    pub fn post(uri: &str, body: Value, object: Value) -> Self {
+        Self {
+            method: Method::POST,
+            uri: uri.into(),
+            body: Some(body),
+            content_type: Some("application/json"),
+            answer: Answer::Json(StatusCode::CREATED, object),
+        }
+    }
+
+    pub fn merge_patch(uri: &str, body: Value, object: Value) -> Self {
+        Self {
+            method: Method::PATCH,
+            uri: uri.into(),
+            body: Some(body),
+            content_type: Some("application/merge-patch+json"),
+            answer: Answer::Json(StatusCode::OK, object),
+        }
+    }
+
+    pub fn delete(uri: &str) -> Self {
+        Self {
+            method: Method::DELETE,
+            uri: uri.into(),
+            body: Some(json!({"propagationPolicy": "Background"})),
+            content_type: None,
+            answer: Answer::Json(
+                StatusCode::OK,
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+            ),
+        }
+    }
+
     pub fn watch(uri: &str, events: Vec<Value>) -> Self {
         Self {
             method: Method::GET,
@@ -223,9 +256,45 @@ pub const DEPLOYMENT_PATCH: &str = "/apis/apps/v1/namespaces/shop/deployments/we
 
 /// The watch request for `shop/web` from `resource_version`.
 pub fn watch_uri(resource_version: &str, timeout: u32) -> String {
+    watch_uri_of("web", resource_version, timeout)
+}
+
+/// The watch request for Deployment `shop/<name>` from `resource_version`.
+pub fn watch_uri_of(name: &str, resource_version: &str, timeout: u32) -> String {
     format!(
-        "/apis/apps/v1/namespaces/shop/deployments?&watch=true&timeoutSeconds={timeout}&fieldSelector=metadata.name%3Dweb&allowWatchBookmarks=true&resourceVersion={resource_version}"
+        "/apis/apps/v1/namespaces/shop/deployments?&watch=true&timeoutSeconds={timeout}&fieldSelector=metadata.name%3D{name}&allowWatchBookmarks=true&resourceVersion={resource_version}"
     )
+}
+
+pub const CANARY: &str = "/apis/apps/v1/namespaces/shop/deployments/web-canary";
+pub const CANARY_PATCH: &str = "/apis/apps/v1/namespaces/shop/deployments/web-canary?";
+pub const CANARY_DELETE: &str = "/apis/apps/v1/namespaces/shop/deployments/web-canary?";
+/// Where a Deployment is created.
+pub const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/shop/deployments?";
+
+/// The canary of [`deployment`] running `image` with `replicas`, owned by `owner`.
+pub fn canary(resource_version: &str, image: &str, replicas: i64, owner: &str, status: Value) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web-canary", "namespace": "shop", "resourceVersion": resource_version, "generation": 1,
+                     "labels": {"track": "canary"},
+                     "annotations": {"eks-deploy.cicd/canary-owner": owner, "eks-deploy.cicd/canary-of": "web"}},
+        "spec": {
+            "replicas": replicas,
+            "progressDeadlineSeconds": 60,
+            "selector": {"matchLabels": {"app": "web", "track": "canary"}},
+            "template": {"metadata": {"labels": {"app": "web", "track": "canary"}}, "spec": {"containers": [
+                {"name": "web", "image": image}, {"name": "proxy", "image": "envoy:1.30"}
+            ]}}
+        },
+        "status": status
+    })
+}
+
+/// Status of a canary whose `replicas` pods are all available.
+pub fn available(generation: i64, replicas: i64) -> Value {
+    json!({"observedGeneration": generation, "replicas": replicas, "updatedReplicas": replicas, "readyReplicas": replicas,
+           "availableReplicas": replicas})
 }
 
 /// The image patch eks-deploy sends.

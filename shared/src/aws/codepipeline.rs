@@ -199,6 +199,17 @@ impl JobResults for CodePipeline {
             .job_id(job_id)
             .execution_details(details)
             .set_continuation_token(result.continuation_token.clone())
+            .set_output_variables(
+                (!result.output_variables.is_empty() && result.continuation_token.is_none()).then(
+                    || {
+                        result
+                            .output_variables
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect()
+                    },
+                ),
+            )
             .send()
             .await;
         match outcome {
@@ -421,6 +432,7 @@ mod tests {
             continuation_token: None,
             external_execution_id: None,
             percent_complete: None,
+            output_variables: Default::default(),
         };
         assert_eq!(
             jobs.succeed("j-1", &success).await.unwrap(),
@@ -462,6 +474,7 @@ mod tests {
                         .execution_details()
                         .and_then(|d| d.percent_complete())
                         == Some(33)
+                    && request.output_variables().is_none()
             })
             .then_output(|| PutJobSuccessResultOutput::builder().build());
         let failure = mock!(Client::put_job_failure_result)
@@ -480,6 +493,8 @@ mod tests {
                 continuation_token: Some("{\"image\":\"shop:v2\"}".into()),
                 external_execution_id: None,
                 percent_complete: Some(33),
+                // Not sent with a continuation token: CodePipeline refuses them there.
+                output_variables: [("IMAGE".to_owned(), "shop:v2".to_owned())].into(),
             },
         )
         .await

@@ -8,6 +8,8 @@
 
 #[cfg(feature = "aws")]
 mod approvals;
+#[cfg(feature = "release-gates")]
+mod cloudwatch;
 #[cfg(feature = "aws")]
 mod codebuild;
 #[cfg(feature = "aws")]
@@ -16,6 +18,8 @@ mod codecommit;
 mod codepipeline;
 #[cfg(feature = "aws")]
 mod dynamodb;
+#[cfg(feature = "release-gates")]
+mod ecr;
 #[cfg(feature = "kubernetes")]
 mod eks;
 #[cfg(feature = "aws")]
@@ -26,6 +30,8 @@ mod sns;
 
 #[cfg(feature = "aws")]
 pub use approvals::CodePipelineApprovals;
+#[cfg(feature = "release-gates")]
+pub use cloudwatch::CloudWatchAlarms;
 #[cfg(feature = "aws")]
 pub use codebuild::CodeBuild;
 #[cfg(feature = "aws")]
@@ -34,6 +40,8 @@ pub use codecommit::CodeCommit;
 pub use codepipeline::CodePipeline;
 #[cfg(feature = "aws")]
 pub use dynamodb::DynamoLedger;
+#[cfg(feature = "release-gates")]
+pub use ecr::EcrRegistry;
 #[cfg(feature = "kubernetes")]
 pub use eks::{ClusterEndpoint, EksClusters, EksToken, TOKEN_LIFETIME, TokenError, kube_client};
 #[cfg(feature = "aws")]

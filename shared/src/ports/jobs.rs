@@ -32,6 +32,9 @@ pub struct JobSuccess {
     pub external_execution_id: Option<String>,
     /// Progress, 0 to 100, when continuing.
     pub percent_complete: Option<u8>,
+    /// Output variables of the action (only on the final result: CodePipeline takes them with
+    /// no continuation token).
+    pub output_variables: std::collections::BTreeMap<String, String>,
 }
 
 /// Why a job failed.

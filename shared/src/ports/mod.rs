@@ -5,6 +5,7 @@
 
 mod approval;
 mod builds;
+mod images;
 #[cfg(feature = "kubernetes")]
 mod cluster;
 mod jobs;
@@ -28,6 +29,12 @@ pub use builds::{BuildApi, BuildRecord};
 pub use cluster::ClusterAccess;
 #[cfg(all(feature = "kubernetes", any(test, feature = "mocks")))]
 pub use cluster::MockClusterAccess;
+pub use images::{
+    AlarmReader, AlarmState, AlarmStates, AlarmValue, Finding, ImageRegistry, MAX_TOP_FINDINGS,
+    RegistryImage, SEVERITY_ORDER, ScanFindings, ScanState, severity_rank,
+};
+#[cfg(any(test, feature = "mocks"))]
+pub use images::{MockAlarmReader, MockImageRegistry};
 #[cfg(any(test, feature = "mocks"))]
 pub use jobs::MockJobResults;
 pub use jobs::{FailureKind, JobFailure, JobResults, JobSuccess, Reported};

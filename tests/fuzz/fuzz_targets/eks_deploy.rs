@@ -1,6 +1,7 @@
 //! eks-deploy's invocation path on arbitrary bytes: the raw payload, a CodePipeline job or a
 //! direct invocation (`params::parse`), then the deployment parameters, from the job's
-//! `UserParameters` or from the direct payload, as the handler reads them.
+//! `UserParameters` or from the direct payload, as the handler reads them, and a job's
+//! continuation token.
 #![no_main]
 
 use eks_deploy::params::{self, DeployParameters, Invocation};
@@ -13,7 +14,13 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let parameters = match params::parse(payload) {
-        Ok(Invocation::Job(job)) => DeployParameters::from_user_parameters(job.user_parameters()),
+        Ok(Invocation::Job(job)) => {
+            // A token that is not ours is an error the handler reports, never a panic.
+            if let Some(token) = job.data.continuation_token.as_deref() {
+                let _ = eks_deploy::continuation::Continuation::decode(token);
+            }
+            DeployParameters::from_user_parameters(job.user_parameters())
+        }
         Ok(Invocation::Direct(value)) => DeployParameters::from_value(value),
         Err(error) => return check_invalid(&error),
     };

@@ -3,14 +3,66 @@ use std::time::Duration;
 use mockall::predicate::eq;
 use serde_json::json;
 use shared::UpstreamError;
-use shared::ports::{MockClusterAccess, MockJobResults, reply};
+use shared::ports::{
+    MockAlarmReader, MockClusterAccess, MockImageRegistry, MockJobResults, RegistryImage, reply,
+};
 
 use super::*;
 use crate::testing::*;
 
+mod releases;
+
 const JOB: &str = "11111111-abcd-1111-abcd-111111111111";
 const IMAGE: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:0ccf1ae";
 const OLD: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:9b1de4f";
+const DIGEST: &str = "sha256:ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12";
+/// IMAGE pinned to the digest its tag names.
+const PINNED: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop@sha256:ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12";
+
+/// ECR, where IMAGE's tag names DIGEST: asked exactly once.
+fn registry() -> MockImageRegistry {
+    let mut registry = MockImageRegistry::new();
+    registry
+        .expect_digest()
+        .withf(|image: &RegistryImage| {
+            image.account == "123456789012"
+                && image.region == "us-east-1"
+                && image.repository == "shop"
+                && image.tag.as_deref() == Some("0ccf1ae")
+        })
+        .times(1)
+        .returning(|_| reply(Ok(Some(DIGEST.to_owned()))));
+    registry
+}
+
+/// Deps without a registry or alarms: any call to them fails the test.
+fn deps<C: ClusterAccess, J: JobResults>(
+    clusters: C,
+    jobs: J,
+    config: Config,
+) -> Deps<C, J, MockImageRegistry, MockAlarmReader> {
+    Deps::new(
+        clusters,
+        jobs,
+        MockImageRegistry::new(),
+        MockAlarmReader::new(),
+        config,
+    )
+}
+
+/// Deps whose registry resolves IMAGE once, without alarms.
+fn pinning<C: ClusterAccess, J: JobResults>(
+    clusters: C,
+    jobs: J,
+    config: Config,
+) -> Deps<C, J, MockImageRegistry, MockAlarmReader> {
+    Deps::new(clusters, jobs, registry(), MockAlarmReader::new(), config)
+}
+
+/// No canary left behind: the GET at the start of a release finds none.
+fn no_canary() -> Exchange {
+    Exchange::get(CANARY, json!({})).failing(404, "NotFound")
+}
 
 fn event(name: &str) -> Value {
     let path = format!(
@@ -31,6 +83,9 @@ fn config() -> Config {
             attempts: 3,
             backoff: Duration::from_millis(1),
         },
+        scan_wait: Duration::from_secs(1800),
+        scan_poll: Duration::from_millis(50),
+        alarm_read: Duration::from_millis(20),
     }
 }
 
@@ -50,26 +105,26 @@ fn clusters(client: kube::Client) -> MockClusterAccess {
 
 /// The patch of a job: it records the job among those applied.
 fn job_patch() -> serde_json::Value {
-    let mut patch = expected_patch("41", IMAGE, OLD, &job_cause());
+    let mut patch = expected_patch("41", PINNED, OLD, &job_cause());
     patch["metadata"]["annotations"]["eks-deploy.cicd/jobs"] = serde_json::json!(JOB);
     patch
 }
 
 fn job_cause() -> String {
-    format!("eks-deploy: set web to {IMAGE} (CodePipeline job {JOB})")
+    format!("eks-deploy: set web to {PINNED} (tag 0ccf1ae, digest {DIGEST}, CodePipeline job {JOB})")
 }
 
 fn rollback_cause() -> String {
-    format!("eks-deploy: rolled web back to {OLD} after a failed rollout of {IMAGE}")
+    format!("eks-deploy: rolled web back to {OLD} after a failed rollout of {PINNED}")
 }
 
 fn failing_pods() -> Value {
     let pod = |name: &str| {
         json!({"metadata": {"name": name, "labels": {"app": "web"}},
-               "spec": {"containers": [{"name": "web", "image": IMAGE}, {"name": "proxy", "image": "envoy:1.30"}]},
+               "spec": {"containers": [{"name": "web", "image": PINNED}, {"name": "proxy", "image": "envoy:1.30"}]},
                "status": {"containerStatuses": [
-                   {"name": "web", "image": IMAGE, "imageID": "", "ready": false, "restartCount": 0,
-                    "state": {"waiting": {"reason": "ImagePullBackOff", "message": format!("Back-off pulling image \"{IMAGE}\"")}}}]}})
+                   {"name": "web", "image": PINNED, "imageID": "", "ready": false, "restartCount": 0,
+                    "state": {"waiting": {"reason": "ImagePullBackOff", "message": format!("Back-off pulling image \"{PINNED}\"")}}}]}})
     };
     json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "70"},
            "items": [pod("web-7d4b9c-x2k8p"), pod("web-7d4b9c-q9z4m")]})
@@ -78,17 +133,18 @@ fn failing_pods() -> Value {
 #[tokio::test]
 async fn a_job_patches_the_image_follows_the_rollout_and_reports_success() {
     let (client, server) = scripted(vec![
+        no_canary(),
         Exchange::get(DEPLOYMENT, deployment("41", 3, OLD, rolled_out(3))),
         Exchange::patch(
             DEPLOYMENT_PATCH,
             job_patch(),
-            deployment("42", 4, IMAGE, rolled_out(3)),
+            deployment("42", 4, PINNED, rolled_out(3)),
         ),
         Exchange::watch(
             &watch_uri("42", 240),
             vec![
-                modified(deployment("43", 4, IMAGE, rolling(4, 2))),
-                modified(deployment("44", 4, IMAGE, rolled_out(4))),
+                modified(deployment("43", 4, PINNED, rolling(4, 2))),
+                modified(deployment("44", 4, PINNED, rolled_out(4))),
             ],
         ),
     ]);
@@ -97,14 +153,14 @@ async fn a_job_patches_the_image_follows_the_rollout_and_reports_success() {
         .withf(|job, result| {
             job == JOB
                 && result.summary.starts_with(&format!(
-                    "shop/web: container web runs {IMAGE} on 3 of 3 replicas (rolled out in "
+                    "shop/web: container web runs sha256:ab12cd34ef56… (tag 0ccf1ae) on 3 of 3 replicas (rolled out in "
                 ))
                 && result.continuation_token.is_none()
                 && result.external_execution_id.as_deref() == Some("shop-prod/shop/web")
         })
         .times(1)
         .returning(|_, _| reply(Ok(Reported::Recorded)));
-    let deps = Deps::new(clusters(client), jobs, config());
+    let deps = pinning(clusters(client), jobs, config());
 
     let outcome = handle(&deps, event("job-deploy.json"), in_an_hour())
         .await
@@ -128,7 +184,7 @@ async fn invalid_parameters_fail_the_job_as_a_configuration_error_without_touchi
         )
         .times(1)
         .returning(|_, _| reply(Ok(Reported::Recorded)));
-    let deps = Deps::new(MockClusterAccess::new(), jobs, config());
+    let deps = deps(MockClusterAccess::new(), jobs, config());
 
     let outcome = handle(&deps, event("job-invalid-parameters.json"), in_an_hour())
         .await
@@ -145,24 +201,25 @@ async fn invalid_parameters_fail_the_job_as_a_configuration_error_without_touchi
 #[tokio::test]
 async fn a_failed_rollout_is_rolled_back_and_the_job_fails_with_the_pods_reasons() {
     let (client, server) = scripted(vec![
+        no_canary(),
         Exchange::get(DEPLOYMENT, deployment("41", 3, OLD, rolled_out(3))),
         Exchange::patch(
             DEPLOYMENT_PATCH,
             job_patch(),
-            deployment("42", 4, IMAGE, rolled_out(3)),
+            deployment("42", 4, PINNED, rolled_out(3)),
         ),
         Exchange::watch(
             &watch_uri("42", 240),
-            vec![modified(deployment("43", 4, IMAGE, stuck(4)))],
+            vec![modified(deployment("43", 4, PINNED, stuck(4)))],
         ),
         Exchange::get(
             "/api/v1/namespaces/shop/pods?&labelSelector=app%3Dweb",
             failing_pods(),
         ),
-        Exchange::get(DEPLOYMENT, deployment("43", 4, IMAGE, stuck(4))),
+        Exchange::get(DEPLOYMENT, deployment("43", 4, PINNED, stuck(4))),
         Exchange::patch(
             DEPLOYMENT_PATCH,
-            expected_patch("43", OLD, IMAGE, &rollback_cause()),
+            expected_patch("43", OLD, PINNED, &rollback_cause()),
             deployment("44", 5, OLD, stuck(4)),
         ),
         Exchange::watch(
@@ -171,9 +228,9 @@ async fn a_failed_rollout_is_rolled_back_and_the_job_fails_with_the_pods_reasons
         ),
     ]);
     let expected = format!(
-        "shop/web: the rollout of {IMAGE} failed: the rollout exceeded its progress deadline \
+        "shop/web: the rollout of {PINNED} failed: the rollout exceeded its progress deadline \
          (ReplicaSet \"web-7d4b9c\" has timed out progressing). Pods: ImagePullBackOff: Back-off pulling image \
-         \"{IMAGE}\" (pods web-7d4b9c-q9z4m, web-7d4b9c-x2k8p). Rolled back to {OLD} (rollout complete)."
+         \"{PINNED}\" (pods web-7d4b9c-q9z4m, web-7d4b9c-x2k8p). Rolled back to {OLD} (rollout complete)."
     );
     let mut jobs = MockJobResults::new();
     jobs.expect_fail()
@@ -187,7 +244,7 @@ async fn a_failed_rollout_is_rolled_back_and_the_job_fails_with_the_pods_reasons
         )
         .times(1)
         .returning(|_, _| reply(Ok(Reported::Recorded)));
-    let deps = Deps::new(clusters(client), jobs, config());
+    let deps = pinning(clusters(client), jobs, config());
 
     let outcome = handle(&deps, event("job-deploy.json"), in_an_hour())
         .await
@@ -200,15 +257,16 @@ async fn a_failed_rollout_is_rolled_back_and_the_job_fails_with_the_pods_reasons
 #[tokio::test]
 async fn a_failed_rollout_stays_when_the_parameters_turn_rollback_off() {
     let (client, server) = scripted(vec![
+        no_canary(),
         Exchange::get(DEPLOYMENT, deployment("41", 3, OLD, rolled_out(3))),
         Exchange::patch(
             DEPLOYMENT_PATCH,
             job_patch(),
-            deployment("42", 4, IMAGE, rolled_out(3)),
+            deployment("42", 4, PINNED, rolled_out(3)),
         ),
         Exchange::watch(
             &watch_uri("42", 240),
-            vec![modified(deployment("43", 4, IMAGE, stuck(4)))],
+            vec![modified(deployment("43", 4, PINNED, stuck(4)))],
         ),
         Exchange::get(
             "/api/v1/namespaces/shop/pods?&labelSelector=app%3Dweb",
@@ -224,7 +282,7 @@ async fn a_failed_rollout_stays_when_the_parameters_turn_rollback_off() {
         })
         .times(1)
         .returning(|_, _| reply(Ok(Reported::Recorded)));
-    let deps = Deps::new(clusters(client), jobs, config());
+    let deps = pinning(clusters(client), jobs, config());
 
     handle(&deps, event("job-no-rollback.json"), in_an_hour())
         .await
@@ -235,11 +293,12 @@ async fn a_failed_rollout_stays_when_the_parameters_turn_rollback_off() {
 #[tokio::test]
 async fn a_rollout_longer_than_the_invocation_continues_with_a_token() {
     let (client, server) = scripted(vec![
+        no_canary(),
         Exchange::get(DEPLOYMENT, deployment("41", 3, OLD, rolled_out(3))),
         Exchange::patch(
             DEPLOYMENT_PATCH,
             job_patch(),
-            deployment("42", 4, IMAGE, rolling(4, 1)),
+            deployment("42", 4, PINNED, rolling(4, 1)),
         ),
         Exchange {
             answer: Answer::Silence,
@@ -252,16 +311,16 @@ async fn a_rollout_longer_than_the_invocation_continues_with_a_token() {
             let token = result
                 .continuation_token
                 .as_deref()
-                .and_then(Continuation::decode);
+                .and_then(|token| Continuation::decode(token).ok());
             job == JOB
                 && result.summary
-                    == format!("shop/web: rolling out {IMAGE} (1 of 3 new replicas updated)")
+                    == format!("shop/web: rolling out {PINNED} (1 of 3 new replicas updated)")
                 && result.percent_complete == Some(33)
-                && token.is_some_and(|t| t.image == IMAGE && t.previous.as_deref() == Some(OLD))
+                && token.is_some_and(|t| t.image == PINNED && t.previous.as_deref() == Some(OLD))
         })
         .times(1)
         .returning(|_, _| reply(Ok(Reported::Recorded)));
-    let deps = Deps::new(clusters(client), jobs, config());
+    let deps = pinning(clusters(client), jobs, config());
 
     let deadline = SystemTime::now() + Duration::from_millis(1500);
     let outcome = handle(&deps, event("job-deploy.json"), deadline)
@@ -288,7 +347,7 @@ async fn a_continued_job_follows_the_rollout_without_patching_again() {
         .returning(|_, _| reply(Ok(Reported::Recorded)));
     let mut config = config();
     config.max_rollout = Duration::from_secs(u64::MAX / 4);
-    let deps = Deps::new(clusters(client), jobs, config);
+    let deps = deps(clusters(client), jobs, config);
 
     let outcome = handle(&deps, event("job-continuation.json"), in_an_hour())
         .await
@@ -300,21 +359,22 @@ async fn a_continued_job_follows_the_rollout_without_patching_again() {
 
 #[tokio::test]
 async fn an_image_already_deployed_and_rolled_out_is_a_success_with_nothing_to_do() {
-    let (client, server) = scripted(vec![Exchange::get(
+    let (client, server) = scripted(vec![
+        no_canary(),Exchange::get(
         DEPLOYMENT,
-        deployment("41", 3, IMAGE, rolled_out(3)),
+        deployment("41", 3, PINNED, rolled_out(3)),
     )]);
     let mut jobs = MockJobResults::new();
     jobs.expect_succeed()
         .withf(|_, result| {
             result.summary
                 == format!(
-                    "shop/web: container web already runs {IMAGE} on 3 of 3 replicas; nothing to do"
+                    "shop/web: container web already runs sha256:ab12cd34ef56… (tag 0ccf1ae) on 3 of 3 replicas; nothing to do"
                 )
         })
         .times(1)
         .returning(|_, _| reply(Ok(Reported::Recorded)));
-    let deps = Deps::new(clusters(client), jobs, config());
+    let deps = pinning(clusters(client), jobs, config());
 
     handle(&deps, event("job-deploy.json"), in_an_hour())
         .await
@@ -324,15 +384,16 @@ async fn an_image_already_deployed_and_rolled_out_is_a_success_with_nothing_to_d
 
 #[tokio::test]
 async fn a_redelivered_job_that_was_already_reported_changes_nothing() {
-    let (client, server) = scripted(vec![Exchange::get(
+    let (client, server) = scripted(vec![
+        no_canary(),Exchange::get(
         DEPLOYMENT,
-        deployment("41", 3, IMAGE, rolled_out(3)),
+        deployment("41", 3, PINNED, rolled_out(3)),
     )]);
     let mut jobs = MockJobResults::new();
     jobs.expect_succeed()
         .times(1)
         .returning(|_, _| reply(Ok(Reported::AlreadyReported)));
-    let deps = Deps::new(clusters(client), jobs, config());
+    let deps = pinning(clusters(client), jobs, config());
 
     let outcome = handle(&deps, event("job-deploy.json"), in_an_hour())
         .await
@@ -360,7 +421,7 @@ async fn an_unreachable_cluster_fails_the_job_with_the_reason() {
         })
         .times(1)
         .returning(|_, _| reply(Ok(Reported::Recorded)));
-    let deps = Deps::new(clusters, jobs, config());
+    let deps = deps(clusters, jobs, config());
 
     handle(&deps, event("job-deploy.json"), in_an_hour())
         .await
@@ -369,9 +430,10 @@ async fn an_unreachable_cluster_fails_the_job_with_the_reason() {
 
 #[tokio::test]
 async fn a_result_codepipeline_did_not_take_fails_the_invocation_so_lambda_retries() {
-    let (client, server) = scripted(vec![Exchange::get(
+    let (client, server) = scripted(vec![
+        no_canary(),Exchange::get(
         DEPLOYMENT,
-        deployment("41", 3, IMAGE, rolled_out(3)),
+        deployment("41", 3, PINNED, rolled_out(3)),
     )]);
     let mut jobs = MockJobResults::new();
     jobs.expect_succeed().times(1).returning(|_, _| {
@@ -382,7 +444,7 @@ async fn a_result_codepipeline_did_not_take_fails_the_invocation_so_lambda_retri
             "Rate exceeded",
         )))
     });
-    let deps = Deps::new(clusters(client), jobs, config());
+    let deps = pinning(clusters(client), jobs, config());
 
     let error = handle(&deps, event("job-deploy.json"), in_an_hour())
         .await
@@ -393,11 +455,12 @@ async fn a_result_codepipeline_did_not_take_fails_the_invocation_so_lambda_retri
 
 #[tokio::test]
 async fn a_direct_invocation_answers_with_the_outcome() {
-    let (client, server) = scripted(vec![Exchange::get(
+    let (client, server) = scripted(vec![
+        no_canary(),Exchange::get(
         DEPLOYMENT,
-        deployment("41", 3, IMAGE, rolled_out(3)),
+        deployment("41", 3, PINNED, rolled_out(3)),
     )]);
-    let deps = Deps::new(clusters(client), MockJobResults::new(), config());
+    let deps = pinning(clusters(client), MockJobResults::new(), config());
 
     let outcome = handle(&deps, event("direct-deploy.json"), in_an_hour())
         .await
@@ -422,31 +485,11 @@ async fn invalid_direct_invocations_are_invalid_events_naming_the_field() {
             "CodePipeline.job: missing field `id`",
         ),
     ] {
-        let deps = Deps::new(MockClusterAccess::new(), MockJobResults::new(), config());
+        let deps = deps(MockClusterAccess::new(), MockJobResults::new(), config());
         let error = handle(&deps, event(name), in_an_hour()).await.unwrap_err();
         assert_eq!(error.error_type(), "InvalidEvent", "{name}");
         assert!(error.to_string().contains(expected), "{name}: {error}");
     }
-}
-
-#[test]
-fn the_continuation_token_round_trips_and_fits_codepipeline() {
-    let continuation = Continuation {
-        image: IMAGE.into(),
-        previous: Some(OLD.into()),
-        started_at: 1_795_000_000,
-        earlier_verdict: Some("2026-12-02T10:00:00Z".into()),
-    };
-    let token = continuation.encode();
-    assert!(token.len() <= 2048);
-    assert_eq!(Continuation::decode(&token), Some(continuation));
-    assert_eq!(Continuation::decode("garbage"), None);
-    // A token of the earlier shape (no verdict) still reads.
-    let earlier = r#"{"image":"shop:v2","previous":null,"startedAt":1795000000}"#;
-    assert_eq!(
-        Continuation::decode(earlier).and_then(|c| c.earlier_verdict),
-        None
-    );
 }
 
 #[test]
@@ -468,19 +511,20 @@ async fn a_job_delivered_again_after_a_later_deployment_does_not_put_its_image_b
     let mut later = deployment("50", 5, NEWER, rolled_out(3));
     later["metadata"]["annotations"]["eks-deploy.cicd/jobs"] =
         json!(format!("{JOB} 22222222-abcd-2222-abcd-222222222222"));
-    let (client, server) = scripted(vec![Exchange::get(DEPLOYMENT, later)]);
+    let (client, server) = scripted(vec![
+        no_canary(),Exchange::get(DEPLOYMENT, later)]);
     let mut jobs = MockJobResults::new();
     jobs.expect_fail()
         .withf(|job, failure| {
             job == JOB
                 && failure.message
                     == format!(
-                        "shop/web: CodePipeline job {JOB} already set container web to {IMAGE}, and it now runs {NEWER}: not set again"
+                        "shop/web: CodePipeline job {JOB} already set container web to {PINNED}, and it now runs {NEWER}: not set again"
                     )
         })
         .times(1)
         .returning(|_, _| reply(Ok(Reported::AlreadyReported)));
-    let deps = Deps::new(clusters(client), jobs, config());
+    let deps = pinning(clusters(client), jobs, config());
 
     let outcome = handle(&deps, event("job-deploy.json"), in_an_hour())
         .await
