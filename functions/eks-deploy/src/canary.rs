@@ -128,7 +128,12 @@ pub fn canary_of(
 
 /// The merge patch that brings an existing canary of ours to `replicas` and `image`, or `None`
 /// when it is there already (a redelivered or resumed step changes nothing).
-pub fn canary_patch(canary: &Deployment, container: &str, image: &str, replicas: i32) -> Option<Value> {
+pub fn canary_patch(
+    canary: &Deployment,
+    container: &str,
+    image: &str,
+    replicas: i32,
+) -> Option<Value> {
     let runs = crate::rollout::image_of(canary, container);
     let has = replicas_of(canary);
     if runs.as_deref() == Some(image) && has == replicas {
@@ -200,7 +205,10 @@ mod tests {
         assert_eq!(value["metadata"]["name"], "web-canary");
         assert_eq!(value["metadata"]["namespace"], "shop");
         assert_eq!(value["metadata"]["annotations"][OWNER_ANNOTATION], "job-1");
-        assert_eq!(value["metadata"]["annotations"][CANARY_OF_ANNOTATION], "web");
+        assert_eq!(
+            value["metadata"]["annotations"][CANARY_OF_ANNOTATION],
+            "web"
+        );
         assert_eq!(value["metadata"].get("resourceVersion"), None);
         assert_eq!(value["spec"]["replicas"], 1);
         assert_eq!(
@@ -240,7 +248,10 @@ mod tests {
             image["spec"]["template"]["spec"]["containers"][0],
             json!({"name": "web", "image": "shop:v3"})
         );
-        assert_eq!(image["spec"]["template"]["spec"]["containers"][1]["name"], "proxy");
+        assert_eq!(
+            image["spec"]["template"]["spec"]["containers"][1]["name"],
+            "proxy"
+        );
     }
 
     #[test]

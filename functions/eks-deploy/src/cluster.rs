@@ -282,7 +282,10 @@ impl DeploymentHandle {
     }
 
     /// Reads the Deployment, or `None` when there is none of that name.
-    pub async fn read_if_exists(&self, deadline: Instant) -> Result<Option<Deployment>, ClusterError> {
+    pub async fn read_if_exists(
+        &self,
+        deadline: Instant,
+    ) -> Result<Option<Deployment>, ClusterError> {
         match self.read(deadline).await {
             Ok(deployment) => Ok(Some(deployment)),
             Err(ClusterError::Refused { code: 404, .. }) => Ok(None),

@@ -74,7 +74,8 @@ impl Config {
             ));
         }
         let margin = settings.parsed_or(DEADLINE_MARGIN_SECONDS, 20_u64)?;
-        let max_rollout = settings.seconds_or(MAX_ROLLOUT_SECONDS, 3300, 1..=MAX_ROLLOUT_CEILING)?;
+        let max_rollout =
+            settings.seconds_or(MAX_ROLLOUT_SECONDS, 3300, 1..=MAX_ROLLOUT_CEILING)?;
         let attempts = settings.parsed_or(KUBERNETES_RETRY_ATTEMPTS, 5_u32)?;
         if !(1..=10).contains(&attempts) {
             return Err(ConfigError::new(

@@ -317,8 +317,7 @@ mod tests {
     #[test]
     fn the_release_plan_is_read_from_the_same_object() {
         let mut canary = valid();
-        canary["strategy"] =
-            json!({"type": "canary", "steps": [{"weight": 10, "bake": "5m"}, {"weight": 50, "bake": "10m"}]});
+        canary["strategy"] = json!({"type": "canary", "steps": [{"weight": 10, "bake": "5m"}, {"weight": 50, "bake": "10m"}]});
         canary["alarms"] = json!(["shop-5xx"]);
         canary["bakeAfter"] = json!("15m");
         canary["scanGate"] = json!({"maxSeverity": "HIGH"});

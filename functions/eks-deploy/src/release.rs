@@ -85,6 +85,8 @@ enum Next {
 /// The image resolved: what the Deployment gets, its tag and digest.
 #[derive(Debug, Clone)]
 struct Resolved {
+    /// Pinned by eks-deploy (an ECR tag resolved to its digest), not used as given.
+    pinned: bool,
     target: String,
     tag: Option<String>,
     digest: Option<String>,
@@ -194,6 +196,7 @@ where
         let given = ImageRef::parse(&self.params.image);
         let target = state.target().to_owned();
         Resolved {
+            pinned: state.target.is_some(),
             digest: digest_of(&target).map(str::to_owned),
             tag: given.tag.clone(),
             ecr: registry_image(&given),
@@ -289,6 +292,7 @@ where
         let given_digest = given.digest.clone();
         let (Some(image), None) = (&ecr, &given_digest) else {
             return Ok(Resolved {
+                pinned: false,
                 target: self.params.image.clone(),
                 tag: given.tag.clone(),
                 digest: given_digest,
@@ -297,6 +301,7 @@ where
         };
         if image.tag.is_none() {
             return Ok(Resolved {
+                pinned: false,
                 target: self.params.image.clone(),
                 tag: None,
                 digest: None,
@@ -305,6 +310,7 @@ where
         }
         match self.deps.registry.digest(image).await {
             Ok(Some(digest)) => Ok(Resolved {
+                pinned: true,
                 target: given.pinned(&digest),
                 tag: given.tag.clone(),
                 digest: Some(digest),
@@ -601,7 +607,9 @@ where
                 .deps
                 .config
                 .max_rollout
-                .saturating_sub(Duration::from_secs(now_seconds().saturating_sub(started_at)))
+                .saturating_sub(Duration::from_secs(
+                    now_seconds().saturating_sub(started_at),
+                ))
     }
 
     /// The canary at `weight`: created from the main Deployment, or ours brought to the
@@ -946,7 +954,10 @@ where
                 IMAGE_DIGEST.to_owned(),
                 resolved.digest.clone().unwrap_or_default(),
             ),
-            (IMAGE_TAG.to_owned(), resolved.tag.clone().unwrap_or_default()),
+            (
+                IMAGE_TAG.to_owned(),
+                resolved.tag.clone().unwrap_or_default(),
+            ),
             (
                 PREVIOUS_IMAGE.to_owned(),
                 state.previous.clone().unwrap_or_default(),
@@ -983,7 +994,12 @@ where
     }
 
     /// Puts `previous` back and follows that rollout; what to add to the failure message.
-    async fn revert(&self, main: &DeploymentHandle, target: &str, previous: Option<&str>) -> String {
+    async fn revert(
+        &self,
+        main: &DeploymentHandle,
+        target: &str,
+        previous: Option<&str>,
+    ) -> String {
         let params = self.params;
         let rollback = params
             .rollback_on_failure
@@ -1045,33 +1061,29 @@ fn registry_image(image: &ImageRef) -> Option<RegistryImage> {
     })
 }
 
-/// `shop@sha256:ab12cd34ef56… (tag v2)`, or the image as given.
+/// `sha256:ab12cd34ef56… (tag v2)` for an image pinned here, or the image as given.
 fn describe(resolved: &Resolved) -> String {
     match (&resolved.digest, &resolved.tag) {
-        (Some(digest), Some(tag)) => format!("{} (tag {tag})", short_digest(digest)),
-        (Some(digest), None) => short_digest(digest),
-        (None, _) => resolved.target.clone(),
+        (Some(digest), Some(tag)) if resolved.pinned => {
+            format!("{} (tag {tag})", short_digest(digest))
+        }
+        _ => resolved.target.clone(),
     }
 }
 
-/// What `kubectl rollout history` shows: the reference set, with its tag and digest.
+/// What `kubectl rollout history` shows: the reference set, and for an image pinned here the tag
+/// it was given by and its digest (an image used as given names both itself).
 fn change_cause(params: &DeployParameters, resolved: &Resolved, by: &str) -> String {
-    let mut cause = format!(
-        "eks-deploy: set {} to {}",
-        params.container, resolved.target
-    );
     match (&resolved.tag, &resolved.digest) {
-        (Some(tag), Some(digest)) => cause.push_str(&format!(" (tag {tag}, digest {digest}")),
-        (Some(tag), None) => cause.push_str(&format!(" (tag {tag}")),
-        (None, Some(digest)) => cause.push_str(&format!(" (digest {digest}")),
-        (None, None) => cause.push_str(" ("),
+        (Some(tag), Some(digest)) if resolved.pinned => format!(
+            "eks-deploy: set {} to {} (tag {tag}, digest {digest}, {by})",
+            params.container, resolved.target
+        ),
+        _ => format!(
+            "eks-deploy: set {} to {} ({by})",
+            params.container, resolved.target
+        ),
     }
-    if resolved.tag.is_some() || resolved.digest.is_some() {
-        cause.push_str(", ");
-    }
-    cause.push_str(by);
-    cause.push(')');
-    cause
 }
 
 fn waiting(status: &RolloutStatus) -> String {
@@ -1175,7 +1187,10 @@ mod tests {
     #[test]
     fn alarms_are_read_at_the_start_every_interval_and_at_the_end_of_a_bake() {
         // 5 minutes at 10 s: 0, 10, … 300.
-        assert_eq!(reads_in_a_bake(Duration::from_secs(300), Duration::ZERO), 31);
+        assert_eq!(
+            reads_in_a_bake(Duration::from_secs(300), Duration::ZERO),
+            31
+        );
         // An end between two reads is read too.
         assert_eq!(reads_in_a_bake(Duration::from_secs(25), Duration::ZERO), 4);
         // A bake resumed 25 s in reads from the next slot on (30 s): never two reads within
@@ -1194,6 +1209,7 @@ mod tests {
         }))
         .unwrap();
         let resolved = Resolved {
+            pinned: true,
             target: "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop@sha256:ab".into(),
             tag: Some("v2".into()),
             digest: Some("sha256:ab".into()),
@@ -1205,6 +1221,7 @@ mod tests {
              (tag v2, digest sha256:ab, CodePipeline job j-1)"
         );
         let given = Resolved {
+            pinned: false,
             target: "nginx".into(),
             tag: None,
             digest: None,

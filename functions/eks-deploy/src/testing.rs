@@ -273,7 +273,13 @@ pub const CANARY_DELETE: &str = "/apis/apps/v1/namespaces/shop/deployments/web-c
 pub const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/shop/deployments?";
 
 /// The canary of [`deployment`] running `image` with `replicas`, owned by `owner`.
-pub fn canary(resource_version: &str, image: &str, replicas: i64, owner: &str, status: Value) -> Value {
+pub fn canary(
+    resource_version: &str,
+    image: &str,
+    replicas: i64,
+    owner: &str,
+    status: Value,
+) -> Value {
     json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "web-canary", "namespace": "shop", "resourceVersion": resource_version, "generation": 1,

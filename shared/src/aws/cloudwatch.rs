@@ -46,10 +46,18 @@ impl AlarmReader for CloudWatchAlarms {
                     .await
                     .map_err(|error| upstream(SERVICE, OPERATION, error))?;
                 read.extend(output.metric_alarms().iter().map(|alarm| {
-                    state(alarm.alarm_name(), alarm.state_value(), alarm.state_reason())
+                    state(
+                        alarm.alarm_name(),
+                        alarm.state_value(),
+                        alarm.state_reason(),
+                    )
                 }));
                 read.extend(output.composite_alarms().iter().map(|alarm| {
-                    state(alarm.alarm_name(), alarm.state_value(), alarm.state_reason())
+                    state(
+                        alarm.alarm_name(),
+                        alarm.state_value(),
+                        alarm.state_reason(),
+                    )
                 }));
                 match output.next_token() {
                     Some(token) => next_token = Some(token.to_owned()),
@@ -93,8 +101,7 @@ mod tests {
         let describe = mock!(Client::describe_alarms)
             .match_requests(|request| {
                 request.alarm_names() == ["shop-5xx", "shop-latency", "shop-gone"]
-                    && request.alarm_types()
-                        == [AlarmType::MetricAlarm, AlarmType::CompositeAlarm]
+                    && request.alarm_types() == [AlarmType::MetricAlarm, AlarmType::CompositeAlarm]
                     && request.next_token().is_none()
             })
             .then_output(|| {

@@ -193,25 +193,24 @@ impl JobResults for CodePipeline {
             .set_external_execution_id(result.external_execution_id.clone())
             .set_percent_complete(result.percent_complete.map(i32::from))
             .build();
-        let outcome = self
-            .client
-            .put_job_success_result()
-            .job_id(job_id)
-            .execution_details(details)
-            .set_continuation_token(result.continuation_token.clone())
-            .set_output_variables(
-                (!result.output_variables.is_empty() && result.continuation_token.is_none()).then(
-                    || {
-                        result
-                            .output_variables
-                            .iter()
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect()
-                    },
-                ),
-            )
-            .send()
-            .await;
+        let outcome =
+            self.client
+                .put_job_success_result()
+                .job_id(job_id)
+                .execution_details(details)
+                .set_continuation_token(result.continuation_token.clone())
+                .set_output_variables(
+                    (!result.output_variables.is_empty() && result.continuation_token.is_none())
+                        .then(|| {
+                            result
+                                .output_variables
+                                .iter()
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect()
+                        }),
+                )
+                .send()
+                .await;
         match outcome {
             Ok(_) => Ok(Reported::Recorded),
             // A redelivered invocation reports a job that is no longer in progress: it was reported.

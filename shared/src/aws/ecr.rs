@@ -11,8 +11,7 @@ use aws_sdk_ecr::types::{ImageIdentifier, ScanStatus};
 use super::upstream;
 use crate::error::UpstreamError;
 use crate::ports::{
-    Finding, ImageRegistry, MAX_TOP_FINDINGS, RegistryImage, ScanFindings, ScanState,
-    severity_rank,
+    Finding, ImageRegistry, MAX_TOP_FINDINGS, RegistryImage, ScanFindings, ScanState, severity_rank,
 };
 
 const SERVICE: &str = "ECR";
@@ -44,7 +43,8 @@ impl EcrRegistry {
             .config()
             .region()
             .is_some_and(|r| r.as_ref() == region);
-        (!same).then(|| aws_sdk_ecr::config::Builder::default().region(Region::new(region.to_owned())))
+        (!same)
+            .then(|| aws_sdk_ecr::config::Builder::default().region(Region::new(region.to_owned())))
     }
 }
 
@@ -291,7 +291,11 @@ mod tests {
             })
             .then_output(|| {
                 DescribeImageScanFindingsOutput::builder()
-                    .image_scan_status(ImageScanStatus::builder().status(ScanStatus::Complete).build())
+                    .image_scan_status(
+                        ImageScanStatus::builder()
+                            .status(ScanStatus::Complete)
+                            .build(),
+                    )
                     .image_scan_findings(
                         ImageScanFindings::builder()
                             .finding_severity_counts(FindingSeverity::High, 1)
@@ -308,7 +312,11 @@ mod tests {
             .match_requests(|request| request.next_token() == Some("page-2"))
             .then_output(|| {
                 DescribeImageScanFindingsOutput::builder()
-                    .image_scan_status(ImageScanStatus::builder().status(ScanStatus::Complete).build())
+                    .image_scan_status(
+                        ImageScanStatus::builder()
+                            .status(ScanStatus::Complete)
+                            .build(),
+                    )
                     .image_scan_findings(
                         ImageScanFindings::builder()
                             .findings(finding("CVE-3", FindingSeverity::Critical, "glibc"))
@@ -367,9 +375,7 @@ mod tests {
         assert_eq!(read(()).await.unwrap().state, ScanState::NotScanned);
         assert_eq!(
             read(()).await.unwrap().state,
-            ScanState::Unavailable(
-                "UNSUPPORTED_IMAGE: the image's OS is not supported".into()
-            )
+            ScanState::Unavailable("UNSUPPORTED_IMAGE: the image's OS is not supported".into())
         );
         assert_eq!(
             (running.num_calls(), none.num_calls(), failed.num_calls()),

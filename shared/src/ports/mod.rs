@@ -5,9 +5,9 @@
 
 mod approval;
 mod builds;
-mod images;
 #[cfg(feature = "kubernetes")]
 mod cluster;
+mod images;
 mod jobs;
 mod ledger;
 mod merges;

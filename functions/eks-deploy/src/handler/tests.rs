@@ -111,7 +111,9 @@ fn job_patch() -> serde_json::Value {
 }
 
 fn job_cause() -> String {
-    format!("eks-deploy: set web to {PINNED} (tag 0ccf1ae, digest {DIGEST}, CodePipeline job {JOB})")
+    format!(
+        "eks-deploy: set web to {PINNED} (tag 0ccf1ae, digest {DIGEST}, CodePipeline job {JOB})"
+    )
 }
 
 fn rollback_cause() -> String {
@@ -360,10 +362,9 @@ async fn a_continued_job_follows_the_rollout_without_patching_again() {
 #[tokio::test]
 async fn an_image_already_deployed_and_rolled_out_is_a_success_with_nothing_to_do() {
     let (client, server) = scripted(vec![
-        no_canary(),Exchange::get(
-        DEPLOYMENT,
-        deployment("41", 3, PINNED, rolled_out(3)),
-    )]);
+        no_canary(),
+        Exchange::get(DEPLOYMENT, deployment("41", 3, PINNED, rolled_out(3))),
+    ]);
     let mut jobs = MockJobResults::new();
     jobs.expect_succeed()
         .withf(|_, result| {
@@ -385,10 +386,9 @@ async fn an_image_already_deployed_and_rolled_out_is_a_success_with_nothing_to_d
 #[tokio::test]
 async fn a_redelivered_job_that_was_already_reported_changes_nothing() {
     let (client, server) = scripted(vec![
-        no_canary(),Exchange::get(
-        DEPLOYMENT,
-        deployment("41", 3, PINNED, rolled_out(3)),
-    )]);
+        no_canary(),
+        Exchange::get(DEPLOYMENT, deployment("41", 3, PINNED, rolled_out(3))),
+    ]);
     let mut jobs = MockJobResults::new();
     jobs.expect_succeed()
         .times(1)
@@ -431,10 +431,9 @@ async fn an_unreachable_cluster_fails_the_job_with_the_reason() {
 #[tokio::test]
 async fn a_result_codepipeline_did_not_take_fails_the_invocation_so_lambda_retries() {
     let (client, server) = scripted(vec![
-        no_canary(),Exchange::get(
-        DEPLOYMENT,
-        deployment("41", 3, PINNED, rolled_out(3)),
-    )]);
+        no_canary(),
+        Exchange::get(DEPLOYMENT, deployment("41", 3, PINNED, rolled_out(3))),
+    ]);
     let mut jobs = MockJobResults::new();
     jobs.expect_succeed().times(1).returning(|_, _| {
         reply(Err(UpstreamError::new(
@@ -456,10 +455,9 @@ async fn a_result_codepipeline_did_not_take_fails_the_invocation_so_lambda_retri
 #[tokio::test]
 async fn a_direct_invocation_answers_with_the_outcome() {
     let (client, server) = scripted(vec![
-        no_canary(),Exchange::get(
-        DEPLOYMENT,
-        deployment("41", 3, PINNED, rolled_out(3)),
-    )]);
+        no_canary(),
+        Exchange::get(DEPLOYMENT, deployment("41", 3, PINNED, rolled_out(3))),
+    ]);
     let deps = pinning(clusters(client), MockJobResults::new(), config());
 
     let outcome = handle(&deps, event("direct-deploy.json"), in_an_hour())
@@ -511,8 +509,7 @@ async fn a_job_delivered_again_after_a_later_deployment_does_not_put_its_image_b
     let mut later = deployment("50", 5, NEWER, rolled_out(3));
     later["metadata"]["annotations"]["eks-deploy.cicd/jobs"] =
         json!(format!("{JOB} 22222222-abcd-2222-abcd-222222222222"));
-    let (client, server) = scripted(vec![
-        no_canary(),Exchange::get(DEPLOYMENT, later)]);
+    let (client, server) = scripted(vec![no_canary(), Exchange::get(DEPLOYMENT, later)]);
     let mut jobs = MockJobResults::new();
     jobs.expect_fail()
         .withf(|job, failure| {

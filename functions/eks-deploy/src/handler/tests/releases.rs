@@ -10,7 +10,8 @@ use shared::ports::{AlarmState, AlarmStates, AlarmValue, Finding, ScanFindings, 
 use super::*;
 use crate::continuation::Phase;
 
-const REASON: &str = "Threshold Crossed: 3 datapoints [12.0, 9.0, 7.0] were greater than the threshold (5.0).";
+const REASON: &str =
+    "Threshold Crossed: 3 datapoints [12.0, 9.0, 7.0] were greater than the threshold (5.0).";
 
 /// A job deploying IMAGE with `plan` merged into its parameters, continued with `token`.
 fn job(plan: Value, token: Option<&Continuation>) -> Value {
@@ -184,7 +185,8 @@ async fn an_alarm_in_the_first_step_deletes_the_canary_and_leaves_the_main_deplo
         ),
         Exchange::delete(CANARY_DELETE),
     ]);
-    let expected = format!("aborted at 10%: alarm shop-5xx ALARM ({REASON}); the canary was deleted");
+    let expected =
+        format!("aborted at 10%: alarm shop-5xx ALARM ({REASON}); the canary was deleted");
     let jobs = fails(FailureKind::JobFailed, move |message| message == expected);
     let deps = Deps::new(
         clusters(client),
@@ -212,7 +214,8 @@ async fn an_alarm_in_the_first_step_deletes_the_canary_and_leaves_the_main_deplo
 async fn an_alarm_in_the_bake_after_the_rollout_rolls_back_to_the_recorded_image() {
     let mut script = vec![no_canary()];
     script.extend(rollout_of_main());
-    let rollback = format!("eks-deploy: rolled web back to {OLD} after a failed rollout of {PINNED}");
+    let rollback =
+        format!("eks-deploy: rolled web back to {OLD} after a failed rollout of {PINNED}");
     script.extend([
         Exchange::get(DEPLOYMENT, deployment("44", 4, PINNED, rolled_out(4))),
         Exchange::patch(
@@ -301,7 +304,8 @@ async fn an_alarm_that_does_not_exist_or_already_fires_is_a_configuration_error_
 async fn a_strategy_longer_than_the_action_may_run_is_refused() {
     let (client, server) = scripted(vec![]);
     let jobs = fails(FailureKind::ConfigurationError, |message| {
-        message.starts_with("strategy: the bakes (2h) and MAX_ROLLOUT_SECONDS (82800 s) add up to 25h")
+        message
+            .starts_with("strategy: the bakes (2h) and MAX_ROLLOUT_SECONDS (82800 s) add up to 25h")
     });
     let mut config = config();
     config.max_rollout = Duration::from_secs(82_800);
@@ -351,7 +355,13 @@ async fn findings_above_the_gate_fail_the_job_before_anything_is_patched() {
                  top findings: CVE-2026-0001 in openssl (CRITICAL), CVE-2026-0002 (CRITICAL)"
             )
     });
-    let deps = Deps::new(clusters(client), jobs, registry, MockAlarmReader::new(), config());
+    let deps = Deps::new(
+        clusters(client),
+        jobs,
+        registry,
+        MockAlarmReader::new(),
+        config(),
+    );
     handle(
         &deps,
         job(json!({"scanGate": {"maxSeverity": "HIGH"}}), None),
@@ -369,7 +379,13 @@ async fn findings_above_the_gate_fail_the_job_before_anything_is_patched() {
         .times(1)
         .returning(|_, _| reply(Ok(scan(ScanState::Complete))));
     let jobs = succeeds(|result| result.summary.contains("runs sha256:ab12cd34ef56…"));
-    let deps = Deps::new(clusters(client), jobs, registry, MockAlarmReader::new(), config());
+    let deps = Deps::new(
+        clusters(client),
+        jobs,
+        registry,
+        MockAlarmReader::new(),
+        config(),
+    );
     handle(
         &deps,
         job(json!({"scanGate": {"maxSeverity": "CRITICAL"}}), None),
@@ -398,7 +414,13 @@ async fn a_scan_in_progress_is_waited_for_across_invocations_up_to_the_limit() {
             "shop/web: waiting for the scan of {IMAGE} (sha256:ab12cd34ef56…)"
         )) && token.is_some_and(|t| t.phase == Phase::Scan && t.target() == PINNED)
     });
-    let deps = Deps::new(clusters(client), jobs, registry, MockAlarmReader::new(), config());
+    let deps = Deps::new(
+        clusters(client),
+        jobs,
+        registry,
+        MockAlarmReader::new(),
+        config(),
+    );
     let gate = json!({"scanGate": {"maxSeverity": "HIGH"}});
     let outcome = handle(
         &deps,
@@ -431,7 +453,13 @@ async fn a_scan_in_progress_is_waited_for_across_invocations_up_to_the_limit() {
         message.contains("was still in progress after 190")
             && message.contains("(SCAN_WAIT_SECONDS is 1800): not deployed")
     });
-    let deps = Deps::new(clusters(client), jobs, registry, MockAlarmReader::new(), config());
+    let deps = Deps::new(
+        clusters(client),
+        jobs,
+        registry,
+        MockAlarmReader::new(),
+        config(),
+    );
     handle(&deps, job(gate, Some(&token)), in_an_hour())
         .await
         .unwrap();
@@ -449,7 +477,13 @@ async fn an_image_without_a_scan_fails_unless_the_gate_does_not_require_one() {
     let jobs = fails(FailureKind::JobFailed, |message| {
         message.contains("has no scan: turn on scan on push for repository shop or set scanGate.requireScan to false")
     });
-    let deps = Deps::new(clusters(client), jobs, registry, MockAlarmReader::new(), config());
+    let deps = Deps::new(
+        clusters(client),
+        jobs,
+        registry,
+        MockAlarmReader::new(),
+        config(),
+    );
     handle(
         &deps,
         job(json!({"scanGate": {"maxSeverity": "HIGH"}}), None),
@@ -466,7 +500,13 @@ async fn an_image_without_a_scan_fails_unless_the_gate_does_not_require_one() {
         .times(1)
         .returning(|_, _| reply(Ok(scan(ScanState::NotScanned))));
     let jobs = succeeds(|_| true);
-    let deps = Deps::new(clusters(client), jobs, registry, MockAlarmReader::new(), config());
+    let deps = Deps::new(
+        clusters(client),
+        jobs,
+        registry,
+        MockAlarmReader::new(),
+        config(),
+    );
     handle(
         &deps,
         job(
@@ -494,7 +534,8 @@ fn continued(phase: Phase, step: usize, bake_started: Option<u64>) -> Continuati
 }
 
 #[tokio::test]
-async fn a_redelivered_continuation_mid_bake_reads_the_alarms_and_goes_on_without_a_second_canary() {
+async fn a_redelivered_continuation_mid_bake_reads_the_alarms_and_goes_on_without_a_second_canary()
+{
     let one_step = json!({"strategy": {"type": "canary", "steps": [{"weight": 10, "bake": "5m"}]},
                           "alarms": ["shop-5xx"]});
     // The bake began an hour ago: it is over after one read; then the main rollout.
@@ -577,7 +618,13 @@ async fn a_canary_abandoned_by_an_earlier_release_is_removed_first() {
     let mut script = vec![
         Exchange::get(
             CANARY,
-            canary("30", "shop:old", 1, "99999999-dead-9999-dead-999999999999", available(1, 1)),
+            canary(
+                "30",
+                "shop:old",
+                1,
+                "99999999-dead-9999-dead-999999999999",
+                available(1, 1),
+            ),
         ),
         Exchange::delete(CANARY_DELETE),
     ];
@@ -594,13 +641,17 @@ async fn a_canary_abandoned_by_an_earlier_release_is_removed_first() {
 #[tokio::test]
 async fn an_image_outside_ecr_is_used_as_given() {
     const HUB: &str = "docker.io/library/nginx:1.27";
-    let cause = format!("eks-deploy: set web to {HUB} (tag 1.27, CodePipeline job {JOB})");
+    let cause = format!("eks-deploy: set web to {HUB} (CodePipeline job {JOB})");
     let mut patch = expected_patch("41", HUB, OLD, &cause);
     patch["metadata"]["annotations"]["eks-deploy.cicd/jobs"] = json!(JOB);
     let (client, server) = scripted(vec![
         no_canary(),
         Exchange::get(DEPLOYMENT, deployment("41", 3, OLD, rolled_out(3))),
-        Exchange::patch(DEPLOYMENT_PATCH, patch, deployment("42", 4, HUB, rolled_out(3))),
+        Exchange::patch(
+            DEPLOYMENT_PATCH,
+            patch,
+            deployment("42", 4, HUB, rolled_out(3)),
+        ),
         Exchange::watch(
             &watch_uri("42", 240),
             vec![modified(deployment("43", 4, HUB, rolled_out(4)))],
