@@ -33,7 +33,8 @@ pub fn canary_name(name: &str) -> String {
 /// `ceil(weight × replicas / 100)`, at least 1.
 pub fn canary_replicas(weight: u8, replicas: i32) -> i32 {
     let replicas = i64::from(replicas.max(0));
-    let wanted = (i64::from(weight) * replicas).div_ceil(100);
+    // Both are non-negative: rounding up is adding 99 first.
+    let wanted = (i64::from(weight) * replicas + 99) / 100;
     i32::try_from(wanted.max(1)).unwrap_or(i32::MAX)
 }
 

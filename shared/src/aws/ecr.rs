@@ -198,13 +198,15 @@ fn page_findings(output: &DescribeImageScanFindingsOutput) -> Vec<Finding> {
         let details = finding.package_vulnerability_details();
         Finding {
             id: details
-                .map(|d| d.vulnerability_id().to_owned())
+                .and_then(|d| d.vulnerability_id())
                 .filter(|id| !id.is_empty())
-                .or_else(|| finding.title().map(str::to_owned))
-                .unwrap_or_default(),
+                .or_else(|| finding.title())
+                .unwrap_or_default()
+                .to_owned(),
             package: details
                 .and_then(|d| d.vulnerable_packages().first())
-                .map(|p| p.name().to_owned()),
+                .and_then(|p| p.name())
+                .map(str::to_owned),
             severity: finding.severity().unwrap_or("UNDEFINED").to_owned(),
         }
     });

@@ -91,6 +91,11 @@ fn created_canary(replicas: i64) -> Value {
     wanted
 }
 
+fn with_main_rollout(mut script: Vec<Exchange>) -> Vec<Exchange> {
+    script.extend(rollout_of_main());
+    script
+}
+
 fn canary_watch(resource_version: &str) -> String {
     watch_uri_of("web-canary", resource_version, 240)
 }
@@ -342,8 +347,8 @@ fn scan(state: ScanState) -> ScanFindings {
 #[tokio::test]
 async fn findings_above_the_gate_fail_the_job_before_anything_is_patched() {
     let (client, server) = scripted(vec![no_canary()]);
-    let mut registry = registry();
-    registry
+    let mut gated = registry();
+    gated
         .expect_scan_findings()
         .withf(|image, digest| image.repository == "shop" && digest == DIGEST)
         .times(1)
@@ -358,7 +363,7 @@ async fn findings_above_the_gate_fail_the_job_before_anything_is_patched() {
     let deps = Deps::new(
         clusters(client),
         jobs,
-        registry,
+        gated,
         MockAlarmReader::new(),
         config(),
     );
@@ -372,9 +377,9 @@ async fn findings_above_the_gate_fail_the_job_before_anything_is_patched() {
     server.await.unwrap();
 
     // CRITICAL allowed: the same findings pass.
-    let (client, server) = scripted([vec![no_canary()], rollout_of_main()].concat());
-    let mut registry = registry();
-    registry
+    let (client, server) = scripted(with_main_rollout(vec![no_canary()]));
+    let mut gated = registry();
+    gated
         .expect_scan_findings()
         .times(1)
         .returning(|_, _| reply(Ok(scan(ScanState::Complete))));
@@ -382,7 +387,7 @@ async fn findings_above_the_gate_fail_the_job_before_anything_is_patched() {
     let deps = Deps::new(
         clusters(client),
         jobs,
-        registry,
+        gated,
         MockAlarmReader::new(),
         config(),
     );
@@ -400,8 +405,8 @@ async fn findings_above_the_gate_fail_the_job_before_anything_is_patched() {
 async fn a_scan_in_progress_is_waited_for_across_invocations_up_to_the_limit() {
     // First invocation: the scan runs the whole time; the job continues in the scan phase.
     let (client, server) = scripted(vec![no_canary()]);
-    let mut registry = registry();
-    registry
+    let mut gated = registry();
+    gated
         .expect_scan_findings()
         .times(1..)
         .returning(|_, _| reply(Ok(scan(ScanState::InProgress))));
@@ -417,7 +422,7 @@ async fn a_scan_in_progress_is_waited_for_across_invocations_up_to_the_limit() {
     let deps = Deps::new(
         clusters(client),
         jobs,
-        registry,
+        gated,
         MockAlarmReader::new(),
         config(),
     );
@@ -444,8 +449,8 @@ async fn a_scan_in_progress_is_waited_for_across_invocations_up_to_the_limit() {
         bake_started: None,
     };
     let (client, server) = scripted(vec![]);
-    let mut registry = MockImageRegistry::new();
-    registry
+    let mut gated = MockImageRegistry::new();
+    gated
         .expect_scan_findings()
         .times(1)
         .returning(|_, _| reply(Ok(scan(ScanState::InProgress))));
@@ -456,7 +461,7 @@ async fn a_scan_in_progress_is_waited_for_across_invocations_up_to_the_limit() {
     let deps = Deps::new(
         clusters(client),
         jobs,
-        registry,
+        gated,
         MockAlarmReader::new(),
         config(),
     );
@@ -469,8 +474,8 @@ async fn a_scan_in_progress_is_waited_for_across_invocations_up_to_the_limit() {
 #[tokio::test]
 async fn an_image_without_a_scan_fails_unless_the_gate_does_not_require_one() {
     let (client, server) = scripted(vec![no_canary()]);
-    let mut registry = registry();
-    registry
+    let mut gated = registry();
+    gated
         .expect_scan_findings()
         .times(1)
         .returning(|_, _| reply(Ok(scan(ScanState::NotScanned))));
@@ -480,7 +485,7 @@ async fn an_image_without_a_scan_fails_unless_the_gate_does_not_require_one() {
     let deps = Deps::new(
         clusters(client),
         jobs,
-        registry,
+        gated,
         MockAlarmReader::new(),
         config(),
     );
@@ -493,9 +498,9 @@ async fn an_image_without_a_scan_fails_unless_the_gate_does_not_require_one() {
     .unwrap();
     server.await.unwrap();
 
-    let (client, server) = scripted([vec![no_canary()], rollout_of_main()].concat());
-    let mut registry = registry();
-    registry
+    let (client, server) = scripted(with_main_rollout(vec![no_canary()]));
+    let mut gated = registry();
+    gated
         .expect_scan_findings()
         .times(1)
         .returning(|_, _| reply(Ok(scan(ScanState::NotScanned))));
@@ -503,7 +508,7 @@ async fn an_image_without_a_scan_fails_unless_the_gate_does_not_require_one() {
     let deps = Deps::new(
         clusters(client),
         jobs,
-        registry,
+        gated,
         MockAlarmReader::new(),
         config(),
     );
@@ -541,7 +546,7 @@ async fn a_redelivered_continuation_mid_bake_reads_the_alarms_and_goes_on_withou
     // The bake began an hour ago: it is over after one read; then the main rollout.
     let started = u64::try_from(
         (SystemTime::now() - Duration::from_secs(3600))
-            .duration_since(UNIX_EPOCH)
+            .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_millis(),
     )
