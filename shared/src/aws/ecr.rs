@@ -372,7 +372,8 @@ mod tests {
             RuleMode::Sequential,
             [&running, &none, &failed]
         ));
-        let read = |_: ()| registry.scan_findings(&image(), DIGEST);
+        let image = image();
+        let read = |_: ()| registry.scan_findings(&image, DIGEST);
         assert_eq!(read(()).await.unwrap().state, ScanState::InProgress);
         assert_eq!(read(()).await.unwrap().state, ScanState::NotScanned);
         assert_eq!(

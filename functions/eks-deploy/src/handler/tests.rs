@@ -318,7 +318,9 @@ async fn a_rollout_longer_than_the_invocation_continues_with_a_token() {
                 && result.summary
                     == format!("shop/web: rolling out {PINNED} (1 of 3 new replicas updated)")
                 && result.percent_complete == Some(33)
-                && token.is_some_and(|t| t.image == PINNED && t.previous.as_deref() == Some(OLD))
+                && token.is_some_and(|t| {
+                    t.image == IMAGE && t.target() == PINNED && t.previous.as_deref() == Some(OLD)
+                })
         })
         .times(1)
         .returning(|_, _| reply(Ok(Reported::Recorded)));
