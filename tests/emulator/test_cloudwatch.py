@@ -10,8 +10,10 @@ the model, as a second client would read it.
 from __future__ import annotations
 
 import datetime
+import gzip
 import json
 import sys
+import tempfile
 import unittest
 import urllib.error
 import urllib.parse
@@ -19,6 +21,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import boto3
+import botocore
+import botocore.config
+import botocore.session
 import cbor2
 from botocore import parsers
 from botocore.exceptions import ClientError
@@ -264,6 +270,51 @@ class CborProtocolTests(CloudWatchTestCase):
         self.assertEqual([r["operation"] for r in requests if r["service"] == "monitoring"][-1], "DescribeAlarms")
 
 
+class BotocoreCborClientTests(CloudWatchTestCase):
+    """botocore's own RPC v2 CBOR client (the model limited to that protocol): a second,
+    independent CBOR encoder and decoder for every request and answer."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.folder = tempfile.TemporaryDirectory()
+        self.addCleanup(self.folder.cleanup)
+        source = Path(botocore.__file__).parent / "data/cloudwatch/2010-08-01"
+        target = Path(self.folder.name) / "cloudwatch/2010-08-01"
+        target.mkdir(parents=True)
+        document = json.loads(gzip.decompress((source / "service-2.json.gz").read_bytes()))
+        document["metadata"]["protocols"] = ["smithy-rpc-v2-cbor"]
+        (target / "service-2.json").write_text(json.dumps(document))
+        (target / "endpoint-rule-set-1.json.gz").write_bytes((source / "endpoint-rule-set-1.json.gz").read_bytes())
+        session = botocore.session.get_session()
+        session.get_component("data_loader").search_paths.insert(0, self.folder.name)
+        self.cloudwatch = boto3.Session(botocore_session=session).client(
+            "cloudwatch",
+            endpoint_url=ENDPOINT,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=botocore.config.Config(retries={"total_max_attempts": 1}),
+        )
+        self.sent: list[str] = []
+        self.cloudwatch.meta.events.register(
+            "before-send", lambda request, **kwargs: self.sent.append(request.headers.get("smithy-protocol", b""))
+        )
+
+    def test_a_cbor_client_makes_sets_and_reads_alarms(self) -> None:
+        self.cloudwatch.put_metric_alarm(**alarm_params("shop-5xx", Threshold=2.5))
+        self.cloudwatch.set_alarm_state(AlarmName="shop-5xx", StateValue="ALARM", StateReason="Threshold Crossed")
+        answer = self.cloudwatch.describe_alarms(AlarmNames=["shop-5xx", "shop-p99"])
+        model_checks.checked_output(answer, model.operation_model("cloudwatch", "DescribeAlarms"))
+        alarm = answer["MetricAlarms"][0]
+        self.assertEqual((alarm["AlarmName"], alarm["StateValue"], alarm["Threshold"]), ("shop-5xx", "ALARM", 2.5))
+        self.assertIsInstance(alarm["StateUpdatedTimestamp"], datetime.datetime)
+        with self.assertRaises(ClientError) as context:
+            self.cloudwatch.set_alarm_state(AlarmName="nope", StateValue="OK", StateReason="x")
+        self.assertEqual(context.exception.response["Error"]["Code"], "ResourceNotFound")
+        self.assertEqual(context.exception.response["ResponseMetadata"]["HTTPStatusCode"], 404)
+        self.assertEqual(set(self.sent), {b"rpc-v2-cbor"})
+
+
 class OtherProtocolTests(CloudWatchTestCase):
     def test_boto3_and_cbor_see_the_same_alarms(self) -> None:
         cloudwatch = model_checks.client(ENDPOINT, "cloudwatch", _after_call)
@@ -291,6 +342,13 @@ class OtherProtocolTests(CloudWatchTestCase):
             body = response.read().decode()
         self.assertIn("<AlarmName>shop-5xx</AlarmName>", body)
         self.assertIn("<StateValue>INSUFFICIENT_DATA</StateValue>", body)
+        # A fault on the query protocol answers the query protocol's error document.
+        http("POST", "/_emulator/aws/faults", {"service": "monitoring", "operation": "DescribeAlarms", "status": 400})
+        with self.assertRaises(urllib.error.HTTPError) as context:
+            urllib.request.urlopen(request, timeout=model_checks.TIMEOUT)
+        with context.exception as error:
+            self.assertEqual(error.code, 400)
+            self.assertIn("<Code>Throttling</Code>", error.read().decode())
 
 
 class AdminTests(CloudWatchTestCase):

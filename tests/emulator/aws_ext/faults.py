@@ -44,7 +44,7 @@ from werkzeug.wrappers import Response
 from .context import RequestContext
 
 # Query-protocol services, which answer errors as XML documents.
-QUERY_SERVICES = {"sns", "sqs", "iam", "sts", "cloudformation"}
+QUERY_SERVICES = {"sns", "sqs", "iam", "sts", "cloudformation", "monitoring"}
 # The throttling error codes the services use (the SDKs retry both).
 QUERY_THROTTLING = "Throttling"
 JSON_THROTTLING = "ThrottlingException"
@@ -241,7 +241,7 @@ def error_response(fault: Fault, call: Call) -> Response:
     """The error the service would answer, in its own protocol."""
     assert fault.status is not None
     throttling = fault.status in (400, 429)
-    if call.service in QUERY_SERVICES and not call.json_protocol:
+    if call.service in QUERY_SERVICES and not call.json_protocol and not call.cbor_protocol:
         code = fault.code or (QUERY_THROTTLING if throttling else "InternalFailure")
         return query_error(call.service, fault.status, code, fault.message)
     if call.cbor_protocol:
