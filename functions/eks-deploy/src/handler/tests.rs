@@ -154,9 +154,9 @@ async fn a_job_patches_the_image_follows_the_rollout_and_reports_success() {
     jobs.expect_succeed()
         .withf(|job, result| {
             job == JOB
-                && result.summary.starts_with(&format!(
+                && result.summary.starts_with(
                     "shop/web: container web runs sha256:ab12cd34ef56… (tag 0ccf1ae) on 3 of 3 replicas (rolled out in "
-                ))
+                )
                 && result.continuation_token.is_none()
                 && result.external_execution_id.as_deref() == Some("shop-prod/shop/web")
         })
@@ -371,9 +371,7 @@ async fn an_image_already_deployed_and_rolled_out_is_a_success_with_nothing_to_d
     jobs.expect_succeed()
         .withf(|_, result| {
             result.summary
-                == format!(
-                    "shop/web: container web already runs sha256:ab12cd34ef56… (tag 0ccf1ae) on 3 of 3 replicas; nothing to do"
-                )
+                == "shop/web: container web already runs sha256:ab12cd34ef56… (tag 0ccf1ae) on 3 of 3 replicas; nothing to do"
         })
         .times(1)
         .returning(|_, _| reply(Ok(Reported::Recorded)));
