@@ -676,7 +676,8 @@ fn expand_policy_template(name: &str, parameters: &Value) -> Result<Vec<Value>, 
 /// when the condition holds is checked as if it always did), with the condition's name.
 fn conditional_policies(policy: &Value) -> (Option<String>, Vec<&Value>) {
     let no_value = |value: &Value| {
-        intrinsic(value).is_some_and(|(name, argument)| name == "Ref" && argument == "AWS::NoValue")
+        intrinsic(value)
+            .is_some_and(|(name, argument)| name == "Ref" && *argument == "AWS::NoValue")
     };
     match intrinsic(policy) {
         Some((name, Value::Sequence(parts))) if name == "If" && parts.len() == 3 => (
