@@ -89,6 +89,12 @@ const NEEDS: &[(&str, &[(&str, &str)])] = &[
             // jobs.succeed / jobs.fail.
             ("codepipeline:PutJobSuccessResult", "*"),
             ("codepipeline:PutJobFailureResult", "*"),
+            // images.image: a tag pinned to its digest; images.scan: the scan gate. Granted only
+            // when DeployImageRepositories names some (a conditional policy).
+            ("ecr:DescribeImages", "DeployImageRepositories"),
+            ("ecr:DescribeImageScanFindings", "DeployImageRepositories"),
+            // alarms.states: the alarm-gated bakes, only when DeployAlarmNames names some.
+            ("cloudwatch:DescribeAlarms", "DeployAlarmNames"),
         ],
     ),
     (
@@ -255,6 +261,17 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
     ("dynamodb.rs", "delete_item", "dynamodb:DeleteItem"),
     ("dynamodb.rs", "get_item", "dynamodb:GetItem"),
     ("eks.rs", "describe_cluster", "eks:DescribeCluster"),
+    ("ecr.rs", "describe_images", "ecr:DescribeImages"),
+    (
+        "ecr.rs",
+        "describe_image_scan_findings",
+        "ecr:DescribeImageScanFindings",
+    ),
+    (
+        "cloudwatch.rs",
+        "describe_alarms",
+        "cloudwatch:DescribeAlarms",
+    ),
     (
         "signing_key.rs",
         "get_secret_value",
@@ -273,6 +290,8 @@ const ADAPTERS: &[(&str, &str)] = &[
     ("CodePipeline::new(", "codepipeline.rs"),
     ("DynamoLedger::new(", "dynamodb.rs"),
     ("EksClusters::new(", "eks.rs"),
+    ("EcrRegistry::new(", "ecr.rs"),
+    ("CloudWatchAlarms::new(", "cloudwatch.rs"),
     ("load_signing_key(", "signing_key.rs"),
     ("SnsTopic::new(", "sns.rs"),
 ];
@@ -652,6 +671,26 @@ fn expand_policy_template(name: &str, parameters: &Value) -> Result<Vec<Value>, 
     }
 }
 
+/// The policies a `Policies` item stands for: itself, or for a policy given under a condition
+/// (`!If [Condition, policy, !Ref AWS::NoValue]`) the policies of its branches (what it grants
+/// when the condition holds is checked as if it always did), with the condition's name.
+fn conditional_policies(policy: &Value) -> (Option<String>, Vec<&Value>) {
+    let no_value = |value: &Value| {
+        intrinsic(value)
+            .is_some_and(|(name, argument)| name == "Ref" && *argument == "AWS::NoValue")
+    };
+    match intrinsic(policy) {
+        Some((name, Value::Sequence(parts))) if name == "If" && parts.len() == 3 => (
+            parts[0].as_str().map(str::to_owned),
+            parts[1..]
+                .iter()
+                .filter(|branch| !no_value(branch))
+                .collect(),
+        ),
+        _ => (None, vec![policy]),
+    }
+}
+
 /// Where each granted action of a function may be used: the names its Resources are built
 /// from, `*` for `Resource: "*"`.
 type Grants = BTreeMap<String, BTreeSet<String>>;
@@ -715,14 +754,19 @@ fn function_violations(template: &Value) -> Vec<String> {
         }
 
         let mut grants = Grants::new();
-        for (index, policy) in properties["Policies"]
-            .as_sequence()
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
+        let policies = properties["Policies"].as_sequence().into_iter().flatten();
+        for (index, item) in policies.enumerate() {
             let place = format!("{id}.Policies[{index}]");
-            match policy {
+            let (condition, branches) = conditional_policies(item);
+            if let Some(condition) = condition
+                && template["Conditions"][condition.as_str()].is_null()
+            {
+                violations.push(format!(
+                    "{place}: condition {condition} is not defined in Conditions"
+                ));
+            }
+            for policy in branches {
+                match policy {
                 Value::String(name) => violations.push(format!(
                     "{place}: managed policy {name} grants what no statement here shows: write the statements inline"
                 )),
@@ -747,6 +791,7 @@ fn function_violations(template: &Value) -> Vec<String> {
                     }
                 }
                 _ => violations.push(format!("{place}: not a policy document or template")),
+            }
             }
         }
 
@@ -1168,4 +1213,54 @@ fn narrow_sam_policy_templates_are_expanded_and_checked_like_statements() {
             .any(|v| v.contains("Resource \"*\" for [\"sns:Publish\"]")),
         "{violations:#?}"
     );
+}
+
+#[test]
+fn a_policy_given_under_a_condition_is_checked_like_the_others() {
+    let mut template = load("template.yaml");
+    let id = "EksDeployFunction";
+    // The ECR and CloudWatch grants are conditional: none when no repository or alarm is named.
+    let conditional: Vec<String> = template["Resources"][id]["Properties"]["Policies"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|policy| conditional_policies(policy).0)
+        .collect();
+    assert_eq!(conditional, ["DeploysEcrImages", "GatesOnAlarms"]);
+    for (condition, parameter) in [
+        ("DeploysEcrImages", "DeployImageRepositories"),
+        ("GatesOnAlarms", "DeployAlarmNames"),
+    ] {
+        let text = serde_yaml_ng::to_string(&template["Conditions"][condition]).unwrap();
+        assert!(
+            text.contains("!Not") && text.contains("!Join") && text.contains(parameter),
+            "{condition} must hold exactly when {parameter} names something: {text}"
+        );
+    }
+
+    // An action too many inside the conditional policy is seen.
+    if let Value::Sequence(items) = &mut template["Resources"][id]["Properties"]["Policies"] {
+        let branch = match &mut items[1] {
+            Value::Tagged(tagged) => &mut tagged.value[1],
+            other => panic!("{other:?}"),
+        };
+        if let Value::Sequence(actions) = &mut branch["Statement"][0]["Action"] {
+            actions.push("ecr:PutImage".into());
+        }
+        // And a condition the template does not define.
+        if let Value::Tagged(tagged) = &mut items[2] {
+            tagged.value[0] = Value::from("Nowhere");
+        }
+    }
+    let violations = function_violations(&template);
+    for expected in [
+        "EksDeployFunction: grants ecr:PutImage, which its code never calls",
+        "EksDeployFunction.Policies[2]: condition Nowhere is not defined in Conditions",
+    ] {
+        assert!(
+            violations.iter().any(|v| v.contains(expected)),
+            "expected {expected:?} among {violations:#?}"
+        );
+    }
+    assert_eq!(violations.len(), 2, "{violations:#?}");
 }

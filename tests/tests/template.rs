@@ -354,8 +354,11 @@ fn the_sample_application_and_its_rbac_fit_what_eks_deploy_does() {
         .map(|document| Value::deserialize(document).unwrap())
         .find(|document| document["kind"] == "Role")
         .unwrap();
-    let allowed = |resource: &str, verb: &str| {
+    // Whether the Role lets eks-deploy `verb` the `resource` called `name` (None: a request that
+    // names no object, as create and list are), resourceNames applied as RBAC applies them.
+    let allowed = |resource: &str, verb: &str, name: Option<&str>| {
         role["rules"].as_sequence().unwrap().iter().any(|rule| {
+            let names = rule["resourceNames"].as_sequence();
             rule["resources"]
                 .as_sequence()
                 .unwrap()
@@ -364,29 +367,48 @@ fn the_sample_application_and_its_rbac_fit_what_eks_deploy_does() {
                     .as_sequence()
                     .unwrap()
                     .contains(&Value::from(verb))
+                && names
+                    .is_none_or(|names| name.is_some_and(|name| names.contains(&Value::from(name))))
         })
     };
-    for (resource, verb) in [
-        ("deployments", "get"),
-        ("deployments", "patch"),
-        ("deployments", "watch"),
-        ("pods", "list"),
+    let canary = eks_deploy_canary_name("web");
+    for (resource, verb, name) in [
+        ("deployments", "get", Some("web")),
+        ("deployments", "patch", Some("web")),
+        ("deployments", "watch", Some("web")),
+        // The canary: created (RBAC cannot name what a create makes), then read, scaled,
+        // followed and removed by its name.
+        ("deployments", "create", None),
+        ("deployments", "get", Some(canary.as_str())),
+        ("deployments", "patch", Some(canary.as_str())),
+        ("deployments", "watch", Some(canary.as_str())),
+        ("deployments", "delete", Some(canary.as_str())),
+        ("pods", "list", None),
     ] {
         assert!(
-            allowed(resource, verb),
-            "the Role must allow {verb} {resource}"
+            allowed(resource, verb, name),
+            "the Role must allow {verb} {resource} {name:?}"
         );
     }
-    for (resource, verb) in [
-        ("deployments", "delete"),
-        ("pods", "delete"),
-        ("secrets", "get"),
+    for (resource, verb, name) in [
+        // The application's own Deployment is never removed, nor any other one changed.
+        ("deployments", "delete", Some("web")),
+        ("deployments", "patch", Some("api")),
+        ("deployments", "delete", Some("api-canary")),
+        ("deployments", "list", None),
+        ("pods", "delete", Some("web-5d4f8c7b9-x2x7q")),
+        ("secrets", "get", Some("web-tls")),
     ] {
         assert!(
-            !allowed(resource, verb),
-            "the Role must not allow {verb} {resource}"
+            !allowed(resource, verb, name),
+            "the Role must not allow {verb} {resource} {name:?}"
         );
     }
+}
+
+/// The canary's name for a Deployment, as eks-deploy makes it (`<name>-canary`, issue 14).
+fn eks_deploy_canary_name(deployment: &str) -> String {
+    format!("{deployment}-canary")
 }
 
 #[test]
