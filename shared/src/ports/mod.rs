@@ -17,6 +17,8 @@ mod pull_requests;
 mod reports;
 mod repository;
 mod restores;
+#[cfg(feature = "kubernetes")]
+mod role_sessions;
 
 #[cfg(any(test, feature = "mocks"))]
 pub use approval::MockApprovalApi;
@@ -63,6 +65,10 @@ pub use repository::{Commit, RepositoryApi};
 #[cfg(any(test, feature = "mocks"))]
 pub use restores::MockRestoreClock;
 pub use restores::RestoreClock;
+#[cfg(all(feature = "kubernetes", any(test, feature = "mocks")))]
+pub use role_sessions::MockRoleSessions;
+#[cfg(feature = "kubernetes")]
+pub use role_sessions::{AssumeRoleError, MAX_SESSION_NAME, RoleSession, RoleSessions, SessionName};
 
 /// A mock's answer as the boxed future its method returns:
 /// `mock.expect_commit().returning(|_, _| reply(Ok(commit)))`.
