@@ -411,7 +411,8 @@ mod tests {
 
     #[test]
     fn the_cache_is_bounded_and_drops_the_stalest_first() {
-        let sessions = StsRoleSessions::new(mock_client!(aws_sdk_sts, []));
+        let unused = mock!(Client::assume_role).then_output(|| issued("ASIAONE", START + 3600));
+        let sessions = StsRoleSessions::new(mock_client!(aws_sdk_sts, [&unused]));
         let now = at(START);
         for i in 0..(MAX_CACHED_SESSIONS + 3) {
             let credentials = Credentials::new(
@@ -427,5 +428,6 @@ mod tests {
         assert_eq!(cache.len(), MAX_CACHED_SESSIONS);
         assert!(!cache.contains_key(&session("e-0")));
         assert!(cache.contains_key(&session(&format!("e-{}", MAX_CACHED_SESSIONS + 2))));
+        assert_eq!(unused.num_calls(), 0);
     }
 }

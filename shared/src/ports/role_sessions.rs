@@ -138,7 +138,7 @@ mod tests {
     fn characters_sts_refuses_become_dashes() {
         assert_eq!(
             SessionName::for_execution("shop main/ünï", "a b").as_str(),
-            "shop-main----a-b"
+            "shop-main--n--a-b"
         );
         assert_eq!(SessionName::named("x").as_str(), "eks-deploy");
         assert_eq!(SessionName::named("").as_str(), "eks-deploy");
@@ -158,7 +158,8 @@ mod tests {
 
     #[test]
     fn every_name_is_one_sts_takes() {
-        for (pipeline, execution) in [("", ""), ("a", ""), ("ö", "ä"), ("x".repeat(200).as_str(), "y")] {
+        let long = "x".repeat(200);
+        for (pipeline, execution) in [("", ""), ("a", ""), ("ö", "ä"), (long.as_str(), "y")] {
             let name = SessionName::for_execution(pipeline, execution);
             let length = name.as_str().chars().count();
             assert!((2..=MAX_SESSION_NAME).contains(&length), "{name}");
