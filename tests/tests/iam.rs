@@ -965,7 +965,7 @@ fn the_table_is_read_off_the_sdk_calls_the_code_makes() {
                 !built.contains(file),
                 "{binary}: main.rs builds the adapter of {file} now: remove it from AWAITING_WIRING"
             );
-            built.push(file);
+            built.push(*file);
         }
         let reachable: BTreeSet<&str> = OPERATIONS
             .iter()
