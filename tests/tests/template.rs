@@ -341,7 +341,10 @@ fn the_pipeline_gives_the_functions_what_they_read() {
         let deploy = action(&format!("Deploy{title}"));
         assert_eq!(deploy["ActionTypeId"]["Provider"], "Lambda");
         let text = deploy["Configuration"]["UserParameters"].as_str().unwrap();
-        assert!(text.contains("\"image\":\"#{BuildVariables.IMAGE_URI}\""), "{text}");
+        assert!(
+            text.contains("\"image\":\"#{BuildVariables.IMAGE_URI}\""),
+            "{text}"
+        );
         let fields: Json =
             serde_json::from_str(&text.replace("#{BuildVariables.IMAGE_URI}", &image)).unwrap();
         let fields = fields.as_object().unwrap();

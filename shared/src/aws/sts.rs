@@ -213,8 +213,11 @@ impl ProvideCredentials for AssumedRole {
 #[cfg(test)]
 mod tests {
     use aws_sdk_sts::Client;
-    use aws_sdk_sts::operation::assume_role::{AssumeRoleError as SdkAssumeRoleError, AssumeRoleOutput};
+    use aws_sdk_sts::operation::assume_role::{
+        AssumeRoleError as SdkAssumeRoleError, AssumeRoleOutput,
+    };
     use aws_sdk_sts::types::Credentials as StsCredentials;
+    use aws_sdk_sts::types::error::RegionDisabledException;
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
     use aws_smithy_types::DateTime;
     use aws_smithy_types::error::ErrorMetadata;
@@ -285,8 +288,7 @@ mod tests {
     #[tokio::test]
     async fn credentials_near_their_expiry_are_replaced() {
         let first = mock!(Client::assume_role).then_output(|| issued("ASIAONE", START + 3600));
-        let second =
-            mock!(Client::assume_role).then_output(|| issued("ASIATWO", START + 2 * 3600));
+        let second = mock!(Client::assume_role).then_output(|| issued("ASIATWO", START + 2 * 3600));
         let (now, clock) = clock();
         let sessions = StsRoleSessions::new(mock_client!(
             aws_sdk_sts,
@@ -296,13 +298,21 @@ mod tests {
         .with_clock(clock);
 
         assert_eq!(
-            sessions.credentials(&session("e-1")).await.unwrap().access_key_id(),
+            sessions
+                .credentials(&session("e-1"))
+                .await
+                .unwrap()
+                .access_key_id(),
             "ASIAONE"
         );
         // Less than the margin left: assumed again.
         *now.lock().unwrap() = at(START + 3600 - 4 * 60);
         assert_eq!(
-            sessions.credentials(&session("e-1")).await.unwrap().access_key_id(),
+            sessions
+                .credentials(&session("e-1"))
+                .await
+                .unwrap()
+                .access_key_id(),
             "ASIATWO"
         );
         assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
@@ -331,21 +341,25 @@ mod tests {
         assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
     }
 
-    #[tokio::test]
-    async fn a_refusal_is_a_typed_denial_and_nothing_is_cached() {
-        let denied = mock!(Client::assume_role).then_error(|| {
+    fn access_denied() -> aws_smithy_mocks::Rule {
+        mock!(Client::assume_role).then_error(|| {
             SdkAssumeRoleError::generic(
                 ErrorMetadata::builder()
                     .code("AccessDenied")
                     .message("not authorized to perform: sts:AssumeRole")
                     .build(),
             )
-        });
+        })
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_a_typed_denial_and_nothing_is_cached() {
+        let (first, second) = (access_denied(), access_denied());
         let (_, clock) = clock();
         let sessions = StsRoleSessions::new(mock_client!(
             aws_sdk_sts,
             RuleMode::Sequential,
-            [&denied, &denied]
+            [&first, &second]
         ))
         .with_clock(clock);
 
@@ -358,38 +372,43 @@ mod tests {
                 other => panic!("expected a denial, got {other:?}"),
             }
         }
-        assert_eq!(denied.num_calls(), 2);
+        assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
     }
 
     #[tokio::test]
     async fn other_failures_are_upstream_errors() {
-        let throttled = mock!(Client::assume_role).then_error(|| {
-            SdkAssumeRoleError::generic(
-                ErrorMetadata::builder()
-                    .code("Throttling")
-                    .message("Rate exceeded")
+        let disabled = mock!(Client::assume_role).then_error(|| {
+            SdkAssumeRoleError::RegionDisabledException(
+                RegionDisabledException::builder()
+                    .message("STS is not activated in this region")
+                    // As the SDK reads it off a response: the code in the error's metadata.
+                    .meta(
+                        ErrorMetadata::builder()
+                            .code("RegionDisabledException")
+                            .message("STS is not activated in this region")
+                            .build(),
+                    )
                     .build(),
             )
         });
-        let sessions = StsRoleSessions::new(mock_client!(aws_sdk_sts, [&throttled]));
+        let sessions = StsRoleSessions::new(mock_client!(aws_sdk_sts, [&disabled]));
 
         match sessions.credentials(&session("e-1")).await {
             Err(AssumeRoleError::Upstream(error)) => {
-                assert_eq!(error.code(), Some("Throttling"));
+                assert_eq!(error.code(), Some("RegionDisabledException"));
                 assert_eq!(error.operation(), "AssumeRole");
             }
             other => panic!("expected an upstream error, got {other:?}"),
         }
-        assert_eq!(throttled.num_calls(), 1);
+        assert_eq!(disabled.num_calls(), 1);
     }
 
     #[tokio::test]
     async fn the_provider_and_sdk_config_give_the_sessions_credentials() {
         let assume = mock!(Client::assume_role).then_output(|| issued("ASIAONE", START + 3600));
         let (_, clock) = clock();
-        let sessions = Arc::new(
-            StsRoleSessions::new(mock_client!(aws_sdk_sts, [&assume])).with_clock(clock),
-        );
+        let sessions =
+            Arc::new(StsRoleSessions::new(mock_client!(aws_sdk_sts, [&assume])).with_clock(clock));
         let base = SdkConfig::builder()
             .region(aws_config::Region::new("eu-west-1"))
             .build();

@@ -68,7 +68,9 @@ pub use restores::RestoreClock;
 #[cfg(all(feature = "kubernetes", any(test, feature = "mocks")))]
 pub use role_sessions::MockRoleSessions;
 #[cfg(feature = "kubernetes")]
-pub use role_sessions::{AssumeRoleError, MAX_SESSION_NAME, RoleSession, RoleSessions, SessionName};
+pub use role_sessions::{
+    AssumeRoleError, MAX_SESSION_NAME, RoleSession, RoleSessions, SessionName,
+};
 
 /// A mock's answer as the boxed future its method returns:
 /// `mock.expect_commit().returning(|_, _| reply(Ok(commit)))`.

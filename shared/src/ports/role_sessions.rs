@@ -142,7 +142,10 @@ mod tests {
         );
         assert_eq!(SessionName::named("x").as_str(), "eks-deploy");
         assert_eq!(SessionName::named("").as_str(), "eks-deploy");
-        assert_eq!(SessionName::named("ok@team=1,2.+_").as_str(), "ok@team=1,2.+_");
+        assert_eq!(
+            SessionName::named("ok@team=1,2.+_").as_str(),
+            "ok@team=1,2.+_"
+        );
     }
 
     #[test]
@@ -152,7 +155,10 @@ mod tests {
         assert!(name.as_str().ends_with(&format!("-{EXECUTION}")));
         let odd = SessionName::for_execution("shop", &"e".repeat(80));
         assert_eq!(odd.as_str(), "e".repeat(64));
-        assert_eq!(SessionName::for_execution("", EXECUTION).as_str(), EXECUTION);
+        assert_eq!(
+            SessionName::for_execution("", EXECUTION).as_str(),
+            EXECUTION
+        );
         assert_eq!(SessionName::for_execution("shop", "").as_str(), "shop");
     }
 
