@@ -6,6 +6,8 @@
 ``codepipeline`` pipeline executions that run stage by stage
 ``codebuild``    builds with numbers, phases and overrides, and their EventBridge events
 ``pullrequests`` pull requests on those branches: comments, approval states, their events
+``ecr``          ECR repositories, images (digest pinning, tag immutability) and scan findings
+``cloudwatch``   CloudWatch metric alarms over Smithy RPC v2 CBOR and JSON, on moto's store
 ``app``          the WSGI application (``make_app``) with the ``/_emulator`` admin API
 """
 

@@ -6,9 +6,12 @@ Request routing, in order:
 2. ``X-Amz-Target`` requests of the services in ``VALIDATED_SERVICES``: the
    body is validated against botocore's model of the operation; operations we
    implement (``operations()`` of ``codepipeline.py``/``codecommit.py``/
-   ``codebuild.py``, ``reports.py``, ``jobs.py``) are answered here and serialized through the output shape, those moto
+   ``codebuild.py``, ``reports.py``, ``jobs.py``, ``ecr.py``, ``cloudwatch.py``) are answered here and serialized through the output shape, those moto
    implements go on to moto with the already-validated body, and the rest get
    a clear ``UnknownOperationException``;
+   Smithy RPC v2 CBOR requests (``smithy-protocol: rpc-v2-cbor``, CloudWatch
+   from the Rust SDK) likewise, in CBOR; moto speaks no CBOR, so what we do
+   not implement gets ``UnknownOperationException``;
 3. EKS ``CreateCluster`` (REST ``POST /clusters``) when a local cluster
    is attached: moto creates the cluster, then its endpoint and CA become the
    local cluster's (its fault proxy, and the CA that signed it and the API
@@ -34,6 +37,7 @@ from collections.abc import Callable
 from typing import Any
 
 from botocore import xform_name
+from moto.cloudwatch.responses import CloudWatchResponse
 from moto.codebuild.responses import CodeBuildResponse
 from moto.codecommit.responses import CodeCommitResponse
 from moto.codepipeline.responses import CodePipelineResponse
@@ -47,21 +51,28 @@ from . import model
 from .codebuild import BuildNotFound, BuildNotInProgress, CodeBuildExtension, EventLost
 from . import sns
 from .approvals import ManualApprovals
+from .cloudwatch import Alarms
 from .codecommit import CodeCommitExtension
+from .ecr import ImageRegistry
 from .codepipeline import ActionNotInProgress, CodePipelineExtension, ExecutionNotFound
 from .pullrequests import PullRequestExtension, PullRequestNotFound, PullRequestStateConflict
 from .reports import ReportNotFound, TestReports
 from .context import RequestContext
 from .request_log import AwsRequestLog
-from .faults import AwsFaults, FaultError, describe, error_response, query_error, read_body
+from .faults import AwsFaults, FaultError, describe, error_response, query_error, read_body, rpc_v2_cbor_operation
 from .jobs import LambdaJobs
 
 # JSON-protocol services whose requests are validated, with moto's response class.
-VALIDATED_SERVICES = {
+VALIDATED_SERVICES: dict[str, type] = {
     "codepipeline": CodePipelineResponse,
     "codecommit": CodeCommitResponse,
     "codebuild": CodeBuildResponse,
+    "cloudwatch": CloudWatchResponse,
+    # ecr.py serves ECR whole: moto's ECR keeps a second store, so none of its operations is used.
+    "ecr": object,
 }
+# Smithy RPC v2 CBOR services, by the service name in their request paths.
+CBOR_SERVICES = ("cloudwatch",)
 ADMIN_PREFIX = "/_emulator"
 
 AdminHandler = Callable[[dict[str, Any]], dict[str, Any]]
@@ -86,9 +97,33 @@ def known_cluster_names() -> set[str]:
 
 
 class AdminError(Exception):
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, code: str | None = None):
         super().__init__(message)
         self.status = status
+        # The AWS error code when the refusal is the one the API would answer.
+        self.code = code
+
+
+# Admin refusals that are AWS refusals, by their HTTP status for the admin API.
+_ADMIN_API_ERROR_STATUS = {
+    "RepositoryNotFoundException": 404,
+    "ImageNotFoundException": 404,
+    "RepositoryAlreadyExistsException": 409,
+    "ImageAlreadyExistsException": 409,
+    "ImageTagAlreadyExistsException": 409,
+}
+
+
+def _admin_call(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run an admin action of ecr.py / cloudwatch.py: an AWS refusal keeps its code."""
+    try:
+        return call()
+    except model.ApiError as error:
+        raise AdminError(_ADMIN_API_ERROR_STATUS.get(error.code, 400), error.message, error.code) from None
+    except LookupError as exc:
+        raise AdminError(404, str(exc)) from None
+    except ValueError as exc:
+        raise AdminError(400, str(exc)) from None
 
 
 def _json_response(status: int, document: Any, content_type: str = "application/json") -> Response:
@@ -119,6 +154,8 @@ class EmulatorApp:
         self.codebuild = CodeBuildExtension(self.lock, self.codecommit)
         self.pullrequests = PullRequestExtension(self.lock, self.codecommit)
         self.reports = TestReports(self.lock, self.codebuild)
+        self.ecr = ImageRegistry(self.lock)
+        self.alarms = Alarms(self.lock)
         # Registers itself as the engine's hook for Invoke/Lambda actions.
         self.jobs = LambdaJobs(self.lock, self.codepipeline)
         # Every AWS call answered, for the benchmark's per-event counts.
@@ -146,6 +183,10 @@ class EmulatorApp:
         self._pull_request_handlers = {("codecommit", op): h for op, h in self.pullrequests.operations().items()}
         # Likewise apart: test_jobs covers the job operations.
         self._job_handlers = {("codepipeline", op): h for op, h in self.jobs.operations().items()}
+        # Apart as well: test_ecr and test_cloudwatch cover these.
+        self._ecr_handlers = {("ecr", op): h for op, h in self.ecr.operations().items()}
+        self._alarm_handlers = {("cloudwatch", op): h for op, h in self.alarms.operations().items()}
+        self._cbor_services = {model.service_model(s).metadata["targetPrefix"]: s for s in CBOR_SERVICES}
         # Manual approvals: PutApprovalResult, and execution reads that first expire what is due.
         self.approvals = ManualApprovals(self.lock, self.codepipeline)
         self._handlers.update(
@@ -175,6 +216,11 @@ class EmulatorApp:
             "/kubernetes/drop-watches": {"POST": self._drop_watches},
             "/aws/requests": {"GET": self._aws_request_log, "DELETE": self._clear_aws_request_log},
             "/aws/faults": {"POST": self._add_fault, "GET": self._list_faults, "DELETE": self._clear_faults},
+            "/ecr/repository": {"POST": lambda body: _admin_call(lambda: self.ecr.admin_repository(body))},
+            "/ecr/image": {"POST": lambda body: _admin_call(lambda: self.ecr.admin_push(body))},
+            "/ecr/scan": {"POST": lambda body: _admin_call(lambda: self.ecr.admin_scan(body))},
+            "/cloudwatch/alarm": {"POST": lambda body: _admin_call(lambda: self.alarms.admin_alarm(body))},
+            "/cloudwatch/alarm-state": {"POST": lambda body: _admin_call(lambda: self.alarms.admin_state(body))},
         }
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
@@ -205,8 +251,11 @@ class EmulatorApp:
             response = self._admin(Request(environ), path[len(ADMIN_PREFIX) :])
         else:
             self.aws_requests.record(environ)
+            rpc = rpc_v2_cbor_operation(environ)
             if prefix in self._services:
                 response = self._json_operation(self._services[prefix], operation, environ)
+            elif rpc is not None and rpc[0] in self._cbor_services:
+                response = self._cbor_operation(self._cbor_services[rpc[0]], rpc[1], environ)
             elif self.kube is not None and self._is_eks_create_cluster(environ):
                 response = self._eks_create_cluster(environ)
             elif RequestContext.from_environ(environ).signing_service == "sns":
@@ -226,16 +275,11 @@ class EmulatorApp:
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         operation = None
+        query_error_header = None
         try:
             operation = model.operation_model(service, name)
             params = model.parse_request(operation, body)
-            handler = (
-                self._handlers.get((service, name))
-                or self._codebuild_handlers.get((service, name))
-                or self._report_handlers.get((service, name))
-                or self._job_handlers.get((service, name))
-                or self._pull_request_handlers.get((service, name))
-            )
+            handler = self._handler(service, name)
             if handler is None:
                 if (service, name) in self._moto_operations:
                     return None
@@ -247,12 +291,80 @@ class EmulatorApp:
             status, payload = 200, model.serialize_output(operation, output)
         except model.ApiError as error:
             status, payload = self._error_answer(operation, error)
+            if operation is not None and "awsQueryCompatible" in operation.service_model.metadata:
+                query_error_header = self._query_error_header(operation, error)
         except Exception as exc:  # an emulator bug: answer like AWS, keep the traceback visible
             traceback.print_exc(file=sys.stderr)
             status, payload = self._error_answer(None, model.ApiError("InternalFailure", repr(exc)))
-        response = Response(payload, status=status, content_type=model.JSON_CONTENT_TYPE)
+        json_version = model.service_model(service).metadata.get("jsonVersion", "1.1")
+        response = Response(payload, status=status, content_type=f"application/x-amz-json-{json_version}")
         response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
+        if query_error_header is not None:
+            response.headers["x-amzn-query-error"] = query_error_header
         return response
+
+    def _handler(self, service: str, name: str) -> Callable[[RequestContext, dict[str, Any]], dict[str, Any]] | None:
+        return (
+            self._handlers.get((service, name))
+            or self._codebuild_handlers.get((service, name))
+            or self._report_handlers.get((service, name))
+            or self._job_handlers.get((service, name))
+            or self._pull_request_handlers.get((service, name))
+            or self._ecr_handlers.get((service, name))
+            or self._alarm_handlers.get((service, name))
+        )
+
+    @staticmethod
+    def _query_error_header(operation: Any, error: model.ApiError) -> str | None:
+        """``x-amzn-query-error`` of an awsQueryCompatible service: the query protocol's code."""
+        try:
+            status, code = model.error_status(operation, error)
+        except model.ShapeMismatch:
+            return None
+        return f"{code};{'Sender' if status < 500 else 'Receiver'}"
+
+    # --- Smithy RPC v2 CBOR operations -----------------------------------------------
+
+    def _cbor_operation(self, service: str, name: str, environ: dict[str, Any]) -> Response:
+        """Validate a CBOR request against the model and answer it in CBOR (never moto)."""
+        body = Request(environ).get_data()
+        operation = None
+        headers: dict[str, str] = {}
+        try:
+            if environ.get("REQUEST_METHOD") != "POST":
+                raise model.ApiError("UnknownOperationException", "Smithy RPC v2 requests are POST requests")
+            operation = model.operation_model(service, name)
+            params = model.parse_cbor_request(operation, body)
+            handler = self._handler(service, name)
+            if handler is None:
+                raise model.ApiError("UnknownOperationException", f"{name} is not emulated over Smithy RPC v2 CBOR")
+            ctx = RequestContext.from_environ(environ)
+            with self.lock:
+                output = handler(ctx, params)
+            status, payload = 200, model.serialize_cbor_output(operation, output)
+        except model.ApiError as error:
+            status, payload, headers = self._cbor_error_answer(operation, error, service)
+        except Exception as exc:  # an emulator bug: answer like AWS, keep the traceback visible
+            traceback.print_exc(file=sys.stderr)
+            status, payload, headers = self._cbor_error_answer(None, model.ApiError("InternalFailure", repr(exc)), service)
+        response = Response(payload, status=status)
+        if payload:
+            response.headers["Content-Type"] = model.CBOR_CONTENT_TYPE
+        else:
+            del response.headers["Content-Type"]
+        response.headers["smithy-protocol"] = "rpc-v2-cbor"
+        response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
+        for key, value in headers.items():
+            response.headers[key] = value
+        return response
+
+    @staticmethod
+    def _cbor_error_answer(operation: Any, error: model.ApiError, service: str) -> tuple[int, bytes, dict[str, str]]:
+        try:
+            return model.cbor_error_answer(operation, error, service)
+        except model.ShapeMismatch as mismatch:
+            traceback.print_exc(file=sys.stderr)
+            return model.cbor_error_answer(None, model.ApiError("InternalFailure", str(mismatch)), service)
 
     @staticmethod
     def _error_answer(operation: Any, error: model.ApiError) -> tuple[int, bytes]:
@@ -322,7 +434,7 @@ class EmulatorApp:
         except json.JSONDecodeError as exc:
             return _json_response(400, {"error": f"invalid JSON: {exc}"})
         except AdminError as exc:
-            return _json_response(exc.status, {"error": str(exc)})
+            return _json_response(exc.status, {"error": str(exc), **({"code": exc.code} if exc.code else {})})
 
     def _reset(self, body: dict[str, Any]) -> dict[str, Any]:
         """Everything back to empty: moto (as POST /moto-api/reset), extensions, Kubernetes."""
@@ -333,6 +445,7 @@ class EmulatorApp:
             self.codecommit.reset()
             self.codebuild.reset()
             self.reports.reset()
+            self.ecr.reset()
             self.pullrequests.reset()
             self.jobs.reset()
             self.aws_requests.clear()

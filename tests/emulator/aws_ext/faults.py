@@ -12,7 +12,8 @@ requests:
 
 * with a ``status``: answers that error instead of serving the request, in
   the service's own protocol (``__type`` and ``x-amzn-ErrorType`` for JSON,
-  an ``ErrorResponse`` document for query services), after ``delaySeconds``
+  a CBOR ``__type`` document for Smithy RPC v2 CBOR (CloudWatch from the
+  Rust SDK), an ``ErrorResponse`` document for query services), after ``delaySeconds``
   if given; the request has no effect.  ``code`` defaults to the service's
   throttling code for 400 and 429 and to ``InternalFailure`` otherwise;
 * without a ``status``: serves the request (its effect happens) and holds
@@ -31,6 +32,8 @@ import json
 import re
 import threading
 import uuid
+
+import cbor2
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -41,7 +44,7 @@ from werkzeug.wrappers import Response
 from .context import RequestContext
 
 # Query-protocol services, which answer errors as XML documents.
-QUERY_SERVICES = {"sns", "sqs", "iam", "sts", "cloudformation"}
+QUERY_SERVICES = {"sns", "sqs", "iam", "sts", "cloudformation", "monitoring"}
 # The throttling error codes the services use (the SDKs retry both).
 QUERY_THROTTLING = "Throttling"
 JSON_THROTTLING = "ThrottlingException"
@@ -94,12 +97,28 @@ class Call:
     operation: str | None
     text: str
     json_protocol: bool
+    cbor_protocol: bool = False
+
+
+# Smithy RPC v2: POST /service/<ServiceName>/operation/<Operation>
+_RPC_V2_PATH = re.compile(r"/service/([^/]+)/operation/([^/]+)")
+
+
+def rpc_v2_cbor_operation(environ: dict[str, Any]) -> tuple[str, str] | None:
+    """(service name, operation) of a Smithy RPC v2 CBOR request; None for anything else."""
+    if environ.get("HTTP_SMITHY_PROTOCOL") != "rpc-v2-cbor":
+        return None
+    match = _RPC_V2_PATH.fullmatch(environ.get("PATH_INFO", ""))
+    return (match.group(1), match.group(2)) if match else None
 
 
 def _operation(environ: dict[str, Any], service: str | None, body: bytes) -> tuple[str | None, bool]:
     target = environ.get("HTTP_X_AMZ_TARGET", "")
     if target:
         return target.rpartition(".")[2], True
+    rpc = rpc_v2_cbor_operation(environ)
+    if rpc is not None:
+        return rpc[1], False
     if service in QUERY_SERVICES:
         action = parse_qs(body.decode("utf-8", "replace")).get("Action") or parse_qs(environ.get("QUERY_STRING", "")).get("Action")
         return (action[0] if action else None), False
@@ -115,8 +134,17 @@ def _operation(environ: dict[str, Any], service: str | None, body: bytes) -> tup
 def describe(environ: dict[str, Any], body: bytes) -> Call:
     service = RequestContext.from_environ(environ).signing_service
     operation, json_protocol = _operation(environ, service, body)
-    text = f"{environ.get('PATH_INFO', '')}?{environ.get('QUERY_STRING', '')}\n{body.decode('utf-8', 'replace')}"
-    return Call(service, operation, text, json_protocol)
+    cbor_protocol = rpc_v2_cbor_operation(environ) is not None
+    if cbor_protocol:
+        # Match on the decoded document, which is what a test can write a pattern for.
+        try:
+            shown = json.dumps(cbor2.loads(body), default=str) if body else ""
+        except (cbor2.CBORDecodeError, ValueError, TypeError):
+            shown = body.decode("utf-8", "replace")
+    else:
+        shown = body.decode("utf-8", "replace")
+    text = f"{environ.get('PATH_INFO', '')}?{environ.get('QUERY_STRING', '')}\n{shown}"
+    return Call(service, operation, text, json_protocol, cbor_protocol)
 
 
 def read_body(environ: dict[str, Any]) -> bytes:
@@ -213,9 +241,20 @@ def error_response(fault: Fault, call: Call) -> Response:
     """The error the service would answer, in its own protocol."""
     assert fault.status is not None
     throttling = fault.status in (400, 429)
-    if call.service in QUERY_SERVICES and not call.json_protocol:
+    if call.service in QUERY_SERVICES and not call.json_protocol and not call.cbor_protocol:
         code = fault.code or (QUERY_THROTTLING if throttling else "InternalFailure")
         return query_error(call.service, fault.status, code, fault.message)
+    if call.cbor_protocol:
+        code = fault.code or (JSON_THROTTLING if throttling else "InternalFailure")
+        response = Response(
+            cbor2.dumps({"__type": code, "message": fault.message}), status=fault.status, content_type="application/cbor"
+        )
+        response.headers["smithy-protocol"] = "rpc-v2-cbor"
+        response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
+        if call.service == "monitoring":  # CloudWatch is awsQueryCompatible: its query code rides along
+            query_code = QUERY_THROTTLING if code == JSON_THROTTLING else code
+            response.headers["x-amzn-query-error"] = f"{query_code};{'Sender' if fault.status < 500 else 'Receiver'}"
+        return response
     code = fault.code or (JSON_THROTTLING if throttling else "InternalFailure")
     document = {"__type": code, "message": fault.message} if call.json_protocol else {"message": fault.message}
     response = Response(

@@ -35,9 +35,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import botocore.session
+import cbor2
 from botocore.model import OperationModel, Shape
 
 JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
+CBOR_CONTENT_TYPE = "application/cbor"
+# RFC 8949 tag 1: epoch-based date/time, the only timestamp form Smithy RPC v2 CBOR allows.
+_CBOR_EPOCH_TAG = 1
 
 # Errors every JSON-protocol service can return although no operation lists them.
 COMMON_ERROR_STATUS = {
@@ -158,16 +162,19 @@ def _java_str(value: Any) -> str:
 
 
 class _Deserializer:
-    """Checks a decoded JSON document against a shape and converts it.
+    """Checks a decoded JSON (or CBOR) document against a shape and converts it.
 
     Conversion: blobs become ``bytes`` and timestamps timezone-aware
     ``datetime`` objects, so handlers see the same Python types botocore gives
     clients.  Constraint violations are collected (AWS reports all of them at
     once); structural problems abort at once with ``SerializationException``.
+    With ``cbor`` the wire types are CBOR's: blobs are byte strings and
+    timestamps tag 1 (which cbor2 decodes to an aware ``datetime``).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, cbor: bool = False) -> None:
         self.violations: list[_Violation] = []
+        self.cbor = cbor
 
     def value(self, shape: Shape, value: Any, path: str) -> Any:
         kind = shape.type_name
@@ -196,6 +203,10 @@ class _Deserializer:
         if kind == "blob":
             return self._blob(shape, value, path)
         if kind == "timestamp":
+            if self.cbor:
+                if not isinstance(value, datetime.datetime):
+                    raise _type_error(path, value, "a timestamp (CBOR tag 1)")
+                return value
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise _type_error(path, value, "a timestamp in epoch seconds")
             return datetime.datetime.fromtimestamp(value, tz=datetime.timezone.utc)
@@ -234,7 +245,7 @@ class _Deserializer:
         self._length(shape, value, len(value), path)
         result = {}
         for key, item in value.items():
-            keys = _Deserializer()
+            keys = _Deserializer(self.cbor)
             keys.value(shape.key, key, path)
             if keys.violations:
                 constraints = ", ".join(v.constraint for v in keys.violations)
@@ -260,6 +271,11 @@ class _Deserializer:
         return value
 
     def _blob(self, shape: Shape, value: Any, path: str) -> bytes:
+        if self.cbor:
+            if not isinstance(value, bytes):
+                raise _type_error(path, value, "a byte string")
+            self._length(shape, value, len(value), path)
+            return value
         if not isinstance(value, str):
             raise _type_error(path, value, "a base64-encoded string")
         try:
@@ -316,12 +332,31 @@ def parse_request(operation: OperationModel, body: bytes) -> dict[str, Any]:
             raise ApiError("SerializationException", f"Request body is not valid JSON: {exc}") from None
     else:
         document = {}
+    return _checked(operation, document, _Deserializer())
+
+
+def parse_cbor_request(operation: OperationModel, body: bytes) -> dict[str, Any]:
+    """Validate a Smithy RPC v2 CBOR request body against the operation's input shape.
+
+    An empty body is an empty input, as the protocol allows for operations
+    without input; anything else must be one CBOR data item.
+    """
+    if body:
+        try:
+            document = cbor2.loads(body)
+        except (cbor2.CBORDecodeError, ValueError, TypeError) as exc:
+            raise ApiError("SerializationException", f"Request body is not valid CBOR: {exc}") from None
+    else:
+        document = {}
+    return _checked(operation, document, _Deserializer(cbor=True))
+
+
+def _checked(operation: OperationModel, document: Any, checker: _Deserializer) -> dict[str, Any]:
     shape = operation.input_shape
     if shape is None:
         if document:
             raise ApiError("SerializationException", f"{operation.name} takes no input")
         return {}
-    checker = _Deserializer()
     params = checker.value(shape, document, "")
     if checker.violations:
         raise _violations_error(operation, checker.violations)
@@ -369,7 +404,22 @@ def serialize_output(operation: OperationModel, output: dict[str, Any]) -> bytes
     return json.dumps(_serialize(shape, output, shape.name)).encode()
 
 
-def _serialize(shape: Shape, value: Any, path: str) -> Any:
+def serialize_cbor_output(operation: OperationModel, output: dict[str, Any]) -> bytes:
+    """Write a handler's result as the operation's output shape in CBOR (Smithy RPC v2).
+
+    An operation without output answers an empty body, as the protocol says;
+    doubles are always CBOR floats and timestamps tag 1 over float epoch
+    seconds, the forms the Smithy decoders accept.
+    """
+    shape = operation.output_shape
+    if shape is None:
+        if output:
+            raise ShapeMismatch(f"{operation.name} has no output shape but the handler returned {output!r}")
+        return b""
+    return cbor2.dumps(_serialize(shape, output, shape.name, cbor=True))
+
+
+def _serialize(shape: Shape, value: Any, path: str, cbor: bool = False) -> Any:
     kind = shape.type_name
     if kind == "structure":
         if not isinstance(value, dict):
@@ -384,17 +434,17 @@ def _serialize(shape: Shape, value: Any, path: str) -> Any:
                 if name in shape.required_members:
                     raise ShapeMismatch(f"{path}: required member {name} of {shape.name} is missing")
                 continue
-            result[name] = _serialize(member, item, f"{path}.{name}")
+            result[name] = _serialize(member, item, f"{path}.{name}", cbor)
         return result
     if kind == "list":
         if not isinstance(value, (list, tuple)):
             raise ShapeMismatch(f"{path}: {shape.name} must be a list, got {value!r}")
-        return [_serialize(shape.member, item, f"{path}[{i}]") for i, item in enumerate(value)]
+        return [_serialize(shape.member, item, f"{path}[{i}]", cbor) for i, item in enumerate(value)]
     if kind == "map":
         if not isinstance(value, dict):
             raise ShapeMismatch(f"{path}: {shape.name} must be a dict, got {value!r}")
         return {
-            _serialize(shape.key, k, f"{path}.key"): _serialize(shape.value, v, f"{path}[{k!r}]")
+            _serialize(shape.key, k, f"{path}.key", cbor): _serialize(shape.value, v, f"{path}[{k!r}]", cbor)
             for k, v in value.items()
         }
     if kind == "string":
@@ -410,7 +460,7 @@ def _serialize(shape: Shape, value: Any, path: str) -> Any:
     if kind in ("float", "double"):
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise ShapeMismatch(f"{path}: {shape.name} must be a number, got {value!r}")
-        return value
+        return float(value) if cbor else value
     if kind == "boolean":
         if not isinstance(value, bool):
             raise ShapeMismatch(f"{path}: {shape.name} must be a bool, got {value!r}")
@@ -418,11 +468,13 @@ def _serialize(shape: Shape, value: Any, path: str) -> Any:
     if kind == "timestamp":
         if not isinstance(value, datetime.datetime) or value.tzinfo is None:
             raise ShapeMismatch(f"{path}: {shape.name} must be an aware datetime, got {value!r}")
+        if cbor:
+            return cbor2.CBORTag(_CBOR_EPOCH_TAG, value.timestamp())
         return value.timestamp()
     if kind == "blob":
         if not isinstance(value, bytes):
             raise ShapeMismatch(f"{path}: {shape.name} must be bytes, got {value!r}")
-        return base64.b64encode(value).decode()
+        return value if cbor else base64.b64encode(value).decode()
     raise ShapeMismatch(f"{path}: shape type {kind} is not supported")
 
 
@@ -433,12 +485,37 @@ def error_answer(operation: OperationModel | None, error: ApiError) -> tuple[int
     clients see a code the real service never returns for it, so that is an
     emulator bug (``ShapeMismatch``).
     """
-    if error.code in COMMON_ERROR_STATUS:
-        status = COMMON_ERROR_STATUS[error.code]
-    else:
-        listed = {shape.name: shape for shape in operation.error_shapes} if operation else {}
-        if error.code not in listed:
-            name = operation.name if operation else "the request"
-            raise ShapeMismatch(f"{name} does not list error {error.code} ({error.message})")
-        status = listed[error.code].metadata.get("error", {}).get("httpStatusCode", 400)
+    status, _ = error_status(operation, error)
     return status, json.dumps({"__type": error.code, "message": error.message}).encode()
+
+
+def error_status(operation: OperationModel | None, error: ApiError) -> tuple[int, str]:
+    """HTTP status and query-protocol code (``awsQueryError``) of ``error``, which the operation
+    must list or which must be common to every operation."""
+    if error.code in COMMON_ERROR_STATUS:
+        return COMMON_ERROR_STATUS[error.code], error.code
+    listed = {shape.name: shape for shape in operation.error_shapes} if operation else {}
+    if error.code not in listed:
+        name = operation.name if operation else "the request"
+        raise ShapeMismatch(f"{name} does not list error {error.code} ({error.message})")
+    trait = listed[error.code].metadata.get("error", {})
+    return trait.get("httpStatusCode", 400), trait.get("code", error.code)
+
+
+def cbor_error_answer(
+    operation: OperationModel | None, error: ApiError, service: str | None = None
+) -> tuple[int, bytes, dict[str, str]]:
+    """Status, CBOR body and headers of ``error`` in Smithy RPC v2 CBOR.
+
+    ``__type`` is the error shape's shape ID; services with the
+    ``awsQueryCompatible`` trait (CloudWatch) also send ``x-amzn-query-error:
+    Code;Sender`` with the code their query protocol used, which SDKs prefer.
+    """
+    status, query_code = error_status(operation, error)
+    model = operation.service_model if operation else (service_model(service) if service else None)
+    namespace = f"com.amazonaws.{model.service_name}" if model else "smithy.framework"
+    body = cbor2.dumps({"__type": f"{namespace}#{error.code}", "message": error.message})
+    headers = {}
+    if model is not None and "awsQueryCompatible" in model.metadata:
+        headers["x-amzn-query-error"] = f"{query_code};{'Sender' if status < 500 else 'Receiver'}"
+    return status, body, headers

@@ -11,7 +11,9 @@ credential scope), the operation and the caller's SDK:
   injection names them), others (S3…) as ``METHOD /path``;
 
 and ``app``, the application name the caller's SDK was given (``app/NAME`` in its user agent),
-so that a harness's own calls can be told from the function's.
+so that a harness's own calls can be told from the function's; ``at`` is when the request
+arrived (epoch seconds, as the Kubernetes request log has it), so a test can check the pace
+of a poll (eks-deploy's alarm reads while a release bakes).
 
 Admin requests (``/_emulator/...``, moto's ``/moto-api/...``) are not AWS calls and are not
 recorded.
@@ -20,14 +22,15 @@ recorded.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from typing import Any
 
 from .faults import describe as describe_call, read_body
 
 
-def describe(environ: dict[str, Any]) -> dict[str, str]:
-    """``{service, operation, sdk, app}`` of one AWS request; puts back the body it reads."""
+def describe(environ: dict[str, Any]) -> dict[str, Any]:
+    """``{service, operation, sdk, app, at}`` of one AWS request; puts back the body it reads."""
     call = describe_call(environ, read_body(environ))
     operation = call.operation or f"{environ.get('REQUEST_METHOD', 'GET')} {environ.get('PATH_INFO', '/')}"
     # "aws-sdk-rust/1.3.9 os/linux… app/NAME" or "Boto3/1.43.108 md/Botocore#1.43.127…": the
@@ -35,7 +38,7 @@ def describe(environ: dict[str, Any]) -> dict[str, str]:
     tokens = environ.get("HTTP_USER_AGENT", "").split()
     sdk = tokens[0].split("/", 1)[0] if tokens else ""
     app = next((t.split("/", 1)[1] for t in tokens if t.startswith("app/")), "")
-    return {"service": call.service or "unsigned", "operation": operation, "sdk": sdk, "app": app}
+    return {"service": call.service or "unsigned", "operation": operation, "sdk": sdk, "app": app, "at": time.time()}
 
 
 class AwsRequestLog:
@@ -43,7 +46,7 @@ class AwsRequestLog:
 
     def __init__(self, size: int = 100_000) -> None:
         self._lock = threading.Lock()
-        self._entries: deque[dict[str, str]] = deque(maxlen=size)
+        self._entries: deque[dict[str, Any]] = deque(maxlen=size)
 
     def record(self, environ: dict[str, Any]) -> None:
         if environ.get("PATH_INFO", "").startswith("/moto-api/"):
@@ -52,7 +55,7 @@ class AwsRequestLog:
         with self._lock:
             self._entries.append(entry)
 
-    def entries(self) -> list[dict[str, str]]:
+    def entries(self) -> list[dict[str, Any]]:
         with self._lock:
             return list(self._entries)
 
