@@ -172,15 +172,19 @@ class ImageBuildTest(unittest.TestCase):
         self.addCleanup(shutil.rmtree, self.work, ignore_errors=True)
         self.runner = self.runner_for(COMMIT)
 
-    def runner_for(self, commit: str) -> BuildspecRunner:
-        folder = self.work / commit / "src"
+    def runner_for(self, commit: str, repository_uri: str = REPOSITORY_URI, checkout: str = "") -> BuildspecRunner:
+        """A build of ``commit`` pushing to ``repository_uri``, in a checkout of its own (``checkout``
+        names a second one of the same commit: another build, elsewhere)."""
+        folder = self.work / (commit + checkout) / "src"
         folder.mkdir(parents=True)
         (folder / "Dockerfile").write_text("FROM scratch\nCOPY app /app\n")
         (folder / "app").write_text(f"the application at {commit}\n")
         path = os.pathsep.join([str(STANDINS), str(Path(sys.executable).parent), "/usr/bin", "/bin"])
+        # Each checkout is a build host of its own: its own docker images and logins.
+        docker = folder.parent / "docker"
         return BuildspecRunner(
             folder,
-            self.work / "docker",
+            docker,
             {
                 "PATH": path,
                 "HOME": str(self.work),
@@ -191,8 +195,8 @@ class ImageBuildTest(unittest.TestCase):
                 "AWS_REGION": REGION,
                 "AWS_DEFAULT_REGION": REGION,
                 "AWS_MAX_ATTEMPTS": "1",
-                "DOCKER_STANDIN_STATE": str(self.work / "docker"),
-                "IMAGE_REPOSITORY_URI": REPOSITORY_URI,
+                "DOCKER_STANDIN_STATE": str(docker),
+                "IMAGE_REPOSITORY_URI": repository_uri,
                 "SOURCE_COMMIT": commit,
                 "CODEBUILD_RESOLVED_SOURCE_VERSION": commit,
             },
@@ -255,7 +259,7 @@ class ImageBuildTest(unittest.TestCase):
 
     def test_a_push_lost_to_another_build_of_the_commit_takes_the_image_that_won(self) -> None:
         # A second pipeline on the same commit pushes between this build's lookup and its push.
-        other = self.runner_for(COMMIT + "-other")
+        other = self.runner_for(COMMIT, checkout="-other")
 
         def meanwhile(phase: str) -> None:
             if phase == "post_build":
@@ -270,9 +274,8 @@ class ImageBuildTest(unittest.TestCase):
         self.assertEqual(build.exported["IMAGE_URI"], f"{REPOSITORY_URI}@{digest}")
 
     def test_a_lookup_refused_for_another_reason_fails_before_anything_is_built(self) -> None:
-        self.ecr.delete_repository(repositoryName=REPOSITORY, force=True)
-
-        build = self.runner.run(current_spec())
+        # A repository that does not exist: DescribeImages fails, but not with ImageNotFound.
+        build = self.runner_for(COMMIT, f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/gone", checkout="-elsewhere").run(current_spec())
 
         self.assertFalse(build.succeeded)
         self.assertEqual(build.failed_phase, "pre_build", build.output)
@@ -284,9 +287,11 @@ class ImageBuildTest(unittest.TestCase):
         # differ (the stand-in, like docker, records the build's time in the image config).
         first = self.runner.run(current_spec())
         self.assertTrue(first.succeeded, first.output)
-        self.ecr.batch_delete_image(repositoryName=REPOSITORY, imageIds=[{"imageTag": COMMIT[:12]}])
+        self.ecr.create_repository(repositoryName="shop-copy", imageTagMutability="IMMUTABLE")
 
-        second = self.runner.run(current_spec())
+        second = self.runner_for(COMMIT, f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/shop-copy", checkout="-copy").run(
+            current_spec()
+        )
 
         self.assertTrue(second.succeeded, second.output)
         self.assertNotEqual(second.exported["IMAGE_DIGEST"], first.exported["IMAGE_DIGEST"])
