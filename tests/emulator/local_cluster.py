@@ -21,7 +21,7 @@ from token_review import (
     TokenReviewer,
     TokenReviewServer,
     access_entries_from_template,
-    single_standard_entry,
+    deploy_entry,
 )
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -43,7 +43,7 @@ class LocalCluster:
         cluster_names: Callable[[], Iterable[str]],
     ) -> None:
         self.authority = Authority()
-        entry = single_standard_entry(access_entries_from_template(PIPELINE_TEMPLATE), PIPELINE_TEMPLATE)
+        entry = deploy_entry(access_entries_from_template(PIPELINE_TEMPLATE), PIPELINE_TEMPLATE)
         self.reviewer = TokenReviewer(
             EksTokenVerifier(credentials=credentials, cluster_names=cluster_names),
             callers={key: CallerIdentity(account_id, DEPLOY_ROLE, DEPLOY_SESSION) for key in credentials},

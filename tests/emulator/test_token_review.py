@@ -32,7 +32,8 @@ from token_review import (  # noqa: E402
     TokenReviewer,
     TokenReviewServer,
     access_entries_from_template,
-    single_standard_entry,
+    canonical_arn,
+    deploy_entry,
 )
 
 PIPELINE = HERE.parent.parent / "infra" / "pipeline.yaml"
@@ -60,15 +61,21 @@ def token(cluster: str, key: str = "testing", secret: str = "testing") -> str:
 
 
 def reviewer() -> TokenReviewer:
-    entry = single_standard_entry(access_entries_from_template(PIPELINE), PIPELINE)
+    entry = deploy_entry(access_entries_from_template(PIPELINE), PIPELINE)
     verifier = EksTokenVerifier(credentials={"testing": "testing"}, cluster_names=lambda: ["shop-prod"])
     return TokenReviewer(verifier, callers={"testing": CALLER}, entry=entry)
 
 
 class AccessEntryTests(unittest.TestCase):
     def test_the_shipped_access_entry_gives_the_eks_deploy_group_and_the_default_username(self) -> None:
-        entry = single_standard_entry(access_entries_from_template(PIPELINE), PIPELINE)
-        self.assertEqual((entry.name, entry.kind, entry.groups), ("DeployAccessEntry", "STANDARD", ("eks-deploy",)))
+        entries = access_entries_from_template(PIPELINE)
+        # One per cluster of the pipeline's account (infra/environments.yml), all alike.
+        self.assertEqual(
+            [(e.cluster, e.kind, e.groups) for e in entries],
+            [("shop-staging", "STANDARD", ("eks-deploy",)), ("shop-prod", "STANDARD", ("eks-deploy",))],
+        )
+        entry = deploy_entry(entries, PIPELINE)
+        self.assertEqual((entry.kind, entry.groups, entry.principal), ("STANDARD", ("eks-deploy",), None))
         # EKS's default for an IAM role: its assumed-role ARN with the session name.
         self.assertEqual(
             entry.username_for(CALLER), "arn:aws:sts::123456789012:assumed-role/eks-cicd-EksDeployRole/eks-deploy"
@@ -89,7 +96,74 @@ class AccessEntryTests(unittest.TestCase):
                 access_entries_from_template(template)
             template.write_text("Resources: {}\n")
             with self.assertRaisesRegex(ValueError, "found none"):
-                single_standard_entry(access_entries_from_template(template), template)
+                deploy_entry(access_entries_from_template(template), template)
+
+    def test_entries_that_map_eks_deploy_differently_cannot_share_one_cluster(self) -> None:
+        entries = [AccessEntry("A", "STANDARD", ("eks-deploy",), None), AccessEntry("B", "STANDARD", ("admins",), None)]
+        with self.assertRaisesRegex(ValueError, "A and B map eks-deploy differently"):
+            deploy_entry(entries, PIPELINE)
+
+
+TARGET_ROLE = "arn:aws:iam::210987654321:role/eks-deploy-target"
+SESSION_ARN = "arn:aws:sts::210987654321:assumed-role/eks-deploy-target/shop-main-1f0c2d3e"
+
+
+class AssumedRoleTests(unittest.TestCase):
+    """Callers named by their STS assumed-role ARN, mapped as aws-iam-authenticator maps them."""
+
+    def test_an_assumed_role_arn_stands_for_its_role(self) -> None:
+        self.assertEqual(canonical_arn(SESSION_ARN), TARGET_ROLE)
+        # The session is the last segment; a role's path is not in the ARN STS gives.
+        self.assertEqual(
+            canonical_arn("arn:aws-cn:sts::210987654321:assumed-role/team/deployer/s1"),
+            "arn:aws-cn:iam::210987654321:role/team/deployer",
+        )
+
+    def test_other_principals_are_kept_or_refused(self) -> None:
+        for kept in (
+            TARGET_ROLE,
+            "arn:aws:iam::210987654321:user/bob",
+            "arn:aws:iam::210987654321:root",
+            "arn:aws:sts::210987654321:federated-user/bob",
+        ):
+            self.assertEqual(canonical_arn(kept), kept)
+        for refused in (
+            "arn:aws:sts::210987654321:assumed-role/no-session",
+            "arn:aws:iam::210987654321:group/admins",
+            "arn:aws:s3:::bucket",
+            "arn:elsewhere:iam::210987654321:role/r",
+            "not-an-arn",
+        ):
+            with self.assertRaises(ValueError, msg=refused):
+                canonical_arn(refused)
+
+    def test_a_session_arn_is_the_caller_it_names(self) -> None:
+        caller = CallerIdentity.from_arn(SESSION_ARN)
+        self.assertEqual(caller, CallerIdentity("210987654321", "eks-deploy-target", "shop-main-1f0c2d3e"))
+        self.assertEqual((caller.assumed_role_arn, caller.role_arn), (SESSION_ARN, TARGET_ROLE))
+        with self.assertRaisesRegex(ValueError, "not a role session"):
+            CallerIdentity.from_arn(TARGET_ROLE)
+
+    def test_an_assumed_role_session_of_the_entrys_principal_is_its_user(self) -> None:
+        # The target account's entry (infra/target-account.yaml) names the role; eks-deploy's
+        # session of it, made by AssumeRole, is known by its temporary access key.
+        entry = AccessEntry("TargetAccessEntry", "STANDARD", ("eks-deploy",), None, principal=TARGET_ROLE)
+        sessions = {"ASIATARGET": CallerIdentity.from_arn(SESSION_ARN), "ASIAOTHER": CALLER}
+        verifier = EksTokenVerifier(
+            credentials={"ASIATARGET": "s1", "ASIAOTHER": "s2"}, cluster_names=lambda: ["shop-prod"]
+        )
+        reviewer = TokenReviewer(verifier, callers=sessions.get, entry=entry)
+
+        status = reviewer.review(token("shop-prod", key="ASIATARGET", secret="s1"))
+
+        self.assertTrue(status["authenticated"], status)
+        self.assertEqual(status["user"]["username"], SESSION_ARN)
+        self.assertEqual(status["user"]["groups"], ["eks-deploy"])
+        self.assertEqual(status["user"]["extra"]["canonicalArn"], [TARGET_ROLE])
+        self.assertEqual(status["user"]["extra"]["sessionName"], ["shop-main-1f0c2d3e"])
+        # A session of another role has no entry here, whatever it signed.
+        other = reviewer.review(token("shop-prod", key="ASIAOTHER", secret="s2"))
+        self.assertEqual(other, {"authenticated": False, "error": "the caller has no access entry in this cluster"})
 
 
 class ReviewTests(unittest.TestCase):

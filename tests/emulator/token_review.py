@@ -14,6 +14,12 @@ the access entry comes from ``infra/pipeline.yaml``'s ``AWS::EKS::AccessEntry``
 resources, read as CloudFormation would create them. So the Role in
 ``infra/k8s/rbac.yaml`` is judged against exactly the user and groups that
 the shipped access entry gives eks-deploy.
+
+A caller is matched to an entry as aws-iam-authenticator matches it: the
+caller's ARN (an STS ``assumed-role/ROLE/SESSION`` ARN for a role session,
+which is how eks-deploy calls, also when it assumed a role of another account)
+is canonicalized to the IAM role ARN (:func:`canonical_arn`), and that is the
+entry's principal; the username keeps the session name.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 
@@ -35,10 +41,45 @@ __all__ = [
     "TokenReviewer",
     "TokenReviewServer",
     "access_entries_from_template",
+    "canonical_arn",
+    "deploy_entry",
 ]
 
 REVIEW_PATH = "/authenticate"
 MAX_BODY = 64 * 1024
+#: The partitions aws-iam-authenticator recognizes (pkg/arn: checkPartition).
+PARTITIONS = ("aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b")
+
+
+def canonical_arn(arn: str) -> str:
+    """The principal ``arn`` stands for, as aws-iam-authenticator's ``arn.Canonicalize`` has it.
+
+    An STS assumed-role ARN (``arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION``)
+    becomes its IAM role's ARN; the role's path is not in it, and everything
+    between ``assumed-role/`` and the last ``/`` (the session) is the role
+    name. IAM users, roles, the root and STS federated users are kept as they
+    are; anything else is refused (``ValueError``), never passed through.
+    """
+    parts = arn.split(":", 5)
+    if len(parts) != 6 or parts[0] != "arn" or not parts[5]:
+        raise ValueError(f"arn {arn!r} is invalid")
+    _, partition, service, _, account, resource = parts
+    if partition not in PARTITIONS:
+        raise ValueError(f"arn {arn!r} does not have a recognized partition")
+    kind, *rest = resource.split("/")
+    if service == "sts":
+        if kind == "federated-user":
+            return arn
+        if kind == "assumed-role":
+            if len(rest) < 2:
+                raise ValueError(f"assumed-role arn {arn!r} does not have a role")
+            return f"arn:{partition}:iam::{account}:role/{'/'.join(rest[:-1])}"
+        raise ValueError(f"unrecognized resource {resource} for service sts")
+    if service == "iam":
+        if kind in ("role", "user", "root"):
+            return arn
+        raise ValueError(f"unrecognized resource {resource} for service iam")
+    raise ValueError(f"service {service} in arn {arn} is not a valid service for identities")
 
 
 @dataclass(frozen=True)
@@ -57,6 +98,17 @@ class CallerIdentity:
     def assumed_role_arn(self) -> str:
         return f"arn:aws:sts::{self.account_id}:assumed-role/{self.role_name}/{self.session_name}"
 
+    @classmethod
+    def from_arn(cls, arn: str) -> CallerIdentity:
+        """The role session an STS ``assumed-role`` ARN (GetCallerIdentity's ``Arn``) names."""
+        role_arn = canonical_arn(arn)
+        if ":assumed-role/" not in arn:
+            raise ValueError(f"{arn!r} is not a role session (an STS assumed-role ARN)")
+        account_id = arn.split(":")[4]
+        role_name = role_arn.split(":role/", 1)[1]
+        session_name = arn.rsplit("/", 1)[1]
+        return cls(account_id, role_name, session_name)
+
 
 @dataclass(frozen=True)
 class AccessEntry:
@@ -69,6 +121,16 @@ class AccessEntry:
     groups: tuple[str, ...]
     #: The template's ``Username``; None takes EKS's default for the principal.
     username: str | None
+    #: The template's ``PrincipalArn`` when it is literal; None when it is given at deploy time
+    #: (``!Ref DeployFunctionRoleArn``): then the entry is the one of the role the emulator's
+    #: callers are sessions of.
+    principal: str | None = None
+    #: The template's ``ClusterName`` when it is literal.
+    cluster: str | None = None
+
+    def admits(self, caller: CallerIdentity) -> bool:
+        """Whether ``caller``'s canonical ARN is this entry's principal."""
+        return self.principal is None or canonical_arn(caller.assumed_role_arn) == self.principal
 
     def username_for(self, caller: CallerIdentity) -> str:
         """EKS's default username for an IAM role is its assumed-role ARN with the session name."""
@@ -111,8 +173,17 @@ def access_entries_from_template(template: Path) -> list[AccessEntry]:
         username = properties.get("Username")
         if not all(isinstance(group, str) for group in groups) or not (username is None or isinstance(username, str)):
             raise ValueError(f"{template}: {name}: KubernetesGroups and Username must be literal strings")
+        principal = properties.get("PrincipalArn")
+        cluster = properties.get("ClusterName")
         entries.append(
-            AccessEntry(name=name, kind=str(properties.get("Type", "STANDARD")), groups=tuple(groups), username=username)
+            AccessEntry(
+                name=name,
+                kind=str(properties.get("Type", "STANDARD")),
+                groups=tuple(groups),
+                username=username,
+                principal=principal if isinstance(principal, str) else None,
+                cluster=cluster if isinstance(cluster, str) else None,
+            )
         )
     return entries
 
@@ -121,7 +192,8 @@ class TokenReviewer:
     """``token -> (username, groups)``: the EKS token checked, the caller mapped by its access entry.
 
     ``verify`` is an :class:`eks_token.EksTokenVerifier` (token -> access key
-    id); ``callers`` maps access key ids to the role session holding them;
+    id); ``callers`` maps access key ids to the role session holding them (a
+    mapping, or a function for sessions made later, as STS AssumeRole makes them);
     ``entry`` is the access entry of the principal the tokens come from.
     Every review is remembered by a digest of its token (never the token), so
     the fault proxy's request log can name the user of a request it saw.
@@ -130,7 +202,7 @@ class TokenReviewer:
     def __init__(
         self,
         verify: Callable[[str], str],
-        callers: dict[str, CallerIdentity],
+        callers: Mapping[str, CallerIdentity] | Callable[[str], CallerIdentity | None],
         entry: AccessEntry,
     ) -> None:
         self._verify = verify
@@ -147,8 +219,8 @@ class TokenReviewer:
             access_key = self._verify(token)
         except TokenError as error:
             return {"authenticated": False, "error": str(error)}
-        caller = self._callers.get(access_key)
-        if caller is None:
+        caller = self._callers(access_key) if callable(self._callers) else self._callers.get(access_key)
+        if caller is None or not self._entry.admits(caller):
             return {"authenticated": False, "error": "the caller has no access entry in this cluster"}
         username = self._entry.username_for(caller)
         with self._lock:
@@ -250,10 +322,20 @@ def _handler_for(reviewer: TokenReviewer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def single_standard_entry(entries: Iterable[AccessEntry], template: Path) -> AccessEntry:
-    """The one STANDARD access entry of the pipeline template: eks-deploy's."""
+def deploy_entry(entries: Iterable[AccessEntry], template: Path) -> AccessEntry:
+    """eks-deploy's access entry in the pipeline template: its STANDARD entries.
+
+    The pipeline gives eks-deploy's role one entry per cluster of its account
+    (infra/environments.py), all with the same groups and username: the local
+    cluster stands for any of them.
+    """
     standard = [entry for entry in entries if entry.kind == "STANDARD"]
-    if len(standard) != 1:
-        names = ", ".join(entry.name for entry in standard) or "none"
-        raise ValueError(f"{template}: expected one STANDARD AWS::EKS::AccessEntry (eks-deploy's), found {names}")
-    return standard[0]
+    if not standard:
+        raise ValueError(f"{template}: expected eks-deploy's STANDARD AWS::EKS::AccessEntry, found none")
+    first = standard[0]
+    for entry in standard[1:]:
+        if (entry.groups, entry.username, entry.principal) != (first.groups, first.username, first.principal):
+            raise ValueError(
+                f"{template}: {first.name} and {entry.name} map eks-deploy differently: one cluster cannot stand for both"
+            )
+    return first

@@ -85,7 +85,10 @@ const NEEDS: &[(&str, &[(&str, &str)])] = &[
         &[
             // clusters.client: endpoint and CA. The bearer token is presigned locally (no call);
             // the STS GetCallerIdentity EKS makes with it needs no permission.
-            ("eks:DescribeCluster", "ClusterName"),
+            ("eks:DescribeCluster", "ClusterNames"),
+            // role_sessions.credentials: environments in other accounts (granted only when
+            // DeployRoleArns lists roles; see AWAITING_WIRING).
+            ("sts:AssumeRole", "DeployRoleArns"),
             // jobs.succeed / jobs.fail.
             ("codepipeline:PutJobSuccessResult", "*"),
             ("codepipeline:PutJobFailureResult", "*"),
@@ -280,6 +283,7 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
     // Only for a key kept in SSM Parameter Store; the template keeps it in Secrets Manager.
     ("signing_key.rs", "get_parameter", "ssm:GetParameter"),
     ("sns.rs", "publish", "sns:Publish"),
+    ("sts.rs", "assume_role", "sts:AssumeRole"),
 ];
 
 /// How a function's `main.rs` (wiring only) builds each adapter of `shared/src/aws/`.
@@ -294,6 +298,16 @@ const ADAPTERS: &[(&str, &str)] = &[
     ("CloudWatchAlarms::new(", "cloudwatch.rs"),
     ("load_signing_key(", "signing_key.rs"),
     ("SnsTopic::new(", "sns.rs"),
+    ("StsRoleSessions::new(", "sts.rs"),
+];
+
+/// Adapters a function is granted the calls of before its `main.rs` builds them: the grant, the
+/// adapter and its tests land first, the wiring after (each entry says where). The test fails
+/// once `main.rs` builds the adapter, so the entry goes with the wiring.
+const AWAITING_WIRING: &[(&str, &str)] = &[
+    // Deploys into other accounts: StsRoleSessions is wired into eks-deploy after the
+    // safe-deploy rework of eks-deploy (README, "Environments in other accounts").
+    ("eks-deploy", "sts.rs"),
 ];
 
 /// The actions IAM authorizes on no resource but `*`: the Service Authorization Reference lists
@@ -691,6 +705,21 @@ fn conditional_policies(policy: &Value) -> (Option<String>, Vec<&Value>) {
     }
 }
 
+/// The statements an item of a `Statement` list may be: itself, or for `!If [condition, a, b]`
+/// each of `a` and `b` that is a statement (not `!Ref AWS::NoValue`). A grant under a condition
+/// counts as granted: the stack may be deployed with the condition true.
+fn branches(item: &Value) -> Vec<&Value> {
+    match intrinsic(item) {
+        Some((name, Value::Sequence(arguments))) if name == "If" && arguments.len() == 3 => {
+            arguments[1..]
+                .iter()
+                .filter(|branch| !branch["Effect"].is_null())
+                .collect()
+        }
+        _ => vec![item],
+    }
+}
+
 /// Where each granted action of a function may be used: the names its Resources are built
 /// from, `*` for `Resource: "*"`.
 type Grants = BTreeMap<String, BTreeSet<String>>;
@@ -776,7 +805,10 @@ fn function_violations(template: &Value) -> Vec<String> {
                         Value::Sequence(items) => items.clone(),
                         single => vec![single.clone()],
                     };
-                    statements.iter().for_each(|s| grant(&mut grants, s));
+                    statements
+                        .iter()
+                        .flat_map(branches)
+                        .for_each(|s| grant(&mut grants, s));
                 }
                 Value::Mapping(template_use) if template_use.len() == 1 => {
                     let (name, parameters) = template_use.iter().next().unwrap();
@@ -879,13 +911,14 @@ fn the_parameters_policies_are_built_from_take_only_names() {
 
     let mut widened = template.clone();
     widened["Parameters"]["RoutedPipelines"]["AllowedPattern"] = Value::from("^.*$");
-    widened["Parameters"]["ClusterName"]
+    widened["Parameters"]["ClusterNames"]
         .as_mapping_mut()
         .unwrap()
         .remove("AllowedPattern");
+    widened["Parameters"]["DeployRoleArns"]["AllowedPattern"] = Value::from("^arn:.*$");
     assert_eq!(
         unconstrained_policy_parameters(&widened),
-        ["ClusterName", "RoutedPipelines"]
+        ["ClusterNames", "DeployRoleArns", "RoutedPipelines"]
     );
 }
 
@@ -967,11 +1000,18 @@ fn the_table_is_read_off_the_sdk_calls_the_code_makes() {
     // one of each.
     for (binary, needs) in NEEDS {
         let main = code_of(&root.join("functions").join(binary).join("src/main.rs"));
-        let built: Vec<&str> = ADAPTERS
+        let mut built: Vec<&str> = ADAPTERS
             .iter()
             .filter(|(construction, _)| main.contains(construction))
             .map(|(_, file)| *file)
             .collect();
+        for (_, file) in AWAITING_WIRING.iter().filter(|(b, _)| b == binary) {
+            assert!(
+                !built.contains(file),
+                "{binary}: main.rs builds the adapter of {file} now: remove it from AWAITING_WIRING"
+            );
+            built.push(*file);
+        }
         let reachable: BTreeSet<&str> = OPERATIONS
             .iter()
             .filter(|(file, _, _)| built.contains(file))
@@ -1263,4 +1303,118 @@ fn a_policy_given_under_a_condition_is_checked_like_the_others() {
         );
     }
     assert_eq!(violations.len(), 2, "{violations:#?}");
+}
+
+// --- Other accounts -------------------------------------------------------------------------
+
+#[test]
+fn eks_deploy_may_assume_the_listed_roles_only_and_none_when_none_are_listed() {
+    let template = load("template.yaml");
+    let parameter = &template["Parameters"]["DeployRoleArns"];
+    assert_eq!(parameter["Type"], "CommaDelimitedList");
+    assert_eq!(parameter["Default"], "");
+    // The condition is false for the default (an empty list joins to ""), and the statement is
+    // under it, with nothing in its place otherwise.
+    let condition: Value =
+        serde_yaml_ng::from_str("!Not [!Equals [!Join [\"\", !Ref DeployRoleArns], \"\"]]")
+            .unwrap();
+    assert_eq!(template["Conditions"]["AssumesDeployRoles"], condition);
+    let mut template = template;
+    let statements = statements_of(&mut template, "eks-deploy").clone();
+    let conditional: Vec<&Value> = statements
+        .iter()
+        .filter(|s| branches(s).iter().any(|b| b["Action"] == "sts:AssumeRole"))
+        .collect();
+    assert_eq!(conditional.len(), 1, "{statements:#?}");
+    let Some((name, Value::Sequence(arguments))) = intrinsic(conditional[0]) else {
+        panic!("sts:AssumeRole is granted without a condition: {conditional:?}");
+    };
+    assert_eq!(name, "If");
+    assert_eq!(arguments[0], "AssumesDeployRoles");
+    assert_eq!(
+        arguments[2],
+        serde_yaml_ng::from_str::<Value>("!Ref AWS::NoValue").unwrap()
+    );
+    assert_eq!(
+        references(&arguments[1]["Resource"]),
+        BTreeSet::from(["DeployRoleArns".to_owned()])
+    );
+
+    // Granted on anything else, it is refused like any other grant.
+    let mut widened = template.clone();
+    for statement in statements_of(&mut widened, "eks-deploy").iter_mut() {
+        if let Value::Tagged(tagged) = statement
+            && let Value::Sequence(arguments) = &mut tagged.value
+        {
+            arguments[1]["Resource"] = serde_yaml_ng::from_str("!Ref ClusterNames").unwrap();
+        }
+    }
+    let violations = function_violations(&widened);
+    assert!(
+        violations.iter().any(|v| v.contains(
+            "EksDeployFunction: grants sts:AssumeRole on {\"ClusterNames\"}; its code needs it on DeployRoleArns only"
+        )),
+        "{violations:#?}"
+    );
+}
+
+#[test]
+fn the_target_account_role_trusts_only_eks_deploys_role_with_the_external_id() {
+    let mut stack = load("infra/target-account.yaml");
+    let role = stack["Resources"]["DeployRole"]["Properties"].clone();
+    let trust = role["AssumeRolePolicyDocument"]["Statement"]
+        .as_sequence()
+        .unwrap();
+    assert_eq!(trust.len(), 1, "{trust:?}");
+    let statement = &trust[0];
+    assert_eq!(statement["Effect"], "Allow");
+    assert_eq!(statement["Action"], "sts:AssumeRole");
+    let principal = statement["Principal"].as_mapping().unwrap();
+    assert_eq!(principal.len(), 1);
+    assert_eq!(
+        references(&statement["Principal"]["AWS"]),
+        BTreeSet::from(["DeployFunctionRoleArn".to_owned()])
+    );
+    assert_eq!(
+        references(&statement["Condition"]["StringEquals"]["sts:ExternalId"]),
+        BTreeSet::from(["ExternalId".to_owned()])
+    );
+    for parameter in ["DeployFunctionRoleArn", "ExternalId", "ClusterName"] {
+        let pattern = stack["Parameters"][parameter]["AllowedPattern"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            pattern.starts_with('^') && pattern.ends_with('$') && !pattern.contains(".*"),
+            "{parameter}: {pattern:?}"
+        );
+    }
+    // The rest of the stack is held to the rules of the others: the role may describe its one
+    // cluster, nothing else.
+    stack["Resources"]["DeployRole"]["Properties"]
+        .as_mapping_mut()
+        .unwrap()
+        .remove("AssumeRolePolicyDocument");
+    assert_none(&document_violations(&stack));
+    let mut grants = Grants::new();
+    let mut found = Vec::new();
+    collect_statements(&stack["Resources"], "Resources", &mut found);
+    found.iter().for_each(|(_, s)| grant(&mut grants, s));
+    assert_eq!(
+        grants,
+        Grants::from([(
+            "eks:DescribeCluster".to_owned(),
+            BTreeSet::from(["ClusterName".to_owned()])
+        )])
+    );
+    // The cluster's access entry is the role's, in the group the RBAC binds.
+    let entry = &stack["Resources"]["DeployAccessEntry"]["Properties"];
+    assert_eq!(
+        references(&entry["PrincipalArn"]),
+        BTreeSet::from(["DeployRole".to_owned()])
+    );
+    assert_eq!(
+        entry["KubernetesGroups"],
+        serde_yaml_ng::from_str::<Value>("[eks-deploy]").unwrap()
+    );
+    assert!(entry["AccessPolicies"].is_null());
 }

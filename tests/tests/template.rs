@@ -238,30 +238,50 @@ fn the_local_variables_file_names_only_template_functions() {
     }
 }
 
-/// The string inside `!Sub '...'` (or a plain string).
-fn sub_text(value: &Value) -> String {
-    match value {
-        Value::Tagged(tagged) => tagged.value.as_str().unwrap().to_owned(),
-        other => other.as_str().unwrap().to_owned(),
-    }
+/// The environments of `infra/environments.yml`, in order.
+fn environments() -> Vec<Value> {
+    yaml("infra/environments.yml")["environments"]
+        .as_sequence()
+        .unwrap()
+        .clone()
+}
+
+/// What infra/environments.py makes of an environment's name in stage names (`Staging`).
+fn title(name: &str) -> String {
+    name.split(['-', '_'])
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|first| first.to_uppercase().chain(chars).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 #[test]
 fn the_pipeline_gives_the_functions_what_they_read() {
     let pipeline = yaml("infra/pipeline.yaml");
-    let defaults = |name: &str| {
-        pipeline["Parameters"][name]["Default"]
-            .as_str()
-            .unwrap_or("x")
-            .to_owned()
-    };
     let stages = pipeline["Resources"]["Pipeline"]["Properties"]["Stages"]
         .as_sequence()
         .unwrap();
     let action =
         |stage: &str| stages.iter().find(|s| s["Name"] == stage).unwrap()["Actions"][0].clone();
+
+    // Source, Build, then each environment in order, behind its approval where it asks for one
+    // (the generated part: infra/environments.py; tests/emulator/test_environments.py checks
+    // the committed file is what it writes).
+    let mut expected = vec!["Source".to_owned(), "Build".to_owned()];
+    for environment in environments() {
+        let title = title(environment["name"].as_str().unwrap());
+        if environment["approval"] == true {
+            expected.push(format!("Approve{title}"));
+        }
+        expected.push(format!("Deploy{title}"));
+    }
     let names: Vec<_> = stages.iter().map(|s| s["Name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["Source", "Build", "Approval", "Deploy"]);
+    assert_eq!(names, expected);
+    assert!(names.len() >= 4, "staging, then production: {names:?}");
 
     // codecommit-push starts the pipeline: it must not also start itself.
     assert_eq!(
@@ -293,41 +313,84 @@ fn the_pipeline_gives_the_functions_what_they_read() {
         "{names:?}"
     );
 
-    // The build exports IMAGE_URI; the Deploy action hands it to eks-deploy.
+    // The build exports the image pinned by digest; every Deploy action hands that one image to
+    // eks-deploy, with parameters eks-deploy takes.
     let buildspec = yaml("infra/buildspec-image.yml");
-    assert!(
-        buildspec["env"]["exported-variables"]
-            .as_sequence()
-            .unwrap()
-            .contains(&Value::from("IMAGE_URI"))
-    );
-    assert_eq!(build["Namespace"], "BuildVariables");
-    let mut parameters = sub_text(&action("Deploy")["Configuration"]["UserParameters"]);
-    assert!(parameters.contains("#{BuildVariables.IMAGE_URI}"));
-    for name in [
-        "ClusterName",
-        "Namespace",
-        "DeploymentName",
-        "ContainerName",
-    ] {
-        parameters = parameters.replace(&format!("${{{name}}}"), &defaults(name));
+    for variable in ["IMAGE_URI", "IMAGE_DIGEST", "IMAGE_TAG"] {
+        assert!(
+            buildspec["env"]["exported-variables"]
+                .as_sequence()
+                .unwrap()
+                .contains(&Value::from(variable)),
+            "{variable}"
+        );
     }
-    let parameters = parameters.replace(
-        "#{BuildVariables.IMAGE_URI}",
-        "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:0ccf1ae1bf4c",
+    assert_eq!(build["Namespace"], "BuildVariables");
+    let clusters = template()["Parameters"]["ClusterNames"]["Default"]
+        .as_str()
+        .unwrap()
+        .split(',')
+        .map(str::to_owned)
+        .collect::<BTreeSet<_>>();
+    let image = format!(
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop@sha256:{}",
+        "0c".repeat(32)
     );
-    let parsed =
-        eks_deploy::params::DeployParameters::from_user_parameters(Some(&parameters)).unwrap();
-    assert_eq!(
-        (parsed.namespace.as_str(), parsed.deployment.as_str()),
-        ("shop", "web")
-    );
+    for environment in environments() {
+        let title = title(environment["name"].as_str().unwrap());
+        let deploy = action(&format!("Deploy{title}"));
+        assert_eq!(deploy["ActionTypeId"]["Provider"], "Lambda");
+        let text = deploy["Configuration"]["UserParameters"].as_str().unwrap();
+        assert!(
+            text.contains("\"image\":\"#{BuildVariables.IMAGE_URI}\""),
+            "{text}"
+        );
+        let fields: Json =
+            serde_json::from_str(&text.replace("#{BuildVariables.IMAGE_URI}", &image)).unwrap();
+        let fields = fields.as_object().unwrap();
+        // The release plan's keys go to its own parser; the rest is the target.
+        eks_deploy::plan::ReleasePlan::from_fields(fields).unwrap();
+        let mut target = fields.clone();
+        target.retain(|key, _| !eks_deploy::plan::KEYS.contains(&key.as_str()));
+        if environment["roleArn"].is_null() {
+            // Nothing eks-deploy does not take yet: no role keys for this account's clusters.
+            assert!(!target.contains_key("roleArn"), "{text}");
+            let parsed = eks_deploy::params::DeployParameters::from_value(Json::Object(target))
+                .unwrap_or_else(|e| panic!("Deploy{title}: {e}"));
+            for (field, value) in [
+                ("cluster", &parsed.cluster),
+                ("namespace", &parsed.namespace),
+                ("deployment", &parsed.deployment),
+                ("container", &parsed.container),
+            ] {
+                assert_eq!(environment[field].as_str(), Some(value.as_str()), "{field}");
+            }
+            assert_eq!(parsed.image, image);
+            assert!(
+                clusters.contains(&parsed.cluster),
+                "eks-deploy may not describe {}: add it to template.yaml's ClusterNames",
+                parsed.cluster
+            );
+        } else {
+            assert_eq!(target["roleArn"], environment["roleArn"].as_str().unwrap());
+            assert_eq!(
+                target["externalId"],
+                environment["externalId"].as_str().unwrap()
+            );
+        }
+    }
 
-    // The approval notifies the topic approval-notify listens to.
-    assert_eq!(
-        action("Approval")["Configuration"]["NotificationArn"],
-        serde_yaml_ng::from_str::<Value>("!Ref ApprovalRequestsTopicArn").unwrap()
-    );
+    // Each approval notifies the topic approval-notify listens to.
+    let topic = serde_yaml_ng::from_str::<Value>("!Ref ApprovalRequestsTopicArn").unwrap();
+    for stage in stages.iter().filter(|s| {
+        s["Name"]
+            .as_str()
+            .is_some_and(|name| name.starts_with("Approve"))
+    }) {
+        let gate = &stage["Actions"][0];
+        assert_eq!(gate["ActionTypeId"]["Category"], "Approval");
+        assert_eq!(gate["Configuration"]["NotificationArn"], topic);
+    }
 }
 
 #[test]
@@ -339,14 +402,13 @@ fn the_sample_application_and_its_rbac_fit_what_eks_deploy_does() {
         .unwrap();
     let deployment: k8s_openapi::api::apps::v1::Deployment =
         serde_json::from_value(serde_json::to_value(&deployment).unwrap()).unwrap();
-    let pipeline = yaml("infra/pipeline.yaml");
-    let container = pipeline["Parameters"]["ContainerName"]["Default"]
-        .as_str()
-        .unwrap();
-    assert!(
-        eks_deploy::rollout::image_of(&deployment, container).is_some(),
-        "no container {container}"
-    );
+    for environment in environments() {
+        let container = environment["container"].as_str().unwrap();
+        assert!(
+            eks_deploy::rollout::image_of(&deployment, container).is_some(),
+            "no container {container}"
+        );
+    }
     assert!(container_images(&deployment).len() > 1);
 
     let rbac = std::fs::read_to_string(workspace_root().join("infra/k8s/rbac.yaml")).unwrap();

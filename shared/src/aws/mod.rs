@@ -27,6 +27,8 @@ mod sdk;
 mod signing_key;
 #[cfg(feature = "aws")]
 mod sns;
+#[cfg(feature = "kubernetes")]
+mod sts;
 
 #[cfg(feature = "aws")]
 pub use approvals::CodePipelineApprovals;
@@ -51,6 +53,8 @@ pub use signing_key::KeySource;
 pub use signing_key::load_signing_key;
 #[cfg(feature = "aws")]
 pub use sns::SnsTopic;
+#[cfg(feature = "kubernetes")]
+pub use sts::{Clock, MAX_CACHED_SESSIONS, REFRESH_MARGIN, SESSION_DURATION, StsRoleSessions};
 
 #[cfg(feature = "aws")]
 use aws_smithy_runtime_api::client::result::SdkError;

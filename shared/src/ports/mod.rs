@@ -18,6 +18,8 @@ mod pull_requests;
 mod reports;
 mod repository;
 mod restores;
+#[cfg(feature = "kubernetes")]
+mod role_sessions;
 
 #[cfg(any(test, feature = "mocks"))]
 pub use approval::MockApprovalApi;
@@ -70,6 +72,12 @@ pub use repository::{Commit, RepositoryApi};
 #[cfg(any(test, feature = "mocks"))]
 pub use restores::MockRestoreClock;
 pub use restores::RestoreClock;
+#[cfg(all(feature = "kubernetes", any(test, feature = "mocks")))]
+pub use role_sessions::MockRoleSessions;
+#[cfg(feature = "kubernetes")]
+pub use role_sessions::{
+    AssumeRoleError, MAX_SESSION_NAME, RoleSession, RoleSessions, SessionName,
+};
 
 /// A mock's answer as the boxed future its method returns:
 /// `mock.expect_commit().returning(|_, _| reply(Ok(commit)))`.
