@@ -786,7 +786,7 @@ fn function_violations(template: &Value) -> Vec<String> {
         let policies = properties["Policies"].as_sequence().into_iter().flatten();
         for (index, item) in policies.enumerate() {
             let place = format!("{id}.Policies[{index}]");
-            let (condition, branches) = conditional_policies(item);
+            let (condition, policies) = conditional_policies(item);
             if let Some(condition) = condition
                 && template["Conditions"][condition.as_str()].is_null()
             {
@@ -794,7 +794,7 @@ fn function_violations(template: &Value) -> Vec<String> {
                     "{place}: condition {condition} is not defined in Conditions"
                 ));
             }
-            for policy in branches {
+            for policy in policies {
                 match policy {
                 Value::String(name) => violations.push(format!(
                     "{place}: managed policy {name} grants what no statement here shows: write the statements inline"
