@@ -36,15 +36,25 @@ impl EcrRegistry {
         Self { client }
     }
 
-    /// A per-call override when the image's region is not the client's.
-    fn region_override(&self, region: &str) -> Option<aws_sdk_ecr::config::Builder> {
+    /// The client to ask about an image in `region`: this one, or for another region one with
+    /// the same settings aimed at that region's endpoint.
+    fn client_for(&self, region: &str) -> Client {
         let same = self
             .client
             .config()
             .region()
             .is_some_and(|r| r.as_ref() == region);
-        (!same)
-            .then(|| aws_sdk_ecr::config::Builder::default().region(Region::new(region.to_owned())))
+        if same {
+            self.client.clone()
+        } else {
+            Client::from_conf(
+                self.client
+                    .config()
+                    .to_builder()
+                    .region(Region::new(region.to_owned()))
+                    .build(),
+            )
+        }
     }
 }
 
@@ -59,16 +69,14 @@ impl ImageRegistry for EcrRegistry {
                 "the image has no tag to resolve",
             ));
         };
-        let request = self
-            .client
+        let sent = self
+            .client_for(&image.region)
             .describe_images()
             .registry_id(&image.account)
             .repository_name(&image.repository)
-            .image_ids(ImageIdentifier::builder().image_tag(tag).build());
-        let sent = match self.region_override(&image.region) {
-            Some(config) => request.customize().config_override(config).send().await,
-            None => request.send().await,
-        };
+            .image_ids(ImageIdentifier::builder().image_tag(tag).build())
+            .send()
+            .await;
         match sent {
             Ok(output) => Ok(output
                 .image_details()
@@ -100,19 +108,17 @@ impl ImageRegistry for EcrRegistry {
         };
         let mut candidates: Vec<Finding> = Vec::new();
         let mut next_token: Option<String> = None;
+        let client = self.client_for(&image.region);
         for page in 0..MAX_FINDING_PAGES {
-            let request = self
-                .client
+            let sent = client
                 .describe_image_scan_findings()
                 .registry_id(&image.account)
                 .repository_name(&image.repository)
                 .image_id(ImageIdentifier::builder().image_digest(digest).build())
                 .max_results(FINDINGS_PER_PAGE)
-                .set_next_token(next_token.take());
-            let sent = match self.region_override(&image.region) {
-                Some(config) => request.customize().config_override(config).send().await,
-                None => request.send().await,
-            };
+                .set_next_token(next_token.take())
+                .send()
+                .await;
             let output = match sent {
                 Ok(output) => output,
                 Err(error)
