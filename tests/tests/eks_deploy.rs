@@ -46,15 +46,19 @@ async fn a_new_image_is_patched_into_its_container_and_followed_until_rolled_out
     let summary = response["summary"].as_str().unwrap();
     assert!(
         summary.starts_with(&format!(
-            "{}/web: container web runs {V2} on 3 of 3 replicas",
-            scenario.namespace
+            "{}/web: container web runs {} on 3 of 3 replicas",
+            scenario.namespace,
+            scenario.v2_summarized()
         )),
         "{summary}"
     );
     let after = scenario.deployment().await;
     assert_eq!(
         images(&after),
-        vec![("web".into(), V2.into()), ("proxy".into(), PROXY.into())],
+        vec![
+            ("web".into(), scenario.v2_pinned()),
+            ("proxy".into(), PROXY.into())
+        ],
         "the other container is kept"
     );
     assert_eq!(
@@ -67,7 +71,14 @@ async fn a_new_image_is_patched_into_its_container_and_followed_until_rolled_out
     );
     assert_eq!(
         annotation(&after, "kubernetes.io/change-cause"),
-        Some(format!("eks-deploy: set web to {V2} (direct invocation)").as_str())
+        Some(
+            format!(
+                "eks-deploy: set web to {} (tag v2, digest {}, direct invocation)",
+                scenario.v2_pinned(),
+                scenario.v2_digest
+            )
+            .as_str()
+        )
     );
     let status = after.status.unwrap();
     assert_eq!(status.observed_generation, after.metadata.generation);
@@ -99,10 +110,12 @@ async fn a_new_image_is_patched_into_its_container_and_followed_until_rolled_out
 #[tokio::test(flavor = "multi_thread")]
 async fn an_image_that_never_starts_fails_with_the_pods_reason_and_is_rolled_back() {
     let scenario = web_with_a_proxy().await;
+    // Pinned, the image keeps only its repository's name: that says `unpullable`.
     let bad = kubernetes::unpullable(
-        "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop",
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop-unpullable",
         &unique("v3"),
     );
+    let pinned = scenario.push(&bad).await;
 
     let response = scenario
         .function
@@ -118,7 +131,7 @@ async fn an_image_that_never_starts_fails_with_the_pods_reason_and_is_rolled_bac
     );
     assert!(
         message.contains(&format!(
-            "ImagePullBackOff: Back-off pulling image \"{bad}\""
+            "ImagePullBackOff: Back-off pulling image \"{pinned}\""
         )),
         "{message}"
     );
@@ -179,11 +192,13 @@ async fn the_rollout_is_followed_with_a_watch_not_by_polling() {
     assert_eq!(
         made,
         [
+            // The Deployment, and its canary (none: a 404).
+            ("GET".to_owned(), false),
             ("GET".to_owned(), false),
             ("PATCH".to_owned(), false),
             ("GET".to_owned(), true)
         ],
-        "one read, one patch, one watch for a whole rollout"
+        "two reads (the Deployment, its canary), one patch, one watch for a whole rollout"
     );
 }
 
@@ -231,13 +246,16 @@ async fn the_pipeline_deploy_action_succeeds_once_the_rollout_is_complete() {
     let (status, deploy) = run.status(&scenario.emulators).await;
     assert_eq!(status, "Succeeded", "{deploy}");
     assert!(
-        deploy["summary"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("runs {V2} on 3 of 3 replicas")),
+        deploy["summary"].as_str().unwrap().contains(&format!(
+            "runs {} on 3 of 3 replicas",
+            scenario.v2_summarized()
+        )),
         "{deploy}"
     );
-    assert_eq!(images(&scenario.deployment().await)[0].1, V2);
+    assert_eq!(
+        images(&scenario.deployment().await)[0].1,
+        scenario.v2_pinned()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -336,10 +354,12 @@ async fn web(spec: impl FnOnce(&str) -> DeploymentSpec) -> DeploymentScenario {
 /// keeps the failed rollout's ProgressDeadlineExceeded until it sees progress, and with these
 /// strategies the first status after the rollback still carries it.
 async fn rolled_back_despite_the_kept_verdict(scenario: &DeploymentScenario) {
+    // Pinned, the image keeps only its repository's name: that says `unpullable`.
     let bad = kubernetes::unpullable(
-        "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop",
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop-unpullable",
         &unique("v3"),
     );
+    scenario.push(&bad).await;
 
     let response = scenario
         .function
@@ -476,11 +496,21 @@ async fn every_request_eks_deploy_makes_is_allowed_by_the_shipped_role_which_gra
     ] {
         scenario.function.invoke(&scenario.params(&image)).await;
     }
+    // A canary release (back to V1, a short bake): the canary is created, scaled, and deleted.
+    let mut canary = scenario.params(V1);
+    canary["strategy"] = json!({"type": "canary", "steps": [{"weight": 50, "bake": "1s"}]});
+    let released = scenario.function.invoke(&canary).await.response();
+    assert_eq!(released["outcome"], "succeeded", "{released}");
 
     let requests = scenario.requests().await;
+    // Refused is 403; a 404 is a GET finding nothing (no canary left by an earlier release).
     let refused: Vec<&Value> = requests
         .iter()
-        .filter(|r| !(200..300).contains(&r["status"].as_u64().unwrap_or_default()))
+        .filter(|r| {
+            let status = r["status"].as_u64().unwrap_or_default();
+            let not_found = status == 404 && r["method"] == "GET";
+            !((200..300).contains(&status) || not_found)
+        })
         .collect();
     assert!(refused.is_empty(), "{refused:#?}");
     let used: std::collections::BTreeSet<(String, String)> = requests

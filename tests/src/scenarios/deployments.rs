@@ -18,8 +18,92 @@ pub const V1: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v1";
 /// The image a deploy sets.
 pub const V2: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v2";
 
+/// The emulated ECR repository V1 and V2 are in (eks-deploy resolves a tag with DescribeImages).
+const REPOSITORY: &str = "shop";
+
+/// The digest the registry gives `manifest`: sha256 over its bytes.
+fn digest_of(manifest: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(manifest.as_bytes());
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// A fixed manifest for `tag`: every test pushing it gets the same image, so tests sharing the
+/// emulator (and the repository) never move each other's tags.
+fn manifest_of(tag: &str) -> String {
+    let seed = digest_of(&format!("shop:{tag}"));
+    json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1469, "digest": seed},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 3_623_807, "digest": seed}],
+    })
+    .to_string()
+}
+
+/// Creates `repository` unless already there.
+async fn ecr_repository(emulators: &Emulators, repository: &str) {
+    let (code, answer) = crate::http::json(
+        "POST",
+        &format!("{}/ecr/repository", emulators.admin),
+        Some(&json!({"repositoryName": repository})),
+    )
+    .await;
+    assert!(
+        code == 200 || answer.to_string().contains("already exists"),
+        "{code} {answer}"
+    );
+}
+
+/// Pushes `tag` to `repository` (its fixed manifest) unless already there; its digest.
+async fn push_tag(emulators: &Emulators, repository: &str, tag: &str) -> String {
+    let manifest = manifest_of(tag);
+    let (code, answer) = crate::http::json(
+        "POST",
+        &format!("{}/ecr/image", emulators.admin),
+        Some(&json!({"repositoryName": repository, "imageTag": tag, "imageManifest": manifest})),
+    )
+    .await;
+    let digest = digest_of(&manifest);
+    if code == 200 {
+        assert_eq!(answer["imageDigest"], digest.as_str(), "{answer}");
+    } else {
+        assert!(
+            answer.to_string().contains("already exists"),
+            "{code} {answer}"
+        );
+    }
+    digest
+}
+
+/// Creates the repository and pushes V1 and V2 (tags `v1`, `v2`) unless already there; their
+/// digests.
+async fn push_shop_images(emulators: &Emulators) -> (String, String) {
+    ecr_repository(emulators, REPOSITORY).await;
+    (
+        push_tag(emulators, REPOSITORY, "v1").await,
+        push_tag(emulators, REPOSITORY, "v2").await,
+    )
+}
+
+/// How a summary shows an image pinned to `digest` from `tag`: `sha256:` and 12 hex digits.
+pub fn summarized(digest: &str, tag: &str) -> String {
+    format!("{}… (tag {tag})", &digest[..digest.len().min(19)])
+}
+
+/// `image` pinned to `digest`, as eks-deploy sets it: `registry/repository@sha256:…`.
+pub fn pinned(image: &str, digest: &str) -> String {
+    let name = image.rsplit_once(':').map_or(image, |(name, _)| name);
+    format!("{name}@{digest}")
+}
+
 /// The cluster, the Deployment `web` (3 replicas, rolled out), and eks-deploy.
 pub struct DeploymentScenario {
+    /// V1's digest in the emulated ECR.
+    pub v1_digest: String,
+    /// V2's digest in the emulated ECR.
+    pub v2_digest: String,
     pub emulators: Emulators,
     pub sdk: SdkConfig,
     pub client: kube::Client,
@@ -69,6 +153,7 @@ impl DeploymentScenario {
         extra_env: &[(String, String)],
     ) -> Self {
         let emulators = Emulators::load();
+        let (v1_digest, v2_digest) = push_shop_images(&emulators).await;
         let sdk = sdk_config(&emulators).await;
         let cluster = unique("shop-prod");
         kubernetes::eks_cluster(&sdk, &cluster).await;
@@ -79,6 +164,8 @@ impl DeploymentScenario {
         let env = with_settings(emulators.function_env(), extra_env);
         let function = Function::start("eks-deploy", &env).await;
         Self {
+            v1_digest,
+            v2_digest,
             emulators,
             sdk,
             client,
@@ -91,6 +178,28 @@ impl DeploymentScenario {
     /// The parameters of a direct invocation setting container `web` to `image`.
     pub fn params(&self, image: &str) -> Value {
         json!({"cluster": self.cluster, "namespace": self.namespace, "deployment": "web", "container": "web", "image": image})
+    }
+
+    /// V2 as a deploy sets it: pinned to its digest.
+    pub fn v2_pinned(&self) -> String {
+        pinned(V2, &self.v2_digest)
+    }
+
+    /// V2 as a summary shows it.
+    pub fn v2_summarized(&self) -> String {
+        summarized(&self.v2_digest, "v2")
+    }
+
+    /// Pushes `image` (`registry/repository:tag` of the emulated ECR) so eks-deploy can resolve
+    /// it; the image pinned to its digest.
+    pub async fn push(&self, image: &str) -> String {
+        let (name, tag) = image.rsplit_once(':').unwrap();
+        let repository = name
+            .split_once('/')
+            .map_or(name, |(_, repository)| repository);
+        ecr_repository(&self.emulators, repository).await;
+        let digest = push_tag(&self.emulators, repository, tag).await;
+        pinned(image, &digest)
     }
 
     /// The Deployment as it is now.
