@@ -677,6 +677,11 @@ async fn deploy_jobs_invoked_twice_and_out_of_order_patch_once_and_report_once_e
                 unique("b")
             ),
         ];
+        // Both in the emulated ECR: a Deployment gets each pinned to its digest.
+        let pinned = [
+            scenario.push(&images[0]).await,
+            scenario.push(&images[1]).await,
+        ];
         let runs = [
             scenario.pipeline_run(&images[0], None).await,
             scenario.pipeline_run(&images[1], None).await,
@@ -708,7 +713,7 @@ async fn deploy_jobs_invoked_twice_and_out_of_order_patch_once_and_report_once_e
             2,
             "{name}: one patch per job, none for a redelivery"
         );
-        let last = &images[order[1]];
+        let last = &pinned[order[1]];
         assert_eq!(
             &image(&scenario).await,
             last,
