@@ -14,6 +14,7 @@ use crate::approvals::{self, APPROVERS};
 use crate::aws::sdk_config;
 use crate::pipeline_events::PipelineEventBus;
 use crate::runtime_api::InvocationResult;
+use crate::scenarios::deployments::{ecr_repository, push_tag};
 use crate::timeline::Timeline;
 use crate::{
     Emulators, Function, FunctionUrl, event_id, fixtures, http, kubernetes, sample_event, unique,
@@ -63,6 +64,7 @@ impl Names {
 }
 
 /// The image repository the build pushes to.
+const REGISTRY_HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 const REGISTRY: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop";
 /// The application's progress deadline in the story (infra/k8s/app.yaml has 300 s).
 const PROGRESS_DEADLINE_SECONDS: i32 = 5;
@@ -505,10 +507,21 @@ impl World {
         outcome: Outcome,
         timeline: &mut Timeline,
     ) -> String {
-        // The local cluster's convention: an image whose tag says "unpullable" never pulls.
+        // What infra/buildspec-image.yml does: push the commit's tag to ECR and export the image
+        // pinned to its digest. The local cluster's convention: an image whose reference says
+        // "unpullable" never pulls (pinned, only the repository's name is left to say it).
         let image = match outcome {
-            Outcome::PassesWithBadImage => kubernetes::unpullable(REGISTRY, &commit[..12]),
-            _ => format!("{REGISTRY}:{}", &commit[..12]),
+            Outcome::Fails => format!("{REGISTRY}:{}", &commit[..12]),
+            _ => {
+                let repository = if outcome == Outcome::PassesWithBadImage {
+                    "shop-unpullable"
+                } else {
+                    "shop"
+                };
+                ecr_repository(&self.emulators, repository).await;
+                let digest = push_tag(&self.emulators, repository, &commit[..12]).await;
+                format!("{REGISTRY_HOST}/{repository}@{digest}")
+            }
         };
         let build = aws_sdk_codebuild::Client::new(&self.sdk)
             .start_build()

@@ -757,6 +757,8 @@ async fn a_patch_refused_with_409_then_500_is_read_again_and_retried_and_the_ima
         assert_eq!(
             made,
             [
+                // No canary left behind by an earlier release, then the Deployment.
+                ("GET".to_owned(), false, 404),
                 ("GET".to_owned(), false, 200),
                 ("PATCH".to_owned(), false, 409),
                 // The conflict: read again, recompute the patch.
@@ -767,7 +769,7 @@ async fn a_patch_refused_with_409_then_500_is_read_again_and_retried_and_the_ima
             ]
         );
         let after = rollout.deployment().await;
-        assert_eq!(images(&after), [V2]);
+        assert_eq!(images(&after), [rollout.v2_pinned()]);
         assert_eq!(
             after.metadata.generation,
             before.metadata.generation.map(|g| g + 1),
@@ -891,6 +893,8 @@ async fn a_patch_whose_answer_is_lost_to_a_reset_connection_is_not_applied_twice
         assert_eq!(
             made,
             [
+                // No canary left behind by an earlier release, then the Deployment.
+                ("GET".to_owned(), 404),
                 ("GET".to_owned(), 200),
                 // Applied, answer lost: the same patch again carries a resourceVersion that is
                 // no longer current, so the API server refuses it...
@@ -901,7 +905,7 @@ async fn a_patch_whose_answer_is_lost_to_a_reset_connection_is_not_applied_twice
             ]
         );
         let after = rollout.deployment().await;
-        assert_eq!(images(&after), [V2]);
+        assert_eq!(images(&after), [rollout.v2_pinned()]);
         assert_eq!(
             after.metadata.generation,
             before.metadata.generation.map(|g| g + 1),
@@ -940,13 +944,13 @@ async fn a_watch_cut_mid_rollout_resumes_from_the_last_resource_version_and_the_
             .map(|(method, watch, ..)| (method.as_str(), *watch))
             .collect();
         assert_eq!(
-            kinds[..2],
-            [("GET", false), ("PATCH", false)],
+            kinds[..3],
+            [("GET", false), ("GET", false), ("PATCH", false)],
             "{made:?}"
         );
         // Only watches after the patch: no fresh read (that is for 410 Gone only).
-        assert!(kinds[2..].iter().all(|kind| *kind == ("GET", true)), "{made:?}");
-        let versions: Vec<u64> = made[2..]
+        assert!(kinds[3..].iter().all(|kind| *kind == ("GET", true)), "{made:?}");
+        let versions: Vec<u64> = made[3..]
             .iter()
             .map(|(.., query)| {
                 query["resourceVersion"]

@@ -43,7 +43,7 @@ fn manifest_of(tag: &str) -> String {
 }
 
 /// Creates `repository` unless already there.
-async fn ecr_repository(emulators: &Emulators, repository: &str) {
+pub async fn ecr_repository(emulators: &Emulators, repository: &str) {
     let (code, answer) = crate::http::json(
         "POST",
         &format!("{}/ecr/repository", emulators.admin),
@@ -57,7 +57,7 @@ async fn ecr_repository(emulators: &Emulators, repository: &str) {
 }
 
 /// Pushes `tag` to `repository` (its fixed manifest) unless already there; its digest.
-async fn push_tag(emulators: &Emulators, repository: &str, tag: &str) -> String {
+pub async fn push_tag(emulators: &Emulators, repository: &str, tag: &str) -> String {
     let manifest = manifest_of(tag);
     let (code, answer) = crate::http::json(
         "POST",
