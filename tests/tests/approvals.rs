@@ -479,8 +479,7 @@ async fn an_email_sns_fails_in_a_batch_is_sent_again_alone_and_nobody_gets_two()
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_email_sns_keeps_failing_fails_the_delivery_and_its_retry_mails_exactly_that_approver()
-{
+async fn an_email_sns_keeps_failing_fails_the_delivery_and_its_retry_mails_exactly_that_approver() {
     let scenario = ApprovalScenario::new().await;
     // Alice's entry fails on every attempt of the first delivery (the batch and two retries).
     let fault = failing_email_of(&scenario, APPROVERS[0], 3).await;

@@ -261,16 +261,8 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
     // call it does ("Permissions for Put, Update, Delete, and Get actions are governed by the
     // permissions used for the underlying PutItem, UpdateItem, DeleteItem, and GetItem
     // operations", Using IAM with DynamoDB transactions); the ledger's transactions only put.
-    (
-        "dynamodb.rs",
-        "transact_write_items",
-        "dynamodb:PutItem",
-    ),
-    (
-        "dynamodb.rs",
-        "batch_write_item",
-        "dynamodb:BatchWriteItem",
-    ),
+    ("dynamodb.rs", "transact_write_items", "dynamodb:PutItem"),
+    ("dynamodb.rs", "batch_write_item", "dynamodb:BatchWriteItem"),
     ("eks.rs", "describe_cluster", "eks:DescribeCluster"),
     (
         "signing_key.rs",

@@ -3,8 +3,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::config::AsyncSleep;
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -673,8 +673,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn claims_go_in_one_transaction_and_a_cancelled_one_is_sent_again_without_the_refused()
-    {
+    async fn claims_go_in_one_transaction_and_a_cancelled_one_is_sent_again_without_the_refused() {
         use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput;
         use aws_sdk_dynamodb::types::CancellationReason;
         use aws_sdk_dynamodb::types::error::TransactionCanceledException;
@@ -748,23 +747,18 @@ mod tests {
     async fn claims_that_keep_conflicting_fail_after_a_bounded_number_of_transactions() {
         use aws_sdk_dynamodb::types::CancellationReason;
         use aws_sdk_dynamodb::types::error::TransactionCanceledException;
-        let conflicting = mock!(Client::transact_write_items)
-            .then_error(|| {
-                TransactWriteItemsError::TransactionCanceledException(
-                    TransactionCanceledException::builder()
-                        .cancellation_reasons(
-                            CancellationReason::builder()
-                                .code("TransactionConflict")
-                                .build(),
-                        )
-                        .build(),
-                )
-            });
-        let client = mock_client!(
-            aws_sdk_dynamodb,
-            RuleMode::MatchAny,
-            [&conflicting]
-        );
+        let conflicting = mock!(Client::transact_write_items).then_error(|| {
+            TransactWriteItemsError::TransactionCanceledException(
+                TransactionCanceledException::builder()
+                    .cancellation_reasons(
+                        CancellationReason::builder()
+                            .code("TransactionConflict")
+                            .build(),
+                    )
+                    .build(),
+            )
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&conflicting]);
 
         let error = ledger(client).claim_all(&keys(&["k-1"])).await.unwrap_err();
 
@@ -848,7 +842,10 @@ mod tests {
         });
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&never]);
 
-        let error = ledger(client).complete_all(&keys(&["k-1"])).await.unwrap_err();
+        let error = ledger(client)
+            .complete_all(&keys(&["k-1"]))
+            .await
+            .unwrap_err();
 
         assert!(error.message().contains("unprocessed"), "{error}");
         assert_eq!(never.num_calls(), MAX_BATCH_WRITE_ATTEMPTS as usize);

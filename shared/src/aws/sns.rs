@@ -61,9 +61,7 @@ fn batches(pending: &[usize], notifications: &[Notification]) -> Vec<Vec<usize>>
     for &index in pending {
         let weight = payload_bytes(&notifications[index]);
         match batches.last_mut() {
-            Some(batch)
-                if batch.len() < MAX_BATCH_ENTRIES && bytes + weight <= MAX_BATCH_BYTES =>
-            {
+            Some(batch) if batch.len() < MAX_BATCH_ENTRIES && bytes + weight <= MAX_BATCH_BYTES => {
                 batch.push(index);
                 bytes += weight;
             }
@@ -98,7 +96,10 @@ fn attributes(
 }
 
 /// The entry of `notification`, identified by its index (unique within the request).
-fn entry(index: usize, notification: &Notification) -> Result<PublishBatchRequestEntry, UpstreamError> {
+fn entry(
+    index: usize,
+    notification: &Notification,
+) -> Result<PublishBatchRequestEntry, UpstreamError> {
     let mut entry = PublishBatchRequestEntry::builder()
         .id(index.to_string())
         .subject(&notification.subject)
@@ -195,7 +196,10 @@ impl SnsTopic {
 }
 
 impl Notifier for SnsTopic {
-    async fn publish_all(&self, notifications: &[Notification]) -> Vec<Result<String, UpstreamError>> {
+    async fn publish_all(
+        &self,
+        notifications: &[Notification],
+    ) -> Vec<Result<String, UpstreamError>> {
         let mut outcomes: Vec<Option<Result<String, UpstreamError>>> =
             notifications.iter().map(|_| None).collect();
         let mut pending: Vec<usize> = (0..notifications.len()).collect();
@@ -214,7 +218,10 @@ impl Notifier for SnsTopic {
                 for &index in &batch {
                     outcomes[index] = None;
                 }
-                again.extend(self.publish_batch(&batch, notifications, &mut outcomes).await);
+                again.extend(
+                    self.publish_batch(&batch, notifications, &mut outcomes)
+                        .await,
+                );
             }
             pending = again;
         }
@@ -367,7 +374,9 @@ mod tests {
                     .build()
             });
         let second = mock!(Client::publish_batch)
-            .match_requests(|request| entries(request) == ["10=a10@example.com", "11=a11@example.com"])
+            .match_requests(|request| {
+                entries(request) == ["10=a10@example.com", "11=a11@example.com"]
+            })
             .then_output(|| published(&["10", "11"]));
         let retry = mock!(Client::publish_batch)
             .match_requests(|request| entries(request) == ["3=a3@example.com"])
@@ -452,9 +461,11 @@ mod tests {
 
         let outcomes = topic.publish_all(&emails).await;
 
-        assert!(outcomes.iter().all(|outcome| outcome
-            .as_ref()
-            .is_err_and(|error| error.message() == "not allowed")));
+        assert!(outcomes.iter().all(|outcome| {
+            outcome
+                .as_ref()
+                .is_err_and(|error| error.message() == "not allowed")
+        }));
         assert_eq!(refused.num_calls(), 1);
     }
 

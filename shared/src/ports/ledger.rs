@@ -32,8 +32,10 @@ pub trait Ledger: Send + Sync {
 
     /// Records that the effects claimed under every key of `keys` were produced, as
     /// [`Ledger::complete`] records one, in as few calls as the store allows.
-    fn complete_all(&self, keys: &[String])
-    -> impl Future<Output = Result<(), UpstreamError>> + Send;
+    fn complete_all(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = Result<(), UpstreamError>> + Send;
 }
 
 /// The answer to a claim.

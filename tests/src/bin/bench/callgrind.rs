@@ -125,7 +125,17 @@ pub const GROUPS: &[(&str, &[&str])] = &[
             "tower_layer",
         ],
     ),
-    ("tokio", &["tokio", "mio", "bytes", "futures_util", "futures_core", "pin_project_lite"]),
+    (
+        "tokio",
+        &[
+            "tokio",
+            "mio",
+            "bytes",
+            "futures_util",
+            "futures_core",
+            "pin_project_lite",
+        ],
+    ),
     ("std/libc", &["core", "alloc", "std", "libc"]),
 ];
 
@@ -166,7 +176,15 @@ pub async fn profile<W: Workload>(
     let long_file = out_dir.join(format!("{}-{}.out", subject.function, WARMUP + events));
     let mut next = 0;
     let short_calls = run(subject, workload, &mut next, WARMUP, aws_log, &short_file).await;
-    let long_calls = run(subject, workload, &mut next, WARMUP + events, aws_log, &long_file).await;
+    let long_calls = run(
+        subject,
+        workload,
+        &mut next,
+        WARMUP + events,
+        aws_log,
+        &long_file,
+    )
+    .await;
     let short = annotate(&short_file);
     let long = annotate(&long_file);
     let per = |long: f64, short: f64| (long - short).max(0.0) / events as f64;
@@ -468,7 +486,9 @@ mod tests {
             "SDK orchestrator"
         );
         assert_eq!(
-            group_of("???:<hyper::proto::h1::role::Client as hyper::proto::h1::Http1Transaction>::encode [/bin/f]"),
+            group_of(
+                "???:<hyper::proto::h1::role::Client as hyper::proto::h1::Http1Transaction>::encode [/bin/f]"
+            ),
             "hyper/rustls"
         );
         assert_eq!(
@@ -480,7 +500,9 @@ mod tests {
             "std/libc"
         );
         assert_eq!(
-            group_of("functions/approval-notify/src/handler.rs:approval_notify::handler::handle [/bin/f]"),
+            group_of(
+                "functions/approval-notify/src/handler.rs:approval_notify::handler::handle [/bin/f]"
+            ),
             "ours"
         );
         assert_eq!(group_of("???:weird [/bin/f]"), "other");
