@@ -462,9 +462,9 @@ mod tests {
         let outcomes = topic.publish_all(&emails).await;
 
         assert!(outcomes.iter().all(|outcome| {
-            outcome
-                .as_ref()
-                .is_err_and(|error| error.message() == "not allowed")
+            outcome.as_ref().is_err_and(|error| {
+                error.operation() == "PublishBatch" && error.message().contains("not allowed")
+            })
         }));
         assert_eq!(refused.num_calls(), 1);
     }
