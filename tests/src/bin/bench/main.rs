@@ -453,14 +453,20 @@ fn write_callgrind(settings: &Settings, profiles: &[callgrind::Profile]) {
     std::fs::create_dir_all(&dir).unwrap();
     let json = serde_json::to_string_pretty(profiles).unwrap();
     std::fs::write(dir.join("callgrind.json"), json + "\n").unwrap();
-    let mut command = format!("tests/scripts/bench --callgrind --events {}", settings.events);
+    let mut command = format!(
+        "tests/scripts/bench --callgrind --events {}",
+        settings.events
+    );
     if settings.functions.len() < FUNCTIONS.len() {
         command.push_str(&format!(" --only {}", settings.functions.join(",")));
     }
     let section = callgrind::markdown(profiles, &command);
     std::fs::write(dir.join("callgrind.md"), &section).unwrap();
     println!("{section}");
-    eprintln!("bench: callgrind figures in {}", dir.join("callgrind.json").display());
+    eprintln!(
+        "bench: callgrind figures in {}",
+        dir.join("callgrind.json").display()
+    );
     if let Some(markdown) = &settings.markdown {
         let document = std::fs::read_to_string(markdown).unwrap_or_default();
         match callgrind::splice(&document, &section) {
