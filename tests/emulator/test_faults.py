@@ -200,6 +200,86 @@ class FaultTest(unittest.TestCase):
         self.assertEqual(admin("DELETE", "/aws/faults")[0], 200)
         self.assertEqual(admin("GET", "/aws/faults")[1], {"faults": []})
 
+    def publish_batch(self, topic: str, entries: list[dict[str, Any]], validate: bool = True) -> dict[str, Any]:
+        sns = boto3.client(
+            "sns",
+            endpoint_url=ENDPOINT,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=botocore.config.Config(retries={"total_max_attempts": 1}, parameter_validation=validate),
+        )
+        return sns.publish_batch(TopicArn=topic, PublishBatchRequestEntries=entries)
+
+    @staticmethod
+    def email(entry_id: str, approver: str, subject: str = "Approval needed") -> dict[str, Any]:
+        return {
+            "Id": entry_id,
+            "Subject": subject,
+            "Message": f"links for {approver}",
+            "MessageAttributes": {"approver": {"DataType": "String", "StringValue": approver}},
+        }
+
+    def published(self, topic: str) -> list[str]:
+        status, answer = admin("GET", f"/sns/published?topicArn={topic}")
+        self.assertEqual(status, 200, answer)
+        return [message["attributes"]["approver"] for message in answer["messages"]]
+
+    def test_a_batch_fault_fails_the_chosen_entries_and_publishes_the_others(self) -> None:
+        topic = client("sns").create_topic(Name="approvers")["TopicArn"]
+        failing = fault(service="sns", operation="PublishBatch", entries="StringValue=alice@", count=2)
+        entries = [self.email("0", "alice@example.com"), self.email("1", "bob@example.com")]
+
+        answer = self.publish_batch(topic, entries)
+
+        self.assertEqual([entry["Id"] for entry in answer["Successful"]], ["1"])
+        self.assertEqual(
+            [(f["Id"], f["Code"], f["SenderFault"]) for f in answer["Failed"]],
+            [("0", "InternalError", False)],
+        )
+        self.assertEqual(self.published(topic), ["bob@example.com"])
+        # A retry of the failed entry alone: failed again, then (the fault spent) published.
+        self.assertEqual(len(self.publish_batch(topic, entries[:1])["Failed"]), 1)
+        answer = self.publish_batch(topic, entries[:1])
+        self.assertEqual((len(answer["Successful"]), answer["Failed"]), (1, []))
+        self.assertEqual(self.published(topic), ["bob@example.com", "alice@example.com"])
+        status, view = admin("GET", f"/aws/faults?id={failing['id']}")
+        self.assertEqual(view["faults"][0]["batches"], [{"entries": 2, "failed": 1}, {"entries": 1, "failed": 1}])
+        self.assertEqual(view["faults"][0]["served"], 2)
+
+    def test_a_batch_fault_on_every_entry_publishes_nothing(self) -> None:
+        topic = client("sns").create_topic(Name="approvers")["TopicArn"]
+        fault(service="sns", operation="PublishBatch", entries="approver", code="Throttled", senderFault=False)
+        answer = self.publish_batch(topic, [self.email("a", "alice@example.com"), self.email("b", "bob@example.com")])
+        self.assertEqual(answer["Successful"], [])
+        self.assertEqual(sorted(f["Code"] for f in answer["Failed"]), ["Throttled", "Throttled"])
+        self.assertEqual(self.published(topic), [])
+
+    def test_publish_batch_is_refused_and_fails_entries_as_sns_does(self) -> None:
+        topic = client("sns").create_topic(Name="approvers")["TopicArn"]
+        refusals = [
+            ([], "EmptyBatchRequest"),
+            ([self.email("not.valid", "alice@example.com")], "InvalidBatchEntryId"),
+            ([self.email(str(i), "a@example.com") | {"Message": "x" * 30_000} for i in range(9)], "BatchRequestTooLong"),
+            ([self.email(str(i), "a@example.com") for i in range(11)], "TooManyEntriesInBatchRequest"),
+            ([self.email("0", "a@example.com"), self.email("0", "b@example.com")], "BatchEntryIdsNotDistinct"),
+        ]
+        for entries, code in refusals:
+            with self.assertRaises(ClientError, msg=code) as raised:
+                self.publish_batch(topic, entries, validate=False)
+            self.assertEqual(raised.exception.response["Error"]["Code"], code)
+        self.assertEqual(self.published(topic), [])
+        # A subject SNS refuses fails its entry alone.
+        answer = self.publish_batch(
+            topic,
+            [self.email("0", "alice@example.com", subject="line\nbreak"), self.email("1", "bob@example.com")],
+        )
+        self.assertEqual(
+            [(f["Id"], f["Code"], f["SenderFault"]) for f in answer["Failed"]],
+            [("0", "InvalidParameter", True)],
+        )
+        self.assertEqual(self.published(topic), ["bob@example.com"])
+
     def test_invalid_faults_are_refused(self) -> None:
         for body in [
             {},
@@ -209,6 +289,10 @@ class FaultTest(unittest.TestCase):
             {"service": "codepipeline", "status": 500, "match": "("},
             {"service": "codepipeline", "delaySeconds": 99},
             {"service": "codepipeline", "status": "500"},
+            {"service": "sns", "operation": "Publish", "entries": "alice"},
+            {"service": "sns", "operation": "PublishBatch", "entries": "("},
+            {"service": "sns", "operation": "PublishBatch", "entries": "alice", "status": 500},
+            {"service": "sns", "operation": "PublishBatch", "entries": "alice", "senderFault": "yes"},
         ]:
             status, answer = admin("POST", "/aws/faults", body)
             self.assertEqual(status, 400, body)

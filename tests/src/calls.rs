@@ -15,7 +15,8 @@ pub struct AwsFault {
 
 impl AwsFault {
     /// Adds the fault (the JSON `aws_ext/faults.py` takes: `service`, `operation`, `match`, and
-    /// a `status`, `code` or `delaySeconds` for `count` requests).
+    /// a `status`, `code` or `delaySeconds` for `count` requests, or for SNS PublishBatch the
+    /// `entries` to fail).
     pub async fn add(emulators: &Emulators, fault: Value) -> Self {
         let (code, answer) = http::json(
             "POST",
@@ -28,6 +29,21 @@ impl AwsFault {
             admin: emulators.admin.clone(),
             id: answer["id"].as_str().unwrap().to_owned(),
         }
+    }
+
+    /// The fault as the emulator shows it (`served`, and for an `entries` fault `batches`: how
+    /// many entries each request it served held and how many it failed).
+    pub async fn view(&self) -> Value {
+        let (code, answer) = http::json(
+            "GET",
+            &format!("{}/aws/faults?id={}", self.admin, self.id),
+            None,
+        )
+        .await;
+        assert_eq!(code, 200, "{answer}");
+        let faults = answer["faults"].as_array().unwrap();
+        assert_eq!(faults.len(), 1, "the fault {} is gone: {answer}", self.id);
+        faults[0].clone()
     }
 
     /// How many requests the fault has hit so far.

@@ -251,4 +251,21 @@ impl Function {
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
+
+    /// Asks the process to end (SIGTERM, which a process under valgrind answers by writing its
+    /// profile) and waits up to `limit` for it, then kills it; whether it ended by itself.
+    pub async fn terminate(mut self, limit: Duration) -> bool {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        match tokio::time::timeout(limit, self.child.wait()).await {
+            Ok(_) => true,
+            Err(_) => {
+                let _ = self.child.kill().await;
+                false
+            }
+        }
+    }
 }

@@ -9,8 +9,9 @@ use aws_sdk_codepipeline::types::ExecutionMode;
 use integration_tests::approvals::{
     APPROVERS, ApprovalScenario, decide_by_link, heading, hidden_field, link_after,
 };
-use integration_tests::calls::CallCounter;
+use integration_tests::calls::{AwsFault, CallCounter};
 use integration_tests::http::{Answer, send};
+use integration_tests::runtime_api::InvocationResult;
 use integration_tests::{Emulators, Function, fixtures, sample_event, unique};
 use serde_json::json;
 use shared::approval_link::{Approval, ApprovalLink, Approver, Decision, SigningKey};
@@ -407,6 +408,105 @@ async fn tampered_forged_expired_and_malformed_requests_change_nothing() {
     let state = scenario.approval_state().await;
     assert_eq!(state.status().unwrap().as_str(), "InProgress");
     assert_eq!(scenario.execution_status().await, "InProgress");
+}
+
+/// The regular expression of a literal text.
+fn literal(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let special = ".^$*+?{}[]\\|()".contains(c);
+            special.then_some('\\').into_iter().chain([c])
+        })
+        .collect()
+}
+
+/// A fault failing `approver`'s entry in the next `count` PublishBatch requests to the
+/// scenario's approvers' topic (SNS's own fault: `InternalError`, not the sender's).
+async fn failing_email_of(scenario: &ApprovalScenario, approver: &str, count: u32) -> AwsFault {
+    let topic = scenario.approvers_topic.rsplit(':').next().unwrap();
+    AwsFault::add(
+        &scenario.emulators,
+        json!({"service": "sns", "operation": "PublishBatch", "match": literal(topic),
+               "entries": format!("StringValue={}", literal(approver)), "count": count}),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_approver_is_mailed_in_one_batch_and_a_redelivery_publishes_nothing() {
+    let scenario = ApprovalScenario::new().await;
+    let topic = scenario.approvers_topic.rsplit(':').next().unwrap();
+    let batches = CallCounter::start(&scenario.emulators, "sns", "PublishBatch", topic).await;
+    let publishes = CallCounter::start(&scenario.emulators, "sns", "Publish", topic).await;
+
+    let first = scenario.deliver().await;
+    assert_eq!(first["sent"], json!(APPROVERS), "{first}");
+    let again = scenario.deliver().await;
+    assert_eq!(again["sent"], json!([]), "{again}");
+    assert_eq!(again["alreadySent"], json!(APPROVERS), "{again}");
+
+    // One batch for both emails, none for the redelivery, and no single Publish.
+    assert_eq!((batches.count().await, publishes.count().await), (1, 0));
+    for approver in APPROVERS {
+        assert_eq!(scenario.inbox(approver).await.len(), 1, "{approver}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_email_sns_fails_in_a_batch_is_sent_again_alone_and_nobody_gets_two() {
+    let scenario = ApprovalScenario::new().await;
+    // Alice's entry fails in the batch and once more in the retry of the failed entries; the
+    // third attempt gets through.
+    let fault = failing_email_of(&scenario, APPROVERS[0], 2).await;
+
+    let outcome = scenario.deliver().await;
+
+    assert_eq!(outcome["sent"], json!(APPROVERS), "{outcome}");
+    let view = fault.view().await;
+    assert_eq!(
+        view["batches"],
+        json!([{"entries": 2, "failed": 1}, {"entries": 1, "failed": 1}]),
+        "the retries carried Alice's email alone: {view}"
+    );
+    for approver in APPROVERS {
+        assert_eq!(scenario.inbox(approver).await.len(), 1, "{approver}");
+    }
+    let again = scenario.deliver().await;
+    assert_eq!(again["alreadySent"], json!(APPROVERS), "{again}");
+    for approver in APPROVERS {
+        assert_eq!(scenario.inbox(approver).await.len(), 1, "{approver}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_email_sns_keeps_failing_fails_the_delivery_and_its_retry_mails_exactly_that_approver() {
+    let scenario = ApprovalScenario::new().await;
+    // Alice's entry fails on every attempt of the first delivery (the batch and two retries).
+    let fault = failing_email_of(&scenario, APPROVERS[0], 3).await;
+    let event = scenario.approval_event().await;
+
+    let failed = scenario.notify.invoke(&event).await;
+
+    let InvocationResult::Error {
+        error_type,
+        error_message,
+    } = &failed
+    else {
+        panic!("the delivery should fail: {failed:?}");
+    };
+    assert_eq!(error_type, "Upstream");
+    assert!(error_message.contains("InternalError"), "{error_message}");
+    assert_eq!(fault.served().await, 3);
+    assert!(scenario.inbox(APPROVERS[0]).await.is_empty());
+    assert_eq!(scenario.inbox(APPROVERS[1]).await.len(), 1);
+
+    // SNS retries the delivery: Alice's claim was given back, Bob's email is recorded.
+    let retried = scenario.notify.invoke(&event).await.response();
+    assert_eq!(retried["sent"], json!([APPROVERS[0]]), "{retried}");
+    assert_eq!(retried["alreadySent"], json!([APPROVERS[1]]), "{retried}");
+    for approver in APPROVERS {
+        assert_eq!(scenario.inbox(approver).await.len(), 1, "{approver}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

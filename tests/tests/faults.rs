@@ -595,10 +595,11 @@ async fn each_approver_gets_exactly_one_email_when_sns_throttles_and_a_redeliver
         let scenario =
             ApprovalScenario::with_function_env(&with_sdk_retries(Vec::new())[..]).await;
         let topic = scenario.approvers_topic.rsplit(':').next().unwrap();
-        // The first approver's email is throttled twice, then sent on the SDK's third attempt.
+        // The approvers' emails (one batch) are throttled twice, then sent on the SDK's third
+        // attempt.
         let fault = AwsFault::add(
             &scenario.emulators,
-            json!({"service": "sns", "operation": "Publish", "match": literal(topic), "status": 400, "count": 2}),
+            json!({"service": "sns", "operation": "PublishBatch", "match": literal(topic), "status": 400, "count": 2}),
         )
         .await;
 
@@ -632,11 +633,12 @@ async fn each_approver_gets_exactly_one_email_when_the_ledger_claims_answer_is_l
             serde_json::from_str(event["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
         let token = message["approval"]["token"].as_str().unwrap();
         let key = format!("approval-email/{}/{}", fingerprint(token), APPROVERS[0]);
-        // The claim on the first approver's email is written, but its answer comes after the
-        // attempt timeout: the SDK's retry finds the claim this same request wrote.
+        // The claims on the approvers' emails (one transaction) are written, but the answer
+        // comes after the attempt timeout: the SDK's retry finds the claims this same request
+        // wrote.
         let fault = AwsFault::add(
             &scenario.emulators,
-            json!({"service": "dynamodb", "operation": "PutItem", "match": literal(&key), "delaySeconds": LOST_ANSWER_DELAY_SECONDS, "count": 1}),
+            json!({"service": "dynamodb", "operation": "TransactWriteItems", "match": literal(&key), "delaySeconds": LOST_ANSWER_DELAY_SECONDS, "count": 1}),
         )
         .await;
 

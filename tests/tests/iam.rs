@@ -111,11 +111,14 @@ const NEEDS: &[(&str, &[(&str, &str)])] = &[
             ("codepipeline:ListActionExecutions", "ApprovalPipelines"),
             // execution_revision: the commit the email names.
             ("codepipeline:GetPipelineExecution", "ApprovalPipelines"),
+            // publish_all: PublishBatch, which sns:Publish authorizes.
             ("sns:Publish", "ApproversTopic"),
             // load_signing_key, from the Secrets Manager secret (see the SIGNING_KEY check).
             ("secretsmanager:GetSecretValue", "ApprovalSigningKey"),
+            // The ledger: claim_all (TransactWriteItems of puts), complete_all (BatchWriteItem),
+            // release.
             ("dynamodb:PutItem", "NotificationLedgerTable"),
-            ("dynamodb:UpdateItem", "NotificationLedgerTable"),
+            ("dynamodb:BatchWriteItem", "NotificationLedgerTable"),
             ("dynamodb:DeleteItem", "NotificationLedgerTable"),
         ],
     ),
@@ -263,6 +266,12 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
     ("dynamodb.rs", "update_item", "dynamodb:UpdateItem"),
     ("dynamodb.rs", "delete_item", "dynamodb:DeleteItem"),
     ("dynamodb.rs", "get_item", "dynamodb:GetItem"),
+    // IAM has no action of its own for transactions: each item is authorized as the single-item
+    // call it does ("Permissions for Put, Update, Delete, and Get actions are governed by the
+    // permissions used for the underlying PutItem, UpdateItem, DeleteItem, and GetItem
+    // operations", Using IAM with DynamoDB transactions); the ledger's transactions only put.
+    ("dynamodb.rs", "transact_write_items", "dynamodb:PutItem"),
+    ("dynamodb.rs", "batch_write_item", "dynamodb:BatchWriteItem"),
     ("eks.rs", "describe_cluster", "eks:DescribeCluster"),
     ("ecr.rs", "describe_images", "ecr:DescribeImages"),
     (
@@ -284,6 +293,8 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
     ("signing_key.rs", "get_parameter", "ssm:GetParameter"),
     ("sns.rs", "publish", "sns:Publish"),
     ("sts.rs", "assume_role", "sts:AssumeRole"),
+    // "sns:Publish: Grants permission to both publish and publish batch" (SNS API permissions).
+    ("sns.rs", "publish_batch", "sns:Publish"),
 ];
 
 /// How a function's `main.rs` (wiring only) builds each adapter of `shared/src/aws/`.

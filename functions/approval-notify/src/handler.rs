@@ -3,13 +3,19 @@
 //! [`parse`] is pure and tested on the files in `events/approval-notify/`; [`handle`] looks the
 //! approval up (best effort), then mails each approver through [`Notifier`], once per approval
 //! and approver thanks to the [`Ledger`].
+//!
+//! Whatever the number of approvers, a delivery makes three calls: every approver's claim in one
+//! transaction, every email in one batch publish (ten per call), every record in one batch
+//! write. An approver whose email SNS still refuses after the bounded retries of the failed
+//! entries alone has their claim released and fails the delivery: its retry finds the others
+//! done and mails exactly the ones not mailed.
 
 use serde::Serialize;
 use serde_json::Value;
 use shared::approval_link::{Approval, ApprovalLink, Approver, Decision, SigningKey, fingerprint};
 use shared::events::approval::{ApprovalNotification, parse_sns};
-use shared::ports::{ApprovalApi, Claim, Ledger, Notifier, Revision};
-use shared::{FunctionError, InvalidEvent};
+use shared::ports::{ApprovalApi, Claim, Ledger, Notification, Notifier, Revision};
+use shared::{FunctionError, InvalidEvent, UpstreamError};
 use tracing::{info, warn};
 
 use crate::config::Config;
@@ -128,22 +134,80 @@ pub async fn handle<A: ApprovalApi, N: Notifier, L: Ledger>(
 
     // Every approver is attempted even when one fails; the failure then fails the invocation so
     // SNS retries it, and the ledger keeps the retry from mailing the others twice.
+    let keys: Vec<String> = deps
+        .config
+        .approvers
+        .iter()
+        .map(|approver| ledger_key(&token_id, approver))
+        .collect();
+    let claims = deps.ledger.claim_all(&keys).await?;
     let mut sent = Vec::new();
     let mut already_sent = Vec::new();
-    let mut first_failure = None;
-    for approver in &deps.config.approvers {
-        match notify(
-            deps,
-            &notification,
-            revision.as_ref(),
-            approver,
-            expires_at,
-            &token_id,
-        )
-        .await
-        {
-            Ok(true) => sent.push(approver.to_string()),
-            Ok(false) => already_sent.push(approver.to_string()),
+    let mut first_failure: Option<FunctionError> = None;
+    let mut granted = Vec::new();
+    for ((approver, key), claim) in deps.config.approvers.iter().zip(&keys).zip(claims) {
+        match claim {
+            Claim::Granted => granted.push((approver, key)),
+            Claim::Done => {
+                info!(approver = %approver, token = %token_id, "already mailed by an earlier delivery");
+                already_sent.push(approver.to_string());
+            }
+            // Not "already mailed": the invocation holding the claim may have failed to send it.
+            Claim::Pending => {
+                warn!(pipeline = %approval.pipeline_name, approver = %approver, token = %token_id, "another delivery holds this approver's claim");
+                first_failure.get_or_insert(Claim::pending_error("approval email").into());
+            }
+        }
+    }
+
+    let emails: Vec<Notification> = granted
+        .iter()
+        .map(|&(approver, _)| {
+            Email {
+                notification: &notification,
+                revision: revision.as_ref(),
+                approver,
+                links: links(
+                    &deps.key,
+                    &deps.config.callback_url,
+                    &notification,
+                    approver,
+                    expires_at,
+                ),
+                expires_at,
+            }
+            .render()
+        })
+        .collect();
+    let mut results = if emails.is_empty() {
+        Vec::new()
+    } else {
+        deps.notifier.publish_all(&emails).await
+    }
+    .into_iter();
+    let mut mailed = Vec::new();
+    for (approver, key) in granted {
+        let result = results.next().unwrap_or_else(|| {
+            Err(UpstreamError::new(
+                "SNS",
+                "PublishBatch",
+                None,
+                "no answer for this approver's email",
+            ))
+        });
+        match result {
+            Ok(message_id) => {
+                info!(
+                    pipeline = %approval.pipeline_name,
+                    stage = %approval.stage_name,
+                    approver = %approver,
+                    token = %token_id,
+                    message_id = %message_id,
+                    "approval links sent"
+                );
+                sent.push(approver.to_string());
+                mailed.push(key.clone());
+            }
             Err(error) => {
                 warn!(
                     pipeline = %approval.pipeline_name,
@@ -152,9 +216,21 @@ pub async fn handle<A: ApprovalApi, N: Notifier, L: Ledger>(
                     error = %shared::error::ErrorChain(&error),
                     "approver not notified"
                 );
-                first_failure.get_or_insert(error);
+                // Given back, so the retry of this delivery mails exactly the ones not mailed.
+                // A rare path: one call per approver SNS did not take.
+                if let Err(release) = deps.ledger.release(key).await {
+                    warn!(approver = %approver, error = %shared::error::ErrorChain(&release), "claim not released; it expires after its lease");
+                }
+                first_failure.get_or_insert(error.into());
             }
         }
+    }
+    // The emails are out: a failure to record them must not fail the invocation and mail
+    // everyone again; their pending claims expire after the lease.
+    if !mailed.is_empty()
+        && let Err(error) = deps.ledger.complete_all(&mailed).await
+    {
+        warn!(pipeline = %approval.pipeline_name, token = %token_id, error = %shared::error::ErrorChain(&error), "emails sent but not recorded");
     }
     if let Some(error) = first_failure {
         return Err(error);
@@ -167,6 +243,13 @@ pub async fn handle<A: ApprovalApi, N: Notifier, L: Ledger>(
         already_sent,
         commit_id: revision.map(|r| r.id),
     })
+}
+
+/// The ledger's key for `approver`'s email about the approval whose token has fingerprint
+/// `token_id`: the fingerprint, not the token, as the ledger is readable by more people than
+/// approvals should be.
+fn ledger_key(token_id: &str, approver: &Approver) -> String {
+    format!("approval-email/{token_id}/{approver}")
 }
 
 /// Whether the approval still waits for this token, and the revision it is about. Best effort:
@@ -208,66 +291,6 @@ async fn look_up<A: ApprovalApi, N, L>(
         Err(error) => {
             warn!(pipeline = %approval.pipeline_name, execution_id = %execution_id, error = %shared::error::ErrorChain(&error), "cannot look the commit up; sending without it");
             (true, None)
-        }
-    }
-}
-
-/// Mails `approver` unless an earlier delivery did; `Ok(false)` when it had.
-async fn notify<A, N: Notifier, L: Ledger>(
-    deps: &Deps<A, N, L>,
-    notification: &ApprovalNotification,
-    revision: Option<&Revision>,
-    approver: &Approver,
-    expires_at: i64,
-    token_id: &str,
-) -> Result<bool, FunctionError> {
-    // The token's fingerprint, not the token: the ledger is readable by more people than
-    // approvals should be.
-    let key = format!("approval-email/{token_id}/{approver}");
-    match deps.ledger.claim(&key).await? {
-        Claim::Granted => {}
-        Claim::Done => {
-            info!(approver = %approver, token = %token_id, "already mailed by an earlier delivery");
-            return Ok(false);
-        }
-        // Not "already mailed": the invocation holding the claim may have failed to send it.
-        Claim::Pending => return Err(Claim::pending_error("approval email").into()),
-    }
-    let email = Email {
-        notification,
-        revision,
-        approver,
-        links: links(
-            &deps.key,
-            &deps.config.callback_url,
-            notification,
-            approver,
-            expires_at,
-        ),
-        expires_at,
-    };
-    match deps.notifier.publish(&email.render()).await {
-        Ok(message_id) => {
-            info!(
-                pipeline = %notification.approval.pipeline_name,
-                stage = %notification.approval.stage_name,
-                approver = %approver,
-                token = %token_id,
-                message_id = %message_id,
-                "approval links sent"
-            );
-            // The email is out: a failure to record it must not fail the invocation and mail
-            // everyone again; the pending claim expires after its lease.
-            if let Err(error) = deps.ledger.complete(&key).await {
-                warn!(approver = %approver, error = %shared::error::ErrorChain(&error), "email sent but not recorded");
-            }
-            Ok(true)
-        }
-        Err(error) => {
-            if let Err(release) = deps.ledger.release(&key).await {
-                warn!(approver = %approver, error = %shared::error::ErrorChain(&release), "claim not released; it expires after its lease");
-            }
-            Err(error.into())
         }
     }
 }

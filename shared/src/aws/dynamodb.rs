@@ -3,10 +3,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::AsyncSleep;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, PutRequest, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    WriteRequest,
+};
 use chrono::{DateTime, Utc};
 
 use super::upstream;
@@ -19,6 +24,24 @@ const SERVICE: &str = "DynamoDB";
 /// the pending claim is this very request's (an SDK retry after a lost answer).
 const CLAIM_CONDITION: &str =
     "attribute_not_exists(pk) OR (#state = :pending AND (claimedAt < :stale OR claimId = :claim))";
+
+/// The most actions one TransactWriteItems takes ("groups up to 100 action requests").
+const MAX_TRANSACTION_ITEMS: usize = 100;
+
+/// How many TransactWriteItems a group of claims is sent in at most. A transaction whose
+/// condition fails on some items is cancelled whole; the next one leaves those out, so two
+/// suffice unless other invocations claim the same keys meanwhile.
+const MAX_CLAIM_ROUNDS: usize = 4;
+
+/// The most put and delete requests one BatchWriteItem takes.
+const MAX_BATCH_WRITE_ITEMS: usize = 25;
+
+/// How many times a BatchWriteItem is sent for the items DynamoDB left unprocessed.
+const MAX_BATCH_WRITE_ATTEMPTS: u32 = 4;
+
+/// The pause before sending unprocessed items again, times the attempt number ("we strongly
+/// recommend that you use an exponential backoff algorithm", BatchWriteItem API reference).
+const UNPROCESSED_RETRY_DELAY: Duration = Duration::from_millis(50);
 
 /// [`Ledger`], [`MergedPullRequests`] and [`RestoreClock`] in one DynamoDB table with a string
 /// partition key `pk` and TTL on `expiresAt`; each keeps its items under a prefix of its own
@@ -75,33 +98,152 @@ fn claim_id(key: &str) -> String {
         .collect()
 }
 
-impl Ledger for DynamoLedger {
-    async fn claim(&self, key: &str) -> Result<Claim, UpstreamError> {
+/// What a claim that could not be granted found: done, or someone else's pending claim.
+fn refused_claim(item: Option<&HashMap<String, AttributeValue>>) -> Claim {
+    match item.and_then(|item| item.get("state")) {
+        Some(AttributeValue::S(state)) if state == "done" => Claim::Done,
+        _ => Claim::Pending,
+    }
+}
+
+/// A claim on one key, written as one item; the same for PutItem and for a transaction's Put.
+struct ClaimRequest {
+    item: HashMap<String, AttributeValue>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl DynamoLedger {
+    fn claim_request(&self, key: &str) -> ClaimRequest {
         let now = now();
         let stale = now.saturating_sub(self.lease);
         let claim_id = claim_id(key);
+        let item = HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(key.to_owned())),
+            ("state".to_owned(), AttributeValue::S("pending".into())),
+            (
+                "claimedAt".to_owned(),
+                AttributeValue::N(now.as_secs().to_string()),
+            ),
+            ("claimId".to_owned(), AttributeValue::S(claim_id.clone())),
+            (
+                "expiresAt".to_owned(),
+                AttributeValue::N((now + self.retention).as_secs().to_string()),
+            ),
+        ]);
+        let values = HashMap::from([
+            (":pending".to_owned(), AttributeValue::S("pending".into())),
+            (
+                ":stale".to_owned(),
+                AttributeValue::N(stale.as_secs().to_string()),
+            ),
+            (":claim".to_owned(), AttributeValue::S(claim_id)),
+        ]);
+        ClaimRequest { item, values }
+    }
+
+    /// The put of a claim in a transaction.
+    fn claim_put(&self, claim: &ClaimRequest) -> Result<TransactWriteItem, UpstreamError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(claim.item.clone()))
+            .condition_expression(CLAIM_CONDITION)
+            .expression_attribute_names("#state", "state")
+            .set_expression_attribute_values(Some(claim.values.clone()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|error| {
+                UpstreamError::new(SERVICE, "TransactWriteItems", None, "invalid claim")
+                    .with_source(error)
+            })?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Claims `group` (indexes into `requests`, at most [`MAX_TRANSACTION_ITEMS`]) in
+    /// transactions: all granted, or the transaction is cancelled and its reasons say which
+    /// items' conditions failed (done or pending: answered) and which would have been written
+    /// (sent again without the others).
+    async fn claim_group(
+        &self,
+        group: Vec<usize>,
+        requests: &[ClaimRequest],
+        claims: &mut [Option<Claim>],
+    ) -> Result<(), UpstreamError> {
+        const OPERATION: &str = "TransactWriteItems";
+        let mut pending = group;
+        for _ in 0..MAX_CLAIM_ROUNDS {
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let items = pending
+                .iter()
+                .map(|&index| self.claim_put(&requests[index]))
+                .collect::<Result<Vec<_>, _>>()?;
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .send()
+                .await;
+            let error = match result {
+                Ok(_) => {
+                    for &index in &pending {
+                        claims[index] = Some(Claim::Granted);
+                    }
+                    return Ok(());
+                }
+                Err(error) => error,
+            };
+            let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+                error.as_service_error()
+            else {
+                return Err(upstream(SERVICE, OPERATION, error));
+            };
+            let reasons = cancelled.cancellation_reasons();
+            if reasons.len() != pending.len() {
+                return Err(upstream(SERVICE, OPERATION, error));
+            }
+            let mut again = Vec::new();
+            for (&index, reason) in pending.iter().zip(reasons) {
+                match reason.code() {
+                    Some("ConditionalCheckFailed") => {
+                        claims[index] = Some(refused_claim(reason.item()));
+                    }
+                    // "None": this item was fine, the others cancelled the transaction;
+                    // "TransactionConflict": another transaction was writing it just then.
+                    None | Some("None" | "TransactionConflict") => again.push(index),
+                    Some(_) => return Err(upstream(SERVICE, OPERATION, error)),
+                }
+            }
+            pending = again;
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        Err(UpstreamError::new(
+            SERVICE,
+            OPERATION,
+            Some("TransactionConflict".into()),
+            format!(
+                "{} claims still conflicting after {MAX_CLAIM_ROUNDS} transactions",
+                pending.len()
+            ),
+        ))
+    }
+}
+
+impl Ledger for DynamoLedger {
+    async fn claim(&self, key: &str) -> Result<Claim, UpstreamError> {
+        let claim = self.claim_request(key);
         let result = send_put(
             self.client
                 .put_item()
                 .table_name(&self.table)
-                .item("pk", AttributeValue::S(key.to_owned()))
-                .item("state", AttributeValue::S("pending".into()))
-                .item("claimedAt", AttributeValue::N(now.as_secs().to_string()))
-                .item("claimId", AttributeValue::S(claim_id.clone()))
-                .item(
-                    "expiresAt",
-                    AttributeValue::N((now + self.retention).as_secs().to_string()),
-                )
+                .set_item(Some(claim.item))
                 // New, or a pending claim whose invocation died before completing or releasing it,
                 // or this very request's claim, written by an attempt whose answer was lost.
                 .condition_expression(CLAIM_CONDITION)
                 .expression_attribute_names("#state", "state")
-                .expression_attribute_values(":pending", AttributeValue::S("pending".into()))
-                .expression_attribute_values(
-                    ":stale",
-                    AttributeValue::N(stale.as_secs().to_string()),
-                )
-                .expression_attribute_values(":claim", AttributeValue::S(claim_id))
+                .set_expression_attribute_values(Some(claim.values))
                 // Tell "done" from "someone else's claim, still pending" without a second read.
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
@@ -112,15 +254,88 @@ impl Ledger for DynamoLedger {
             Ok(_) => Ok(Claim::Granted),
             Err(error) => match error.as_service_error() {
                 Some(PutItemError::ConditionalCheckFailedException(failed)) => {
-                    let state = failed.item().and_then(|item| item.get("state"));
-                    Ok(match state {
-                        Some(AttributeValue::S(state)) if state == "done" => Claim::Done,
-                        _ => Claim::Pending,
-                    })
+                    Ok(refused_claim(failed.item()))
                 }
                 _ => Err(upstream(SERVICE, "PutItem", error)),
             },
         }
+    }
+
+    async fn claim_all(&self, keys: &[String]) -> Result<Vec<Claim>, UpstreamError> {
+        // One claim id per key for the whole call: a later transaction (or the SDK's retry of
+        // one whose answer was lost) recognises the claims its predecessors wrote.
+        let requests: Vec<ClaimRequest> = keys.iter().map(|key| self.claim_request(key)).collect();
+        let mut claims: Vec<Option<Claim>> = vec![None; keys.len()];
+        let indexes: Vec<usize> = (0..keys.len()).collect();
+        for group in indexes.chunks(MAX_TRANSACTION_ITEMS) {
+            self.claim_group(group.to_vec(), &requests, &mut claims)
+                .await?;
+        }
+        claims
+            .into_iter()
+            .map(|claim| {
+                claim.ok_or_else(|| {
+                    UpstreamError::new(SERVICE, "TransactWriteItems", None, "claim not answered")
+                })
+            })
+            .collect()
+    }
+
+    async fn complete_all(&self, keys: &[String]) -> Result<(), UpstreamError> {
+        const OPERATION: &str = "BatchWriteItem";
+        let expires = AttributeValue::N((now() + self.retention).as_secs().to_string());
+        for group in keys.chunks(MAX_BATCH_WRITE_ITEMS) {
+            // BatchWriteItem only puts whole items: the record replaces the claim, which is ours.
+            let mut requests = group
+                .iter()
+                .map(|key| {
+                    PutRequest::builder()
+                        .item("pk", AttributeValue::S(key.clone()))
+                        .item("state", AttributeValue::S("done".into()))
+                        .item("expiresAt", expires.clone())
+                        .build()
+                        .map(|put| WriteRequest::builder().put_request(put).build())
+                        .map_err(|error| {
+                            UpstreamError::new(SERVICE, OPERATION, None, "invalid record")
+                                .with_source(error)
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            for attempt in 1..=MAX_BATCH_WRITE_ATTEMPTS {
+                if attempt > 1
+                    && let Some(sleep) = self.client.config().sleep_impl()
+                {
+                    sleep.sleep(UNPROCESSED_RETRY_DELAY * (attempt - 1)).await;
+                }
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(|error| upstream(SERVICE, OPERATION, error))?;
+                requests = output
+                    .unprocessed_items()
+                    .and_then(|unprocessed| unprocessed.get(&self.table))
+                    .cloned()
+                    .unwrap_or_default();
+                if requests.is_empty() {
+                    break;
+                }
+            }
+            if !requests.is_empty() {
+                return Err(UpstreamError::new(
+                    SERVICE,
+                    OPERATION,
+                    None,
+                    format!(
+                        "{} records still unprocessed after {MAX_BATCH_WRITE_ATTEMPTS} attempts",
+                        requests.len()
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     async fn complete(&self, key: &str) -> Result<(), UpstreamError> {
@@ -436,6 +651,204 @@ mod tests {
             (granted.num_calls(), done.num_calls(), pending.num_calls()),
             (1, 1, 1)
         );
+    }
+
+    /// The partition keys a transaction puts, in order.
+    fn transaction_keys(
+        request: &aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput,
+    ) -> Vec<String> {
+        request
+            .transact_items()
+            .iter()
+            .filter_map(|item| item.put())
+            .filter_map(|put| match put.item().get("pk") {
+                Some(AttributeValue::S(key)) => Some(key.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn keys(names: &[&str]) -> Vec<String> {
+        names.iter().map(|name| (*name).to_owned()).collect()
+    }
+
+    #[tokio::test]
+    async fn claims_go_in_one_transaction_and_a_cancelled_one_is_sent_again_without_the_refused() {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput;
+        use aws_sdk_dynamodb::types::CancellationReason;
+        use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+        let cancelled = mock!(Client::transact_write_items)
+            .match_requests(|request| {
+                transaction_keys(request) == ["k-1", "k-2", "k-3"]
+                    && request.transact_items().iter().all(|item| {
+                        item.put().is_some_and(|put| {
+                            put.table_name() == "ledger"
+                                && put.condition_expression() == Some(CLAIM_CONDITION)
+                                && put.return_values_on_condition_check_failure()
+                                    == Some(&ReturnValuesOnConditionCheckFailure::AllOld)
+                        })
+                    })
+            })
+            .then_error(|| {
+                let refused = |state: &str| {
+                    CancellationReason::builder()
+                        .code("ConditionalCheckFailed")
+                        .item("state", AttributeValue::S(state.into()))
+                        .build()
+                };
+                TransactWriteItemsError::TransactionCanceledException(
+                    TransactionCanceledException::builder()
+                        .cancellation_reasons(refused("done"))
+                        .cancellation_reasons(CancellationReason::builder().code("None").build())
+                        .cancellation_reasons(refused("pending"))
+                        .build(),
+                )
+            });
+        let granted = mock!(Client::transact_write_items)
+            .match_requests(|request| transaction_keys(request) == ["k-2"])
+            .then_output(|| TransactWriteItemsOutput::builder().build());
+        let client = mock_client!(
+            aws_sdk_dynamodb,
+            RuleMode::Sequential,
+            [&cancelled, &granted]
+        );
+
+        let claims = ledger(client)
+            .claim_all(&keys(&["k-1", "k-2", "k-3"]))
+            .await
+            .unwrap();
+
+        assert_eq!(claims, [Claim::Done, Claim::Granted, Claim::Pending]);
+        assert_eq!((cancelled.num_calls(), granted.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn more_claims_than_a_transaction_takes_go_in_several() {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput;
+        let first = mock!(Client::transact_write_items)
+            .match_requests(|request| {
+                let keys = transaction_keys(request);
+                keys.len() == 100 && keys[0] == "k-0" && keys[99] == "k-99"
+            })
+            .then_output(|| TransactWriteItemsOutput::builder().build());
+        let second = mock!(Client::transact_write_items)
+            .match_requests(|request| transaction_keys(request) == ["k-100"])
+            .then_output(|| TransactWriteItemsOutput::builder().build());
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&first, &second]);
+        let all: Vec<String> = (0..101).map(|i| format!("k-{i}")).collect();
+
+        let claims = ledger(client).claim_all(&all).await.unwrap();
+
+        assert_eq!(claims, vec![Claim::Granted; 101]);
+        assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn claims_that_keep_conflicting_fail_after_a_bounded_number_of_transactions() {
+        use aws_sdk_dynamodb::types::CancellationReason;
+        use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+        let conflicting = mock!(Client::transact_write_items).then_error(|| {
+            TransactWriteItemsError::TransactionCanceledException(
+                TransactionCanceledException::builder()
+                    .cancellation_reasons(
+                        CancellationReason::builder()
+                            .code("TransactionConflict")
+                            .build(),
+                    )
+                    .build(),
+            )
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&conflicting]);
+
+        let error = ledger(client).claim_all(&keys(&["k-1"])).await.unwrap_err();
+
+        assert_eq!(error.code(), Some("TransactionConflict"));
+        assert_eq!(conflicting.num_calls(), MAX_CLAIM_ROUNDS);
+    }
+
+    /// The partition keys a batch write puts in the ledger table, in order.
+    fn batch_keys(
+        request: &aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemInput,
+    ) -> Vec<String> {
+        request
+            .request_items()
+            .and_then(|items| items.get("ledger"))
+            .into_iter()
+            .flatten()
+            .filter_map(|write| write.put_request())
+            .filter(|put| put.item().get("state") == Some(&AttributeValue::S("done".into())))
+            .filter_map(|put| match put.item().get("pk") {
+                Some(AttributeValue::S(key)) => Some(key.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn records_go_in_batches_of_25_and_unprocessed_ones_are_sent_again() {
+        use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
+        let all: Vec<String> = (0..27).map(|i| format!("k-{i}")).collect();
+        let first = mock!(Client::batch_write_item)
+            .match_requests(|request| batch_keys(request).len() == 25)
+            .then_output(|| {
+                let unprocessed = WriteRequest::builder()
+                    .put_request(
+                        PutRequest::builder()
+                            .item("pk", AttributeValue::S("k-3".into()))
+                            .item("state", AttributeValue::S("done".into()))
+                            .build()
+                            .unwrap(),
+                    )
+                    .build();
+                BatchWriteItemOutput::builder()
+                    .unprocessed_items("ledger", vec![unprocessed])
+                    .build()
+            });
+        let again = mock!(Client::batch_write_item)
+            .match_requests(|request| batch_keys(request) == ["k-3"])
+            .then_output(|| BatchWriteItemOutput::builder().build());
+        let rest = mock!(Client::batch_write_item)
+            .match_requests(|request| batch_keys(request) == ["k-25", "k-26"])
+            .then_output(|| BatchWriteItemOutput::builder().build());
+        let client = mock_client!(
+            aws_sdk_dynamodb,
+            RuleMode::Sequential,
+            [&first, &again, &rest]
+        );
+
+        ledger(client).complete_all(&all).await.unwrap();
+
+        assert_eq!(
+            (first.num_calls(), again.num_calls(), rest.num_calls()),
+            (1, 1, 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn records_left_unprocessed_on_every_attempt_are_an_error() {
+        use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
+        let never = mock!(Client::batch_write_item).then_output(|| {
+            let unprocessed = WriteRequest::builder()
+                .put_request(
+                    PutRequest::builder()
+                        .item("pk", AttributeValue::S("k-1".into()))
+                        .build()
+                        .unwrap(),
+                )
+                .build();
+            BatchWriteItemOutput::builder()
+                .unprocessed_items("ledger", vec![unprocessed])
+                .build()
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&never]);
+
+        let error = ledger(client)
+            .complete_all(&keys(&["k-1"]))
+            .await
+            .unwrap_err();
+
+        assert!(error.message().contains("unprocessed"), "{error}");
+        assert_eq!(never.num_calls(), MAX_BATCH_WRITE_ATTEMPTS as usize);
     }
 
     #[test]

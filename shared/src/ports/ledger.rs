@@ -20,6 +20,22 @@ pub trait Ledger: Send + Sync {
 
     /// Gives up the claim on `key` after failing to produce the effect, so a retry can.
     fn release(&self, key: &str) -> impl Future<Output = Result<(), UpstreamError>> + Send;
+
+    /// Claims every key of `keys` (distinct) as [`Ledger::claim`] claims one, in as few calls
+    /// as the store allows; the answers come in the order of `keys`. An error means no key was
+    /// claimed by this call, except when `keys` needed more than one call: the keys of the calls
+    /// that went through stay claimed, and their claims expire after the lease.
+    fn claim_all(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = Result<Vec<Claim>, UpstreamError>> + Send;
+
+    /// Records that the effects claimed under every key of `keys` were produced, as
+    /// [`Ledger::complete`] records one, in as few calls as the store allows.
+    fn complete_all(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = Result<(), UpstreamError>> + Send;
 }
 
 /// The answer to a claim.

@@ -10,6 +10,15 @@ pub trait Notifier: Send + Sync {
         &self,
         notification: &Notification,
     ) -> impl Future<Output = Result<String, UpstreamError>> + Send;
+
+    /// Publishes every notification of `notifications`, in as few calls as the service allows,
+    /// retrying (a bounded number of times) only those that failed for a reason of the
+    /// service's; returns, in the order of `notifications`, each one's message id or why it was
+    /// not published.
+    fn publish_all(
+        &self,
+        notifications: &[Notification],
+    ) -> impl Future<Output = Vec<Result<String, UpstreamError>>> + Send;
 }
 
 /// A message for people, with attributes subscribers filter on.

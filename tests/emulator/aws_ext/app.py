@@ -74,6 +74,8 @@ VALIDATED_SERVICES: dict[str, type] = {
 # Smithy RPC v2 CBOR services, by the service name in their request paths.
 CBOR_SERVICES = ("cloudwatch",)
 ADMIN_PREFIX = "/_emulator"
+# The environ key of an ``entries`` fault taken for a PublishBatch request.
+BATCH_FAULT = "aws_ext.batch_fault"
 
 AdminHandler = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -230,6 +232,10 @@ class EmulatorApp:
             call = describe(environ, read_body(environ))
             fault = self.faults.take(call)
             if fault is not None:
+                if fault.entries is not None:
+                    # Served, less the entries it fails (see _sns_publish_batch).
+                    environ[BATCH_FAULT] = fault
+                    return self._serve(environ, start_response)
                 if fault.status is not None:
                     time.sleep(fault.delay_seconds)
                     return error_response(fault, call)(environ, start_response)
@@ -259,6 +265,8 @@ class EmulatorApp:
             elif self.kube is not None and self._is_eks_create_cluster(environ):
                 response = self._eks_create_cluster(environ)
             elif RequestContext.from_environ(environ).signing_service == "sns":
+                if sns.is_publish_batch(read_body(environ)):
+                    return self._sns_publish_batch(environ, start_response)
                 response = self._sns_refusal(environ)
             else:
                 response = None
@@ -381,6 +389,39 @@ class EmulatorApp:
         """SNS's own answer to a Publish whose subject it refuses; None lets moto publish."""
         message = sns.publish_refusal(read_body(environ))
         return None if message is None else query_error("sns", 400, "InvalidParameter", message)
+
+    def _sns_publish_batch(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        """A PublishBatch: refused whole as SNS would, or moto publishes the entries that
+        neither break SNS's subject rules nor are failed by a fault, and the answer lists
+        those in ``Failed``."""
+        body = read_body(environ)
+        refusal = sns.batch_refusal(body)
+        if refusal is not None:
+            return query_error("sns", 400, *refusal)(environ, start_response)
+        fault = environ.get(BATCH_FAULT)
+
+        def failing(entry: dict[str, str]) -> tuple[str, str, bool] | None:
+            return sns.subject_failure(entry) or (fault.entry_failure(sns.entry_text(entry)) if fault else None)
+
+        kept, failed = sns.split_batch(body, failing)
+        if fault is not None:
+            self.faults.record_batch(fault, len(sns.batch_entries(body)[1]), len(failed))
+        moto_answer = None
+        if sns.batch_entries(kept)[1]:
+            inner = dict(environ)
+            inner["wsgi.input"] = io.BytesIO(kept)
+            inner["CONTENT_LENGTH"] = str(len(kept))
+            app_iter, status, headers = run_wsgi_app(self._moto, inner, buffered=True)
+            try:
+                answer = b"".join(app_iter)
+            finally:
+                getattr(app_iter, "close", lambda: None)()
+            if not status.startswith("200"):
+                start_response(status, [(k, v) for k, v in headers if k.lower() != "content-length"])
+                return [answer]
+            moto_answer = answer
+        response = Response(sns.batch_answer(moto_answer, failed), status=200, content_type="text/xml")
+        return response(environ, start_response)
 
     # --- EKS ---------------------------------------------------------------------------
 

@@ -21,6 +21,16 @@ requests:
   the client times out: what a retry then does shows whether the call is
   idempotent.
 
+A fault on SNS ``PublishBatch`` may instead fail chosen entries: with
+``entries``, a regular expression searched in each entry's fields (one
+``Name=value`` a line: ``Id=0``, ``MessageAttributes.entry.1.Value.StringValue=
+alice@example.com``...), the matching entries of each of the next ``count``
+matching requests are answered in the ``Failed`` list (``code`` defaulting to
+``InternalError``, ``SenderFault`` false unless ``senderFault``) and not
+published; the others are served.  Its view lists, for each request it served,
+how many entries it held and how many it failed (``batches``), so a test can
+see that a retry carried only the failed entries.
+
 Every fault counts the requests it served, so a test can check that its
 fault was hit (a fault nothing matched proves nothing).
 """
@@ -66,8 +76,11 @@ class Fault:
     message: str
     delay_seconds: float
     count: int
+    entries: re.Pattern[str] | None = None
+    sender_fault: bool = False
     served: int = 0
     requests: list[str] = field(default_factory=list)
+    batches: list[dict[str, int]] = field(default_factory=list)
 
     @property
     def remaining(self) -> int:
@@ -86,7 +99,17 @@ class Fault:
             "served": self.served,
             "remaining": self.remaining,
             "operations": list(self.requests),
+            "entries": self.entries.pattern if self.entries else None,
+            "senderFault": self.sender_fault,
+            "batches": [dict(batch) for batch in self.batches],
         }
+
+    def entry_failure(self, entry_text: str) -> tuple[str, str, bool] | None:
+        """``(code, message, sender_fault)`` for an entry this fault fails, or None."""
+        assert self.entries is not None
+        if not self.entries.search(entry_text):
+            return None
+        return self.code or "InternalError", self.message, self.sender_fault
 
 
 @dataclass(frozen=True)
@@ -182,8 +205,21 @@ class AwsFaults:
         delay = body.get("delaySeconds", 0)
         if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= MAX_DELAY_SECONDS:
             raise FaultError(f"delaySeconds: a number from 0 to {MAX_DELAY_SECONDS:g}")
-        if status is None and not delay:
-            raise FaultError("give a status (answer an error) or delaySeconds (answer late)")
+        entries_pattern = body.get("entries")
+        try:
+            entries = re.compile(entries_pattern) if entries_pattern is not None else None
+        except (re.error, TypeError) as exc:
+            raise FaultError(f"entries: not a regular expression: {exc}") from None
+        sender_fault = body.get("senderFault", False)
+        if not isinstance(sender_fault, bool):
+            raise FaultError("senderFault: true or false")
+        if entries is not None:
+            if service != "sns" or operation != "PublishBatch":
+                raise FaultError("entries: only for service sns, operation PublishBatch")
+            if status is not None or delay:
+                raise FaultError("entries: fails entries in the answer; give no status or delaySeconds")
+        elif status is None and not delay:
+            raise FaultError("give a status (answer an error), delaySeconds (answer late) or entries (fail those entries)")
         count = body.get("count", 1)
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise FaultError("count: a positive integer")
@@ -205,6 +241,8 @@ class AwsFaults:
                 message=message,
                 delay_seconds=float(delay),
                 count=count,
+                entries=entries,
+                sender_fault=sender_fault,
             )
             self._faults.append(fault)
         return fault.view()
@@ -220,6 +258,11 @@ class AwsFaults:
     def active(self) -> bool:
         with self._lock:
             return any(fault.remaining > 0 for fault in self._faults)
+
+    def record_batch(self, fault: Fault, entries: int, failed: int) -> None:
+        """Notes what an ``entries`` fault did to one request."""
+        with self._lock:
+            fault.batches.append({"entries": entries, "failed": failed})
 
     def take(self, call: Call) -> Fault | None:
         """The fault for this request, counted as served; None when none matches."""

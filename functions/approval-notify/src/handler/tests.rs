@@ -68,17 +68,35 @@ fn approvals_with(state: Result<ApprovalState, UpstreamError>) -> MockApprovalAp
     approvals
 }
 
-fn granting_ledger(times: usize) -> MockLedger {
+const APPROVERS: [&str; 2] = ["alice@example.com", "bob@example.com"];
+
+/// A ledger whose one claim call grants every approver's email, and whose one record call
+/// records them all.
+fn granting_ledger() -> MockLedger {
     let mut ledger = MockLedger::new();
     ledger
-        .expect_claim()
-        .times(times)
-        .returning(|_| reply(Ok(Claim::Granted)));
+        .expect_claim_all()
+        .withf(|keys| {
+            keys.len() == 2
+                && keys.iter().zip(APPROVERS).all(|(key, approver)| {
+                    key.starts_with("approval-email/")
+                        && key.ends_with(&format!("/{approver}"))
+                        && !key.contains(TOKEN)
+                })
+        })
+        .times(1)
+        .returning(|keys| reply(Ok(vec![Claim::Granted; keys.len()])));
     ledger
-        .expect_complete()
-        .times(times)
+        .expect_complete_all()
+        .withf(|keys| keys.len() == 2)
+        .times(1)
         .returning(|_| reply(Ok(())));
     ledger
+}
+
+/// The approver an email is for, by its filter attribute.
+fn addressee(notification: &Notification) -> &str {
+    &notification.attributes[0].1
 }
 
 fn link_in(body: &str, decision: Decision) -> String {
@@ -107,14 +125,17 @@ async fn each_approver_gets_their_own_signed_links_and_the_commit() {
     let mut notifier = MockNotifier::new();
     let published = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Notification>::new()));
     let sink = published.clone();
-    notifier.expect_publish().times(2).returning(move |n| {
-        sink.lock().unwrap().push(n.clone());
-        reply(Ok(format!("m-{}", sink.lock().unwrap().len())))
-    });
+    notifier
+        .expect_publish_all()
+        .times(1)
+        .returning(move |emails| {
+            sink.lock().unwrap().extend(emails.iter().cloned());
+            reply((1..=emails.len()).map(|n| Ok(format!("m-{n}"))).collect())
+        });
     let deps = Deps::new(
         approvals_with(Ok(waiting())),
         notifier,
-        granting_ledger(2),
+        granting_ledger(),
         key(),
         config(),
     );
@@ -190,10 +211,10 @@ async fn each_approver_gets_their_own_signed_links_and_the_commit() {
 async fn a_redelivery_mails_nobody_twice() {
     let mut ledger = MockLedger::new();
     ledger
-        .expect_claim()
-        .withf(|key| key.starts_with("approval-email/") && !key.contains(TOKEN))
-        .times(2)
-        .returning(|_| reply(Ok(Claim::Done)));
+        .expect_claim_all()
+        .withf(|keys| keys.len() == 2)
+        .times(1)
+        .returning(|_| reply(Ok(vec![Claim::Done, Claim::Done])));
     let deps = Deps::new(
         approvals_with(Ok(waiting())),
         MockNotifier::new(),
@@ -220,15 +241,9 @@ async fn a_redelivery_mails_nobody_twice() {
 async fn an_approver_whose_claim_is_pending_fails_the_delivery_so_it_is_retried() {
     let mut ledger = MockLedger::new();
     ledger
-        .expect_claim()
-        .withf(|key| key.ends_with("/alice@example.com"))
+        .expect_claim_all()
         .times(1)
-        .returning(|_| reply(Ok(Claim::Pending)));
-    ledger
-        .expect_claim()
-        .withf(|key| !key.ends_with("/alice@example.com"))
-        .times(1)
-        .returning(|_| reply(Ok(Claim::Done)));
+        .returning(|_| reply(Ok(vec![Claim::Pending, Claim::Done])));
     let deps = Deps::new(
         approvals_with(Ok(waiting())),
         MockNotifier::new(),
@@ -246,38 +261,143 @@ async fn an_approver_whose_claim_is_pending_fails_the_delivery_so_it_is_retried(
 }
 
 #[tokio::test]
-async fn a_failed_publish_releases_its_claim_still_mails_the_others_and_fails() {
+async fn a_failed_email_releases_its_claim_records_the_others_and_fails() {
     let mut notifier = MockNotifier::new();
-    notifier.expect_publish().times(2).returning(|n| {
-        reply(if n.attributes[0].1.starts_with("alice") {
-            Err(UpstreamError::new(
-                "SNS",
-                "Publish",
-                Some("Throttling".into()),
-                "Rate exceeded",
-            ))
-        } else {
-            Ok("m-2".into())
-        })
-    });
+    notifier
+        .expect_publish_all()
+        .withf(|emails| emails.iter().map(addressee).eq(APPROVERS))
+        .times(1)
+        .returning(|_| {
+            reply(vec![
+                Err(UpstreamError::new(
+                    "SNS",
+                    "PublishBatch",
+                    Some("InternalError".into()),
+                    "try again",
+                )),
+                Ok("m-2".into()),
+            ])
+        });
     let mut ledger = MockLedger::new();
     ledger
-        .expect_claim()
-        .times(2)
-        .returning(|_| reply(Ok(Claim::Granted)));
+        .expect_claim_all()
+        .times(1)
+        .returning(|_| reply(Ok(vec![Claim::Granted, Claim::Granted])));
     ledger
         .expect_release()
         .withf(|key| key.ends_with("/alice@example.com"))
         .times(1)
         .returning(|_| reply(Ok(())));
     ledger
-        .expect_complete()
-        .withf(|key| key.ends_with("/bob@example.com"))
+        .expect_complete_all()
+        .withf(|keys| keys.len() == 1 && keys[0].ends_with("/bob@example.com"))
         .times(1)
         .returning(|_| reply(Ok(())));
     let deps = Deps::new(
         approvals_with(Ok(waiting())),
         notifier,
+        ledger,
+        key(),
+        config(),
+    );
+
+    let error = handle(&deps, event("approval-needed.json"), NOW)
+        .await
+        .unwrap_err();
+    assert_eq!(error.error_type(), "Upstream");
+    assert!(error.to_string().contains("InternalError"), "{error}");
+}
+
+#[tokio::test]
+async fn only_the_approvers_not_yet_mailed_are_mailed_and_recorded() {
+    let mut notifier = MockNotifier::new();
+    notifier
+        .expect_publish_all()
+        .withf(|emails| emails.len() == 1 && addressee(&emails[0]) == "bob@example.com")
+        .times(1)
+        .returning(|_| reply(vec![Ok("m-2".into())]));
+    let mut ledger = MockLedger::new();
+    ledger
+        .expect_claim_all()
+        .times(1)
+        .returning(|_| reply(Ok(vec![Claim::Done, Claim::Granted])));
+    ledger
+        .expect_complete_all()
+        .withf(|keys| keys.len() == 1 && keys[0].ends_with("/bob@example.com"))
+        .times(1)
+        .returning(|_| reply(Ok(())));
+    let deps = Deps::new(
+        approvals_with(Ok(waiting())),
+        notifier,
+        ledger,
+        key(),
+        config(),
+    );
+
+    let outcome = handle(&deps, event("approval-needed.json"), NOW)
+        .await
+        .unwrap();
+    let Outcome::Notified {
+        sent, already_sent, ..
+    } = outcome
+    else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(sent, vec!["bob@example.com".to_owned()]);
+    assert_eq!(already_sent, vec!["alice@example.com".to_owned()]);
+}
+
+#[tokio::test]
+async fn emails_sent_but_not_recorded_still_succeed() {
+    let mut notifier = MockNotifier::new();
+    notifier
+        .expect_publish_all()
+        .times(1)
+        .returning(|emails| reply(emails.iter().map(|_| Ok("m".into())).collect()));
+    let mut ledger = MockLedger::new();
+    ledger
+        .expect_claim_all()
+        .times(1)
+        .returning(|keys| reply(Ok(vec![Claim::Granted; keys.len()])));
+    ledger.expect_complete_all().times(1).returning(|_| {
+        reply(Err(UpstreamError::new(
+            "DynamoDB",
+            "BatchWriteItem",
+            None,
+            "timeout",
+        )))
+    });
+    let deps = Deps::new(
+        approvals_with(Ok(waiting())),
+        notifier,
+        ledger,
+        key(),
+        config(),
+    );
+
+    let outcome = handle(&deps, event("approval-needed.json"), NOW)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&outcome, Outcome::Notified { sent, .. } if sent.len() == 2),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_claim_mails_nobody_and_fails() {
+    let mut ledger = MockLedger::new();
+    ledger.expect_claim_all().times(1).returning(|_| {
+        reply(Err(UpstreamError::new(
+            "DynamoDB",
+            "TransactWriteItems",
+            Some("ProvisionedThroughputExceededException".into()),
+            "slow down",
+        )))
+    });
+    let deps = Deps::new(
+        approvals_with(Ok(waiting())),
+        MockNotifier::new(),
         ledger,
         key(),
         config(),
@@ -305,11 +425,11 @@ async fn a_failed_lookup_still_mails_everyone_without_the_commit() {
         });
     let mut notifier = MockNotifier::new();
     notifier
-        .expect_publish()
-        .withf(|n| !n.body.contains("Commit:"))
-        .times(2)
-        .returning(|_| reply(Ok("m".into())));
-    let deps = Deps::new(approvals, notifier, granting_ledger(2), key(), config());
+        .expect_publish_all()
+        .withf(|emails| emails.len() == 2 && emails.iter().all(|n| !n.body.contains("Commit:")))
+        .times(1)
+        .returning(|emails| reply(emails.iter().map(|_| Ok("m".into())).collect()));
+    let deps = Deps::new(approvals, notifier, granting_ledger(), key(), config());
 
     let outcome = handle(&deps, event("approval-needed-minimal.json"), NOW)
         .await

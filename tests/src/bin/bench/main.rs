@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a harness: a panic is a failed run
 #![allow(async_fn_in_trait)] // the workloads are used with generics only
 
+mod callgrind;
 mod eks;
 mod measure;
 mod micro;
@@ -45,11 +46,14 @@ const BASELINES: [(&str, &str); 2] = [
 /// The harness's own AWS calls carry this application name, so they are not counted.
 const HARNESS_APP: &str = "bench-harness";
 
-const USAGE: &str = "usage: bench [--quick] [--cold-starts N] [--events N] [--only FUNCTION,...]
-             [--results PATH] [--markdown PATH] [--template PATH]
+const USAGE: &str = "usage: bench [--quick] [--callgrind] [--cold-starts N] [--events N]
+             [--only FUNCTION,...] [--results PATH] [--markdown PATH] [--template PATH]
 
 Runs under tests/emulator/run.py (EMULATORS_FILE); tests/scripts/bench does everything.
   --quick           a smoke run: 3 cold starts, 28 events, few micro-benchmark rounds
+  --callgrind       instructions per event and per AWS call under valgrind instead (the
+                    `profiling` build; --events warm events, default 10), into
+                    target/bench/callgrind.{json,md} and the callgrind section of --markdown
   --cold-starts N   cold starts per subject (1-1000, default 30)
   --events N        events in each warm run (1-100000, default 1000)
   --only LIST       only these functions (comma-separated)
@@ -66,6 +70,8 @@ pub struct Settings {
     pub events: usize,
     /// A smoke run.
     pub quick: bool,
+    /// Instruction counts under callgrind instead of times.
+    pub callgrind: bool,
     /// The functions measured.
     pub functions: Vec<String>,
     #[serde(skip)]
@@ -82,6 +88,7 @@ fn parse_args() -> Result<Settings, String> {
         cold_starts: 30,
         events: 1000,
         quick: false,
+        callgrind: false,
         functions: FUNCTIONS.iter().map(|f| (*f).to_owned()).collect(),
         results: root.join("target/bench/results.json"),
         markdown: None,
@@ -94,6 +101,7 @@ fn parse_args() -> Result<Settings, String> {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
             "--quick" => settings.quick = true,
+            "--callgrind" => settings.callgrind = true,
             "--cold-starts" => cold_starts = Some(bounded(&value(&arg)?, 1, 1000, &arg)?),
             "--events" => events = Some(bounded(&value(&arg)?, 1, 100_000, &arg)?),
             "--only" => {
@@ -110,7 +118,11 @@ fn parse_args() -> Result<Settings, String> {
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    let (default_cold, default_events) = if settings.quick { (3, 28) } else { (30, 1000) };
+    let (default_cold, default_events) = match (settings.quick, settings.callgrind) {
+        (_, true) => (0, 10),
+        (true, false) => (3, 28),
+        (false, false) => (30, 1000),
+    };
     settings.cold_starts = cold_starts.unwrap_or(default_cold);
     settings.events = events.unwrap_or(default_events);
     Ok(settings)
@@ -379,6 +391,7 @@ struct Bench<'a> {
     paths: &'a Paths,
     aws_log: &'a AwsLog,
     results: Vec<SubjectResult>,
+    profiles: Vec<callgrind::Profile>,
 }
 
 impl Bench<'_> {
@@ -386,6 +399,26 @@ impl Bench<'_> {
     async fn measure<W: Workload>(&mut self, subjects: Vec<Subject>, workload: &mut W) {
         let (settings, paths, aws_log, results) =
             (self.settings, self.paths, self.aws_log, &mut self.results);
+        if settings.callgrind {
+            for subject in subjects.iter().filter(|s| s.implementation == "rust") {
+                eprintln!(
+                    "bench: {}: {} events under callgrind",
+                    subject.label(),
+                    settings.events
+                );
+                let out = paths.root.join("target/bench/callgrind");
+                let profile =
+                    callgrind::profile(subject, workload, settings.events, aws_log, &out).await;
+                eprintln!(
+                    "bench: {}: {:.0} k instructions per event, {:.1} AWS calls",
+                    subject.label(),
+                    profile.per_event / 1e3,
+                    profile.calls_per_event
+                );
+                self.profiles.push(profile);
+            }
+            return;
+        }
         for subject in subjects {
             eprintln!(
                 "bench: {}: {} cold starts",
@@ -409,6 +442,42 @@ impl Bench<'_> {
                 cold,
                 warm,
             });
+        }
+    }
+}
+
+/// Writes the callgrind profiles: JSON and the markdown section in `target/bench/`, and the
+/// section into the `--markdown` document's callgrind markers.
+fn write_callgrind(settings: &Settings, profiles: &[callgrind::Profile]) {
+    let dir = workspace_root().join("target/bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = serde_json::to_string_pretty(profiles).unwrap();
+    std::fs::write(dir.join("callgrind.json"), json + "\n").unwrap();
+    let mut command = format!(
+        "tests/scripts/bench --callgrind --events {}",
+        settings.events
+    );
+    if settings.functions.len() < FUNCTIONS.len() {
+        command.push_str(&format!(" --only {}", settings.functions.join(",")));
+    }
+    let section = callgrind::markdown(profiles, &command);
+    std::fs::write(dir.join("callgrind.md"), &section).unwrap();
+    println!("{section}");
+    eprintln!(
+        "bench: callgrind figures in {}",
+        dir.join("callgrind.json").display()
+    );
+    if let Some(markdown) = &settings.markdown {
+        let document = std::fs::read_to_string(markdown).unwrap_or_default();
+        match callgrind::splice(&document, &section) {
+            Some(spliced) => {
+                std::fs::write(markdown, spliced).unwrap();
+                eprintln!("bench: callgrind section of {} updated", markdown.display());
+            }
+            None => eprintln!(
+                "bench: {} has no callgrind markers; the section is in target/bench/callgrind.md",
+                markdown.display()
+            ),
         }
     }
 }
@@ -468,6 +537,7 @@ async fn main() -> ExitCode {
         paths: &paths,
         aws_log: &aws_log,
         results: Vec::new(),
+        profiles: Vec::new(),
     };
     let wanted = |f: &str| settings.functions.iter().any(|w| w == f);
     if wanted("codecommit-push") {
@@ -505,6 +575,16 @@ async fn main() -> ExitCode {
         bench.measure(list, &mut workload).await;
     }
     let mut eks_requests = Vec::new();
+    if settings.callgrind {
+        if wanted("eks-deploy") {
+            let mut workload =
+                workloads::EksDeploy::setup(&emulators, &sdk, 1, 30, Some("0s")).await;
+            let list = subjects_of("eks-deploy", base_env.clone());
+            bench.measure(list, &mut workload).await;
+        }
+        write_callgrind(&settings, &bench.profiles);
+        return ExitCode::SUCCESS;
+    }
     if wanted("eks-deploy") {
         // Pods Ready at once: every other event is a whole rollout, followed to its end.
         let mut workload = workloads::EksDeploy::setup(&emulators, &sdk, 1, 30, Some("0s")).await;

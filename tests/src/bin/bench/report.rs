@@ -29,12 +29,22 @@ pub fn fill(template: &str, results: &Results) -> String {
         ("micro", micro(results)),
         ("eks", eks(results)),
         ("eks-findings", eks_findings(results)),
+        ("callgrind", callgrind_section()),
     ];
     let mut text = template.to_owned();
     for (name, table) in sections {
         text = text.replace(&format!("{{{{{name}}}}}"), table.trim_end());
     }
     text
+}
+
+/// The last `--callgrind` run's section (`target/bench/callgrind.md`), which that run also put
+/// in BENCHMARKS.md.
+fn callgrind_section() -> String {
+    std::fs::read_to_string(integration_tests::workspace_root().join("target/bench/callgrind.md"))
+        .unwrap_or_else(|_| {
+            "Not measured by this run: `tests/scripts/bench --callgrind` measures it.".to_owned()
+        })
 }
 
 fn spread(stats: &Stats, digits: usize) -> String {
