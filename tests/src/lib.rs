@@ -19,6 +19,7 @@ pub mod function_url;
 pub mod http;
 pub mod kubernetes;
 pub mod pipeline_events;
+pub mod releases;
 pub mod runtime_api;
 pub mod scenarios;
 pub mod story;

@@ -8,7 +8,7 @@ pub mod pull_requests;
 pub mod pushes;
 
 /// `base` with each of `extra`'s settings put in place of the one of the same name.
-fn with_settings(
+pub fn with_settings(
     mut base: Vec<(String, String)>,
     extra: &[(String, String)],
 ) -> Vec<(String, String)> {

@@ -1,9 +1,10 @@
 //! The whole story, against the emulators with the real function binaries: what each person
 //! sees from a push to a deployment, a failing build, an approval by email link, a rollout, a bad
-//! image rolled back, and a pull request validated. The local flow (`tests/scripts/flow`) tells
-//! it; the end-to-end test (`tests/tests/end_to_end.rs`) runs it and fails on any step that did not
-//! happen.
+//! image rolled back, a canary release stopped by an alarm, and a pull request validated. The
+//! local flow (`tests/scripts/flow`) tells it; the end-to-end test (`tests/tests/end_to_end.rs`)
+//! runs it and fails on any step that did not happen.
 
+mod canary;
 mod pull_request;
 
 use crate::codebuild::variable;
@@ -182,6 +183,16 @@ pub async fn tell(names: Names, timeline: &mut Timeline) {
             "the release's end is told: rolled back, and why",
         )
         .await;
+
+    canary::tell(
+        &world.emulators,
+        &world.sdk,
+        &world.names,
+        &world.kube,
+        &world.deploy,
+        timeline,
+    )
+    .await;
 
     let reviewed = pull_request::tell(
         &world.emulators,

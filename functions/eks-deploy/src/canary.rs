@@ -19,8 +19,8 @@ use crate::cluster::ClusterError;
 pub const TRACK_LABEL: &str = "track";
 /// Its value on the canary's pods.
 pub const TRACK_CANARY: &str = "canary";
-/// Who made the canary: the CodePipeline job (or `direct:<image>` for a direct invocation). A
-/// canary of another owner is an abandoned one.
+/// Who made the canary: the CodePipeline job that started the release (or `direct` for a direct
+/// invocation). A canary of another owner is an abandoned one.
 pub const OWNER_ANNOTATION: &str = "eks-deploy.cicd/canary-owner";
 /// The Deployment the canary is a canary of.
 pub const CANARY_OF_ANNOTATION: &str = "eks-deploy.cicd/canary-of";

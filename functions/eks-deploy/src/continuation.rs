@@ -52,6 +52,10 @@ pub struct Continuation {
     /// When the current bake started, once it has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bake_started: Option<u64>,
+    /// Who owns the canary: the job that started the release. CodePipeline gives each
+    /// continuation a job of its own, so the job at hand is not the canary's owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -62,7 +66,7 @@ fn is_zero(n: &usize) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     /// Longer than CodePipeline carries.
-    #[error("the continuation token is {0} characters, more than CodePipeline carries")]
+    #[error("the continuation token is {0} characters, more than the 2048 CodePipeline carries")]
     TooLong(usize),
     /// Not the JSON eks-deploy writes.
     #[error("the continuation token is not one eks-deploy wrote: {0}")]
@@ -70,9 +74,17 @@ pub enum TokenError {
 }
 
 impl Continuation {
-    /// The token CodePipeline carries.
-    pub fn encode(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+    /// The token CodePipeline carries; [`TokenError::TooLong`] when it would not fit in the
+    /// 2048 characters CodePipeline takes (a very long image reference): PutJobSuccessResult
+    /// would refuse it, and a cut token would not read back.
+    pub fn encode(&self) -> Result<String, TokenError> {
+        let token = serde_json::to_string(self)
+            .map_err(|error| TokenError::Malformed(error.to_string()))?;
+        let chars = token.chars().count();
+        if chars > MAX_TOKEN_CHARS {
+            return Err(TokenError::TooLong(chars));
+        }
+        Ok(token)
     }
 
     /// Reads a token.
@@ -114,9 +126,45 @@ mod tests {
             phase: Phase::Canary,
             step: 1,
             bake_started: Some(1_800_000_060),
+            owner: Some("11111111-abcd-1111-abcd-111111111111".into()),
         };
-        let token = continuation.encode();
+        let token = continuation.encode().unwrap();
         assert_eq!(Continuation::decode(&token), Ok(continuation));
+    }
+
+    #[test]
+    fn a_token_too_long_for_codepipeline_is_refused_when_written() {
+        // An image reference may be up to 4096 characters; the token carries it twice (as
+        // given and pinned), and the previous image.
+        let long = format!("registry.example.com/{}:v2", "a".repeat(1200));
+        let continuation = Continuation {
+            image: long.clone(),
+            target: None,
+            previous: Some(long),
+            started_at: 1_800_000_000,
+            earlier_verdict: None,
+            phase: Phase::Rollout,
+            step: 0,
+            bake_started: None,
+            owner: None,
+        };
+        let Err(TokenError::TooLong(chars)) = continuation.encode() else {
+            panic!("a token over {MAX_TOKEN_CHARS} characters was written");
+        };
+        assert!(chars > MAX_TOKEN_CHARS, "{chars}");
+        assert_eq!(
+            TokenError::TooLong(chars).to_string(),
+            format!(
+                "the continuation token is {chars} characters, more than the 2048 CodePipeline carries"
+            )
+        );
+        // Just within the limit it is written.
+        let fits = Continuation {
+            previous: None,
+            ..continuation
+        };
+        let token = fits.encode().unwrap();
+        assert!(token.chars().count() <= MAX_TOKEN_CHARS);
     }
 
     #[test]

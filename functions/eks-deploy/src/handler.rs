@@ -115,11 +115,16 @@ where
                     summary,
                     continuation,
                     ..
-                } => Outcome::InProgress {
-                    summary: format!(
-                        "{summary}; invoke again with the same parameters to keep following it"
-                    ),
-                    continuation_token: continuation.encode(),
+                } => match continuation.encode() {
+                    Ok(token) => Outcome::InProgress {
+                        summary: format!(
+                            "{summary}; invoke again with the same parameters to keep following it"
+                        ),
+                        continuation_token: token,
+                    },
+                    Err(error) => Outcome::Failed {
+                        message: unfollowable(&summary, &error),
+                    },
                 },
                 Deployed::Failed(message) => Outcome::Failed { message },
                 Deployed::Refused(message) => Outcome::InvalidParameters { message },
@@ -181,7 +186,14 @@ where
             continuation,
             percent,
         } => {
-            let token = continuation.encode();
+            let token = match continuation.encode() {
+                Ok(token) => token,
+                Err(error) => {
+                    warn!(job_id = %job.id, error = %error, "no continuation token to carry on with");
+                    return report_failure(deps, job, &params, unfollowable(&summary, &error))
+                        .await;
+                }
+            };
             let success = JobSuccess {
                 summary: summary.clone(),
                 continuation_token: Some(token.clone()),
@@ -253,6 +265,13 @@ where
         Reported::Recorded => Outcome::Failed { message },
         Reported::AlreadyReported => Outcome::AlreadyReported,
     })
+}
+
+/// The failure of a release that cannot go on past this invocation: its state does not fit in
+/// a continuation token. What is in the cluster stays as it is (a canary left is removed by the
+/// next release, as an abandoned one).
+fn unfollowable(summary: &str, error: &crate::continuation::TokenError) -> String {
+    format!("{summary}; cannot go on in another invocation: {error}")
 }
 
 fn external_id(params: &DeployParameters) -> String {

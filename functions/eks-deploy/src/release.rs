@@ -20,12 +20,14 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::canary::{canary_name, canary_of, canary_patch, canary_replicas, owner_of, replicas_of};
-use crate::cluster::{ClusterError, DeploymentHandle, Followed, recorded_previous_image};
+use crate::cluster::{
+    ClusterError, DeploymentHandle, Followed, applied_jobs, recorded_previous_image,
+};
 use crate::continuation::{Continuation, Phase};
 use crate::handler::Deps;
 use crate::image::{ImageRef, short_digest};
 use crate::params::DeployParameters;
-use crate::plan::{Severity, Step, Strategy, human};
+use crate::plan::{MAX_STEPS, Severity, Step, Strategy, human};
 use crate::rollout::{DeadlineVerdict, RolloutStart, RolloutStatus, deadline_verdict, image_of};
 
 /// How long a CodePipeline Lambda invoke action may run in all.
@@ -91,6 +93,14 @@ struct Resolved {
     tag: Option<String>,
     digest: Option<String>,
     ecr: Option<RegistryImage>,
+}
+
+/// What a canary step found to scale.
+enum Scaled {
+    /// The canary, as the step wants it.
+    Canary(Deployment),
+    /// This job already promoted the target: the steps are behind it.
+    Promoted,
 }
 
 enum Baked {
@@ -248,10 +258,8 @@ where
             target = %resolved.target,
             "image resolved"
         );
-        if let Err(error) = self.remove_abandoned_canary(canary).await {
-            return Err(Deployed::Failed(format!("{}: {error}", self.target_name)));
-        }
-        let gated = self.params.plan.scan_gate.is_some();
+        let canary_strategy = matches!(plan.strategy, Strategy::Canary { .. });
+        let gated = plan.scan_gate.is_some();
         let mut state = Continuation {
             image: self.params.image.clone(),
             target: (resolved.target != self.params.image).then(|| resolved.target.clone()),
@@ -261,7 +269,27 @@ where
             phase: Phase::Scan,
             step: 0,
             bake_started: None,
+            owner: canary_strategy.then(|| self.owner.clone()),
         };
+        // A release CodePipeline follows must be able to go on in another invocation: a state
+        // that cannot be carried is refused before anything changes, not found out mid-canary.
+        // The fields filled in later are counted at their widest; the previous image (not read
+        // yet) as long as the target.
+        if self.job.is_some() {
+            let mut widest = state.clone();
+            widest.previous = Some(state.target().to_owned());
+            widest.earlier_verdict = Some("2026-01-01T00:00:00Z".to_owned());
+            widest.bake_started = Some(u64::MAX);
+            widest.step = MAX_STEPS;
+            if let Err(error) = widest.encode() {
+                return Err(Deployed::Refused(format!(
+                    "image: a release of an image reference this long cannot be followed across invocations: {error}"
+                )));
+            }
+        }
+        if let Err(error) = self.remove_abandoned_canary(canary).await {
+            return Err(Deployed::Failed(format!("{}: {error}", self.target_name)));
+        }
         if !gated {
             state = self.first_phase(state);
         }
@@ -499,8 +527,21 @@ where
         let aborted = |why: String| format!("{CANARY_ABORTED_AT}{}%: {why}", step.weight);
         let mut state = state;
         if state.bake_started.is_none() {
-            let deployment = match self.scale_canary(main, canary, &target, step.weight).await {
-                Ok(deployment) => deployment,
+            let owner = state.owner.clone().unwrap_or_else(|| self.owner.clone());
+            let deployment = match self
+                .scale_canary(main, canary, &target, step.weight, &owner)
+                .await
+            {
+                Ok(Scaled::Canary(deployment)) => deployment,
+                Ok(Scaled::Promoted) => {
+                    info!(deployment = %self.target_name, image = %target, "already promoted by this job; no canary step again");
+                    return Next::Phase(Continuation {
+                        phase: Phase::Rollout,
+                        started_at: now_seconds(),
+                        bake_started: None,
+                        ..state
+                    });
+                }
                 Err(error) => {
                     let removed = self.delete_canary(canary).await;
                     return Next::Done(Deployed::Failed(aborted(format!(
@@ -612,41 +653,47 @@ where
                 ))
     }
 
-    /// The canary at `weight`: created from the main Deployment, or ours brought to the
-    /// step's replicas. A canary of ours already so is left as it is.
+    /// The canary at `weight`, owned by `owner`: created from the main Deployment, or ours
+    /// brought to the step's replicas. A canary of ours already so is left as it is; none is
+    /// made when this job has already promoted the target (a redelivered invocation whose
+    /// token is older than the promotion).
     async fn scale_canary(
         &self,
         main: &DeploymentHandle,
         canary: &DeploymentHandle,
         target: &str,
         weight: u8,
-    ) -> Result<Deployment, ClusterError> {
+        owner: &str,
+    ) -> Result<Scaled, ClusterError> {
         let container = &self.params.container;
         let source = main.read(self.until).await?;
-        if image_of(&source, container).is_none() {
+        let Some(running) = image_of(&source, container) else {
             return Err(ClusterError::NoSuchContainer {
                 deployment: self.params.deployment.clone(),
                 container: container.clone(),
                 known: String::new(),
             });
+        };
+        if running == target && self.job.is_some_and(|job| applied_jobs(&source).contains(&job)) {
+            return Ok(Scaled::Promoted);
         }
         let replicas = canary_replicas(weight, replicas_of(&source));
         for _ in 0..self.deps.config.retry.attempts {
             match canary.read_if_exists(self.until).await? {
                 None => {
-                    let wanted = canary_of(&source, container, target, replicas, &self.owner)?;
+                    let wanted = canary_of(&source, container, target, replicas, owner)?;
                     if let Some(created) = canary.create(&wanted, self.until).await? {
                         info!(deployment = %self.target_name, canary = canary.name(), replicas, weight, "canary created");
-                        return Ok(created);
+                        return Ok(Scaled::Canary(created));
                     }
                 }
-                Some(found) if owner_of(&found) == Some(self.owner.as_str()) => {
+                Some(found) if owner_of(&found) == Some(owner) => {
                     let Some(patch) = canary_patch(&found, container, target, replicas) else {
-                        return Ok(found);
+                        return Ok(Scaled::Canary(found));
                     };
                     if let Some(patched) = canary.merge_patch(&patch, self.until).await? {
                         info!(deployment = %self.target_name, canary = canary.name(), replicas, weight, "canary scaled");
-                        return Ok(patched);
+                        return Ok(Scaled::Canary(patched));
                     }
                 }
                 Some(found) => {

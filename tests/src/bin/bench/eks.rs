@@ -1,14 +1,16 @@
 //! eks-deploy's requests to the Kubernetes API and to AWS for one deployment driven by a
 //! CodePipeline job, on the local cluster (the real controllers, kwok's pods): a normal rollout,
-//! a failed one (an image that cannot be pulled, rolled back) and a rollout several times longer
-//! (more replicas, pods slower to get Ready).
+//! a failed one (an image that cannot be pulled, rolled back), a rollout several times longer
+//! (more replicas, pods slower to get Ready), and a canary of two alarm-gated steps, with short
+//! bakes and with bakes three times as long.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use integration_tests::runtime_api::InvocationResult;
-use integration_tests::{Emulators, fixtures, http, kubernetes, unique};
+use integration_tests::scenarios::deployments::{ecr_repository, push_tag};
+use integration_tests::{Emulators, fixtures, http, kubernetes, releases, unique};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -33,6 +35,43 @@ pub struct RolloutRequests {
     pub kubernetes: BTreeMap<String, u64>,
     /// AWS calls by `service:operation`.
     pub aws: BTreeMap<String, u64>,
+    /// `rolling`, or `canary` (two steps, gated by an alarm).
+    pub strategy: String,
+    /// Each canary step's bake, in seconds.
+    pub bakes: Vec<u64>,
+}
+
+/// How often eks-deploy reads the alarms while baking (`ALARM_READ_SECONDS`, its default; the
+/// bench leaves it so).
+pub const ALARM_READ_SECONDS: u64 = 10;
+
+impl RolloutRequests {
+    /// The alarm reads the README promises: one before anything changes, then at each bake's
+    /// start, every `ALARM_READ_SECONDS` and at its end.
+    pub fn documented_alarm_reads(&self) -> u64 {
+        if self.strategy != "canary" {
+            return 0;
+        }
+        1 + self
+            .bakes
+            .iter()
+            .map(|bake| bake.div_ceil(ALARM_READ_SECONDS) + 1)
+            .sum::<u64>()
+    }
+
+    /// The alarm reads made (`DescribeAlarms`, whatever the service's signing name).
+    pub fn alarm_reads(&self) -> u64 {
+        self.aws
+            .iter()
+            .filter(|(call, _)| call.ends_with(":DescribeAlarms"))
+            .map(|(_, n)| *n)
+            .sum()
+    }
+
+    /// Every Kubernetes request.
+    pub fn kubernetes_requests(&self) -> u64 {
+        self.kubernetes.values().sum()
+    }
 }
 
 struct Case {
@@ -41,15 +80,18 @@ struct Case {
     ready_after: &'static str,
     progress_deadline: i32,
     bad_image: bool,
+    /// A canary of two steps (10 %, then 50 %) baking this many seconds each under an alarm.
+    canary_bake: Option<u64>,
 }
 
-const CASES: [Case; 3] = [
+const CASES: [Case; 5] = [
     Case {
         scenario: "normal rollout",
         replicas: 3,
         ready_after: "200ms",
         progress_deadline: 30,
         bad_image: false,
+        canary_bake: None,
     },
     Case {
         scenario: "failed rollout (image cannot be pulled; rolled back)",
@@ -57,6 +99,7 @@ const CASES: [Case; 3] = [
         ready_after: "200ms",
         progress_deadline: 2,
         bad_image: true,
+        canary_bake: None,
     },
     Case {
         scenario: "long rollout (4x the replicas, pods 5x slower to get Ready)",
@@ -64,6 +107,23 @@ const CASES: [Case; 3] = [
         ready_after: "1s",
         progress_deadline: 30,
         bad_image: false,
+        canary_bake: None,
+    },
+    Case {
+        scenario: "canary 10 % → 50 %, each step baked 10 s under an alarm, then promoted",
+        replicas: 3,
+        ready_after: "200ms",
+        progress_deadline: 30,
+        bad_image: false,
+        canary_bake: Some(10),
+    },
+    Case {
+        scenario: "canary as above, bakes 3x longer (30 s each)",
+        replicas: 3,
+        ready_after: "200ms",
+        progress_deadline: 30,
+        bad_image: false,
+        canary_bake: Some(30),
     },
 ];
 
@@ -86,14 +146,30 @@ pub async fn run(
         )
         .await;
         let image = if case.bad_image {
-            kubernetes::unpullable(
-                "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop",
+            // Pinned to its digest, the image keeps only its repository's name: that one says
+            // it cannot be pulled (the local cluster's convention).
+            let image = kubernetes::unpullable(
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop-unpullable",
                 &unique("v2"),
-            )
+            );
+            let tag = image.rsplit_once(':').map(|(_, tag)| tag).unwrap_or_default();
+            ecr_repository(emulators, "shop-unpullable").await;
+            push_tag(emulators, "shop-unpullable", tag).await;
+            image
         } else {
             "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v2".to_owned()
         };
-        let job = pipeline_job(emulators, sdk, &target, &image).await;
+        let plan = match case.canary_bake {
+            None => json!({}),
+            Some(bake) => {
+                let alarm = unique("shop-5xx");
+                releases::alarm(emulators, &alarm).await;
+                json!({"strategy": {"type": "canary", "steps": [{"weight": 10, "bake": format!("{bake}s")},
+                                                                {"weight": 50, "bake": format!("{bake}s")}]},
+                       "alarms": [alarm]})
+            }
+        };
+        let job = pipeline_job(emulators, sdk, &target, &image, &plan).await;
         let (function, _) = subject.start().await;
         assert!(
             function
@@ -126,6 +202,12 @@ pub async fn run(
             seconds,
             kubernetes: count_kubernetes(&kube_requests, &emulators.kubernetes.deploy_user),
             aws,
+            strategy: if case.canary_bake.is_some() {
+                "canary".to_owned()
+            } else {
+                "rolling".to_owned()
+            },
+            bakes: case.canary_bake.map(|b| vec![b, b]).unwrap_or_default(),
         });
     }
     results
@@ -151,21 +233,26 @@ async fn clear_kubernetes_log(emulators: &Emulators) {
     assert_eq!(code, 200, "{answer}");
 }
 
-/// A pipeline whose Deploy action invokes eks-deploy for `target`, its build finished with
-/// `image`: the job CodePipeline gives the function.
+/// A pipeline whose Deploy action invokes eks-deploy for `target` with the release `plan`
+/// (strategy, alarms) merged into its parameters, its build finished with `image`: the job
+/// CodePipeline gives the function.
 async fn pipeline_job(
     emulators: &Emulators,
     sdk: &SdkConfig,
     target: &EksDeploy,
     image: &str,
+    plan: &Value,
 ) -> Value {
     let repository = unique("shop-repo");
     fixtures::repository(sdk, &repository).await;
     fixtures::commit(sdk, &repository, "main", None, "feat: one-click checkout").await;
     let name = unique("shop-main");
-    let parameters = json!({"cluster": target.cluster(), "namespace": target.namespace(),
-                            "deployment": "web", "container": "web",
-                            "image": "#{BuildVariables.IMAGE_URI}"});
+    let mut parameters = json!({"cluster": target.cluster(), "namespace": target.namespace(),
+                                "deployment": "web", "container": "web",
+                                "image": "#{BuildVariables.IMAGE_URI}"});
+    for (key, value) in plan.as_object().into_iter().flatten() {
+        parameters[key] = value.clone();
+    }
     fixtures::deploy_pipeline(
         sdk,
         &name,

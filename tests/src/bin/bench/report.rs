@@ -352,13 +352,99 @@ fn micro(results: &Results) -> String {
     out
 }
 
-/// Whether the requests stayed the same when the rollout took longer: a watch, not a poll.
+/// Whether the requests stayed the same when the rollout took longer (a watch, not a poll), and
+/// when the canary baked longer; whether the alarm reads kept the documented pace.
 fn eks_findings(results: &Results) -> String {
+    let rolling = rolling_findings(results);
+    let canary = canary_findings(results);
+    [rolling, canary]
+        .into_iter()
+        .filter(|text| !text.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+fn canary_findings(results: &Results) -> String {
+    let canaries: Vec<&crate::eks::RolloutRequests> = results
+        .eks_requests
+        .iter()
+        .filter(|r| r.strategy == "canary" && r.outcome.contains("succeeded"))
+        .collect();
+    let (Some(short), Some(long)) = (
+        canaries
+            .iter()
+            .min_by(|a, b| a.seconds.total_cmp(&b.seconds)),
+        canaries
+            .iter()
+            .max_by(|a, b| a.seconds.total_cmp(&b.seconds)),
+    ) else {
+        return String::new();
+    };
+    let bakes = |r: &crate::eks::RolloutRequests| {
+        r.bakes
+            .iter()
+            .map(|b| format!("{b} s"))
+            .collect::<Vec<_>>()
+            .join(" + ")
+    };
+    let requests = if short.kubernetes_requests() == long.kubernetes_requests() {
+        format!(
+            "The canary that baked {} (took {:.1} s) made the same {} Kubernetes requests as the \
+             one that baked {} (took {:.1} s): a bake asks nothing of the cluster, and each \
+             step's pods are waited for with one watch.",
+            bakes(long),
+            long.seconds,
+            long.kubernetes_requests(),
+            bakes(short),
+            short.seconds
+        )
+    } else {
+        format!(
+            "**The canary's Kubernetes requests grew with its bakes**: {} for {} against {} for {}.",
+            long.kubernetes_requests(),
+            bakes(long),
+            short.kubernetes_requests(),
+            bakes(short)
+        )
+    };
+    let reads: Vec<String> = canaries
+        .iter()
+        .map(|r| {
+            format!(
+                "{} for bakes of {} ({} documented)",
+                r.alarm_reads(),
+                bakes(r),
+                r.documented_alarm_reads()
+            )
+        })
+        .collect();
+    let pace = if canaries
+        .iter()
+        .all(|r| r.alarm_reads() == r.documented_alarm_reads())
+    {
+        format!(
+            "Alarm reads (DescribeAlarms): {}, exactly as documented: one before anything \
+             changes, then at each bake's start, every `ALARM_READ_SECONDS` ({} s) and at its \
+             end, so 1 + Σ (bake / {} s + 1).",
+            reads.join("; "),
+            crate::eks::ALARM_READ_SECONDS,
+            crate::eks::ALARM_READ_SECONDS
+        )
+    } else {
+        format!(
+            "**The alarm reads did not keep the documented pace**: {}.",
+            reads.join("; ")
+        )
+    };
+    format!("{requests} {pace}")
+}
+
+fn rolling_findings(results: &Results) -> String {
     let total = |r: &crate::eks::RolloutRequests| r.kubernetes.values().sum::<u64>();
     let succeeded: Vec<_> = results
         .eks_requests
         .iter()
-        .filter(|r| r.outcome.contains("succeeded"))
+        .filter(|r| r.strategy == "rolling" && r.outcome.contains("succeeded"))
         .collect();
     let (Some(shortest), Some(longest)) = (
         succeeded

@@ -8,6 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use integration_tests::runtime_api::InvocationResult;
 use integration_tests::{Emulators, event_id, fixtures, http, kubernetes, sample_event, unique};
+use integration_tests::scenarios::deployments::{ecr_repository, push_tag};
 use serde_json::{Value, json};
 use shared::approval_link::{Approval, ApprovalLink, Approver, Decision, SigningKey};
 
@@ -473,6 +474,11 @@ impl EksDeploy {
             "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v1".to_owned(),
             "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v2".to_owned(),
         ];
+        // eks-deploy pins an ECR image to the digest its tag names: both are in the registry.
+        ecr_repository(emulators, "shop").await;
+        for tag in ["v1", "v2"] {
+            push_tag(emulators, "shop", tag).await;
+        }
         let client = kubernetes::client(emulators);
         kubernetes::namespace_for_eks_deploy(&client, &namespace, |_| {}).await;
         let mut spec = kubernetes::DeploymentSpec::new(&namespace, "web", &[("web", &images[0])])

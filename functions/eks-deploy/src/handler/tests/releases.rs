@@ -447,6 +447,7 @@ async fn a_scan_in_progress_is_waited_for_across_invocations_up_to_the_limit() {
         phase: Phase::Scan,
         step: 0,
         bake_started: None,
+        owner: None,
     };
     let (client, server) = scripted(vec![]);
     let mut gated = MockImageRegistry::new();
@@ -535,6 +536,7 @@ fn continued(phase: Phase, step: usize, bake_started: Option<u64>) -> Continuati
         phase,
         step,
         bake_started,
+        owner: None,
     }
 }
 
@@ -585,6 +587,127 @@ async fn a_step_resumed_after_its_invocation_died_reuses_the_canary_as_it_is() {
     script.extend(rollout_of_main());
     script.push(Exchange::delete(CANARY_DELETE));
     let (client, server) = scripted(script);
+    let jobs = succeeds(|result| result.summary.contains("promoted"));
+    let deps = Deps::new(
+        clusters(client),
+        jobs,
+        MockImageRegistry::new(),
+        alarms(vec![state(AlarmValue::Ok)]),
+        config(),
+    );
+    handle(&deps, job(canary_plan(), Some(&token)), in_an_hour())
+        .await
+        .unwrap();
+    server.await.unwrap();
+}
+
+/// The job that started a release; CodePipeline gives each continuation a job of its own.
+const FIRST_JOB: &str = "22222222-abcd-2222-abcd-222222222222";
+
+#[tokio::test]
+async fn a_continuation_job_scales_the_canary_the_release_made_under_its_first_job() {
+    let token = Continuation {
+        owner: Some(FIRST_JOB.into()),
+        ..continued(Phase::Canary, 1, None)
+    };
+    let mut script = vec![
+        Exchange::get(DEPLOYMENT, deployment("41", 3, OLD, rolled_out(3))),
+        Exchange::get(CANARY, canary("61", PINNED, 1, FIRST_JOB, available(1, 1))),
+        Exchange::merge_patch(
+            CANARY_PATCH,
+            json!({"spec": {"replicas": 2}, "metadata": {"resourceVersion": "61"}}),
+            canary("62", PINNED, 2, FIRST_JOB, available(1, 1)),
+        ),
+        Exchange::watch(
+            &canary_watch("62"),
+            vec![modified(canary("63", PINNED, 2, FIRST_JOB, available(1, 2)))],
+        ),
+    ];
+    script.extend(rollout_of_main());
+    script.push(Exchange::delete(CANARY_DELETE));
+    let (client, server) = scripted(script);
+    let jobs = succeeds(|result| result.summary.contains("promoted"));
+    let deps = Deps::new(
+        clusters(client),
+        jobs,
+        MockImageRegistry::new(),
+        alarms(vec![state(AlarmValue::Ok)]),
+        config(),
+    );
+    handle(&deps, job(canary_plan(), Some(&token)), in_an_hour())
+        .await
+        .unwrap();
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_new_canary_release_records_its_job_as_the_canarys_owner_in_the_token() {
+    // A budget that ends in the first step's bake (alarms read every 20 ms, the bake 5 m).
+    let plan = json!({"strategy": {"type": "canary", "steps": [{"weight": 10, "bake": "5m"}]},
+                      "alarms": ["shop-5xx"]});
+    let (client, server) = scripted(vec![
+        no_canary(),
+        Exchange::get(DEPLOYMENT, deployment("41", 3, OLD, rolled_out(3))),
+        no_canary(),
+        Exchange::post(
+            DEPLOYMENTS,
+            created_canary(1),
+            canary("60", PINNED, 1, JOB, json!({})),
+        ),
+        Exchange::watch(
+            &canary_watch("60"),
+            vec![modified(canary("61", PINNED, 1, JOB, available(1, 1)))],
+        ),
+    ]);
+    let jobs = succeeds(|result| {
+        result
+            .continuation_token
+            .as_deref()
+            .and_then(|token| Continuation::decode(token).ok())
+            .is_some_and(|token| {
+                token.owner.as_deref() == Some(JOB)
+                    && token.phase == Phase::Canary
+                    && token.bake_started.is_some()
+            })
+    });
+    let mut reads = MockAlarmReader::new();
+    reads
+        .expect_alarm_states()
+        .times(1..)
+        .returning(|_| reply(Ok(state(AlarmValue::Ok))));
+    let deps = Deps::new(clusters(client), jobs, registry(), reads, config());
+    let outcome = handle(
+        &deps,
+        job(plan, None),
+        SystemTime::now() + Duration::from_millis(700),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(outcome, Outcome::InProgress { .. }), "{outcome:?}");
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_token_from_before_this_jobs_promotion_redelivered_makes_no_canary_again() {
+    // The job baked step 1, went on to step 2 and promoted; its invocation is delivered again
+    // with the token it started from.
+    let started = u64::try_from(
+        (SystemTime::now() - Duration::from_secs(3600))
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let token = continued(Phase::Canary, 0, Some(started));
+    let mut promoted = deployment("44", 4, PINNED, rolled_out(4));
+    promoted["metadata"]["annotations"]["eks-deploy.cicd/jobs"] = json!(JOB);
+    let (client, server) = scripted(vec![
+        // Step 2 reads the main Deployment: this job put the target there already.
+        Exchange::get(DEPLOYMENT, promoted.clone()),
+        // The promotion: nothing to patch, the rollout complete, the canary gone.
+        Exchange::get(DEPLOYMENT, promoted),
+        Exchange::delete(CANARY_DELETE).failing(404, "NotFound"),
+    ]);
     let jobs = succeeds(|result| result.summary.contains("promoted"));
     let deps = Deps::new(
         clusters(client),
