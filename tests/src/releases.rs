@@ -41,7 +41,13 @@ pub async fn fire(emulators: &Emulators, name: &str) {
 
 /// Sets the scan of `repository:tag`: `status` (`IN_PROGRESS`, `COMPLETE`, `FAILED`) and, for
 /// a complete one, `findings` (`{name, severity, packageName?}` each).
-pub async fn scan(emulators: &Emulators, repository: &str, tag: &str, status: &str, findings: Value) {
+pub async fn scan(
+    emulators: &Emulators,
+    repository: &str,
+    tag: &str,
+    status: &str,
+    findings: Value,
+) {
     let mut body = json!({"repositoryName": repository, "imageTag": tag, "status": status});
     if status == "COMPLETE" {
         body["findings"] = findings;

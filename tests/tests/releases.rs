@@ -14,10 +14,10 @@ use std::time::Duration;
 use integration_tests::releases::{
     self, DeploymentWatch, FIRING_REASON, abandoned_canary, available, deleted, replica_steps,
 };
-use integration_tests::scenarios::with_settings;
 use integration_tests::scenarios::deployments::{
     DeploymentScenario, PipelineRun, V1, V2, container_images as images,
 };
+use integration_tests::scenarios::with_settings;
 use integration_tests::{Function, kubernetes, unique};
 use serde_json::{Value, json};
 
@@ -158,8 +158,18 @@ async fn a_canary_steps_through_its_weights_is_deleted_and_the_main_deployment_g
             .any(|(_, canary)| available(canary, 1) || available(canary, 2)),
         "each step waited for the canary's pods: {seen:?}"
     );
-    assert!(releases::canary(&scenario.client, &scenario.namespace).await.is_none());
-    let after = kubernetes::settled(&scenario.client, &scenario.namespace, "web", Duration::from_secs(30)).await;
+    assert!(
+        releases::canary(&scenario.client, &scenario.namespace)
+            .await
+            .is_none()
+    );
+    let after = kubernetes::settled(
+        &scenario.client,
+        &scenario.namespace,
+        "web",
+        Duration::from_secs(30),
+    )
+    .await;
     assert_eq!(images(&after), [("web".to_owned(), scenario.v2_pinned())]);
     assert_eq!(
         after.metadata.generation,
@@ -214,7 +224,11 @@ async fn an_alarm_in_the_first_steps_bake_deletes_the_canary_and_fails_the_job_l
         deploy["error"]["message"],
         format!("aborted at 10%: alarm {alarm} ALARM ({FIRING_REASON}); the canary was deleted")
     );
-    assert!(releases::canary(&scenario.client, &scenario.namespace).await.is_none());
+    assert!(
+        releases::canary(&scenario.client, &scenario.namespace)
+            .await
+            .is_none()
+    );
     let after = scenario.deployment().await;
     assert_eq!(images(&after), [("web".to_owned(), V1.to_owned())]);
     assert_eq!(after.metadata.generation, before.metadata.generation);
@@ -225,7 +239,11 @@ async fn an_alarm_in_the_first_steps_bake_deletes_the_canary_and_fails_the_job_l
 async fn an_alarm_in_the_bake_after_the_rollout_rolls_back_to_the_previous_digest() {
     let scenario = web().await;
     // First V2, pinned: the digest a rollback must go back to.
-    let first = scenario.function.invoke(&scenario.params(V2)).await.response();
+    let first = scenario
+        .function
+        .invoke(&scenario.params(V2))
+        .await
+        .response();
     assert_eq!(first["outcome"], "succeeded", "{first}");
     let (image, _, target) = fresh_image(&scenario).await;
     let alarm = unique("shop-p99-latency");
@@ -237,9 +255,8 @@ async fn an_alarm_in_the_bake_after_the_rollout_rolls_back_to_the_previous_diges
     let fire = async {
         let seen = watch
             .until(Duration::from_secs(30), |seen| {
-                seen.last().is_some_and(|(_, web)| {
-                    images(web)[0].1 == target && available(web, 3)
-                })
+                seen.last()
+                    .is_some_and(|(_, web)| images(web)[0].1 == target && available(web, 3))
             })
             .await;
         assert!(!seen.is_empty(), "no rollout within 30 s");
@@ -262,7 +279,13 @@ async fn an_alarm_in_the_bake_after_the_rollout_rolls_back_to_the_previous_diges
              Rolled back to {previous} (rollout complete)."
         )
     );
-    let after = kubernetes::settled(&scenario.client, &scenario.namespace, "web", Duration::from_secs(30)).await;
+    let after = kubernetes::settled(
+        &scenario.client,
+        &scenario.namespace,
+        "web",
+        Duration::from_secs(30),
+    )
+    .await;
     assert_eq!(images(&after), [("web".to_owned(), previous)]);
     assert!(matches!(
         eks_deploy::rollout::status_of(&after),
@@ -358,15 +381,23 @@ async fn a_scan_in_progress_is_waited_for_through_continuations_then_the_image_g
 
     assert_eq!(first["outcome"], "inProgress", "{first}");
     assert!(
-        first["summary"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!("{}/web: waiting for the scan of {image}", scenario.namespace)),
+        first["summary"].as_str().unwrap().starts_with(&format!(
+            "{}/web: waiting for the scan of {image}",
+            scenario.namespace
+        )),
         "{first}"
     );
     let (status, deploy) = run.status(&scenario.emulators).await;
-    assert_eq!((status.as_str(), &deploy["status"]), ("InProgress", &json!("InProgress")), "{deploy}");
-    assert_eq!(changes(&scenario).await, no_changes(), "nothing changes while the scan runs");
+    assert_eq!(
+        (status.as_str(), &deploy["status"]),
+        ("InProgress", &json!("InProgress")),
+        "{deploy}"
+    );
+    assert_eq!(
+        changes(&scenario).await,
+        no_changes(),
+        "nothing changes while the scan runs"
+    );
 
     releases::scan(
         &scenario.emulators,
@@ -408,7 +439,8 @@ async fn a_scan_still_in_progress_after_the_wait_limit_fails_and_deploys_nothing
     assert_eq!(response["outcome"], "failed", "{response}");
     let message = response["message"].as_str().unwrap();
     assert!(
-        message.contains("was still in progress after") && message.ends_with("(SCAN_WAIT_SECONDS is 2): not deployed"),
+        message.contains("was still in progress after")
+            && message.ends_with("(SCAN_WAIT_SECONDS is 2): not deployed"),
         "{message}"
     );
     assert_eq!(images(&scenario.deployment().await)[0].1, V1);
@@ -417,10 +449,7 @@ async fn a_scan_still_in_progress_after_the_wait_limit_fails_and_deploys_nothing
 
 /// A two-step canary started by a pipeline job whose first invocation runs out of time in the
 /// first step: the run, and the continuation job it left.
-async fn canary_started(
-    scenario: &DeploymentScenario,
-    plan: Value,
-) -> (PipelineRun, Value) {
+async fn canary_started(scenario: &DeploymentScenario, plan: Value) -> (PipelineRun, Value) {
     let run = scenario
         .pipeline_run(V2, Some(pipeline_params(scenario, plan)))
         .await;
@@ -431,10 +460,7 @@ async fn canary_started(
         .response();
     assert_eq!(first["outcome"], "inProgress", "{first}");
     assert!(
-        first["summary"]
-            .as_str()
-            .unwrap()
-            .contains("canary at 10%"),
+        first["summary"].as_str().unwrap().contains("canary at 10%"),
         "{first}"
     );
     let continued = run.job(&scenario.emulators).await;
@@ -466,11 +492,22 @@ async fn a_continuation_delivered_twice_makes_no_second_canary_and_no_second_pat
         &all[done.len()..]
     );
     assert_eq!(count(&all, "POST", "deployments"), 1, "one canary: {all:?}");
-    assert_eq!(count(&all, "PATCH", "web-canary"), 1, "scaled once: {all:?}");
+    assert_eq!(
+        count(&all, "PATCH", "web-canary"),
+        1,
+        "scaled once: {all:?}"
+    );
     assert_eq!(count(&all, "PATCH", "web"), 1, "promoted once: {all:?}");
     assert_eq!(run.status(&scenario.emulators).await.0, "Succeeded");
-    assert!(releases::canary(&scenario.client, &scenario.namespace).await.is_none());
-    assert_eq!(images(&scenario.deployment().await)[0].1, scenario.v2_pinned());
+    assert!(
+        releases::canary(&scenario.client, &scenario.namespace)
+            .await
+            .is_none()
+    );
+    assert_eq!(
+        images(&scenario.deployment().await)[0].1,
+        scenario.v2_pinned()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -517,11 +554,22 @@ async fn a_continuation_whose_invocation_died_mid_bake_is_resumed_with_the_same_
     );
     let all = changes(&scenario).await;
     assert_eq!(count(&all, "POST", "deployments"), 1, "one canary: {all:?}");
-    assert_eq!(count(&all, "PATCH", "web-canary"), 1, "scaled once, to 50 %: {all:?}");
+    assert_eq!(
+        count(&all, "PATCH", "web-canary"),
+        1,
+        "scaled once, to 50 %: {all:?}"
+    );
     assert_eq!(count(&all, "PATCH", "web"), 1, "promoted once: {all:?}");
     assert_eq!(run.status(&scenario.emulators).await.0, "Succeeded");
-    assert!(releases::canary(&scenario.client, &scenario.namespace).await.is_none());
-    assert_eq!(images(&scenario.deployment().await)[0].1, scenario.v2_pinned());
+    assert!(
+        releases::canary(&scenario.client, &scenario.namespace)
+            .await
+            .is_none()
+    );
+    assert_eq!(
+        images(&scenario.deployment().await)[0].1,
+        scenario.v2_pinned()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -530,10 +578,18 @@ async fn a_canary_abandoned_by_an_earlier_release_is_removed_with_a_log_line_bef
     let earlier = "99999999-dead-4999-8ead-999999999999";
     abandoned_canary(&scenario.client, &scenario.namespace, earlier, V1).await;
 
-    let response = scenario.function.invoke(&scenario.params(V2)).await.response();
+    let response = scenario
+        .function
+        .invoke(&scenario.params(V2))
+        .await
+        .response();
 
     assert_eq!(response["outcome"], "succeeded", "{response}");
-    assert!(releases::canary(&scenario.client, &scenario.namespace).await.is_none());
+    assert!(
+        releases::canary(&scenario.client, &scenario.namespace)
+            .await
+            .is_none()
+    );
     let changes = changes(&scenario).await;
     assert_eq!(
         changes,
@@ -552,7 +608,10 @@ async fn a_canary_abandoned_by_an_earlier_release_is_removed_with_a_log_line_bef
     assert_eq!(logged.len(), 1, "{logged:?}");
     assert_eq!(logged[0]["fields"]["abandoned_by"], earlier, "{logged:?}");
     assert_eq!(logged[0]["fields"]["canary"], "web-canary", "{logged:?}");
-    assert_eq!(images(&scenario.deployment().await)[0].1, scenario.v2_pinned());
+    assert_eq!(
+        images(&scenario.deployment().await)[0].1,
+        scenario.v2_pinned()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -604,6 +663,10 @@ async fn bad_strategies_fail_the_job_as_configuration_errors_naming_the_field() 
             "{message}"
         );
     }
-    assert_eq!(scenario.requests().await, Vec::<Value>::new(), "nothing was asked of the cluster");
+    assert_eq!(
+        scenario.requests().await,
+        Vec::<Value>::new(),
+        "nothing was asked of the cluster"
+    );
     assert_eq!(images(&scenario.deployment().await)[0].1, V1);
 }

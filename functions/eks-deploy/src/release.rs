@@ -674,7 +674,11 @@ where
                 known: String::new(),
             });
         };
-        if running == target && self.job.is_some_and(|job| applied_jobs(&source).contains(&job)) {
+        if running == target
+            && self
+                .job
+                .is_some_and(|job| applied_jobs(&source).contains(&job))
+        {
             return Ok(Scaled::Promoted);
         }
         let replicas = canary_replicas(weight, replicas_of(&source));

@@ -297,6 +297,31 @@ pub fn canary(
     })
 }
 
+/// The canary of [`deployment`] as eks-deploy creates it (the body it POSTs): [`canary`]
+/// without the server's resource version, generation and status.
+pub fn canary_as_created(image: &str, replicas: i64, owner: &str) -> Value {
+    let mut wanted = canary("", image, replicas, owner, json!({}));
+    if let Some(metadata) = wanted["metadata"].as_object_mut() {
+        metadata.remove("resourceVersion");
+        metadata.remove("generation");
+    }
+    if let Some(object) = wanted.as_object_mut() {
+        object.remove("status");
+    }
+    wanted
+}
+
+/// Milliseconds since the epoch, `ago` before now: when a bake began, in a token.
+pub fn millis_ago(ago: Duration) -> u64 {
+    let then = std::time::SystemTime::now() - ago;
+    u64::try_from(
+        then.duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
 /// Status of a canary whose `replicas` pods are all available.
 pub fn available(generation: i64, replicas: i64) -> Value {
     json!({"observedGeneration": generation, "replicas": replicas, "updatedReplicas": replicas, "readyReplicas": replicas,

@@ -166,7 +166,11 @@ pub(super) async fn tell(
         &format!(
             "{}/web-canary: {}; {}/web: generation {}, {}",
             names.namespace,
-            if left.is_none() { "NotFound" } else { "still there" },
+            if left.is_none() {
+                "NotFound"
+            } else {
+                "still there"
+            },
             names.namespace,
             after.metadata.generation.unwrap_or_default(),
             container_images(&after)

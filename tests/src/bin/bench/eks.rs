@@ -152,7 +152,10 @@ pub async fn run(
                 "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop-unpullable",
                 &unique("v2"),
             );
-            let tag = image.rsplit_once(':').map(|(_, tag)| tag).unwrap_or_default();
+            let tag = image
+                .rsplit_once(':')
+                .map(|(_, tag)| tag)
+                .unwrap_or_default();
             ecr_repository(emulators, "shop-unpullable").await;
             push_tag(emulators, "shop-unpullable", tag).await;
             image

@@ -7,8 +7,8 @@ use aws_config::SdkConfig;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use integration_tests::runtime_api::InvocationResult;
-use integration_tests::{Emulators, event_id, fixtures, http, kubernetes, sample_event, unique};
 use integration_tests::scenarios::deployments::{ecr_repository, push_tag};
+use integration_tests::{Emulators, event_id, fixtures, http, kubernetes, sample_event, unique};
 use serde_json::{Value, json};
 use shared::approval_link::{Approval, ApprovalLink, Approver, Decision, SigningKey};
 

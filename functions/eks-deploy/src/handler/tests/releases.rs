@@ -25,7 +25,7 @@ fn job(plan: Value, token: Option<&Continuation>) -> Value {
     job["data"]["actionConfiguration"]["configuration"]["UserParameters"] =
         json!(params.to_string());
     if let Some(token) = token {
-        job["data"]["continuationToken"] = json!(token.encode());
+        job["data"]["continuationToken"] = json!(token.encode().unwrap());
     }
     event
 }
@@ -83,12 +83,7 @@ fn fails(kind: FailureKind, check: impl Fn(&str) -> bool + Send + 'static) -> Mo
 
 /// The canary the first step creates, as POSTed.
 fn created_canary(replicas: i64) -> Value {
-    let mut wanted = canary("", PINNED, replicas, JOB, json!({}));
-    let metadata = wanted["metadata"].as_object_mut().unwrap();
-    metadata.remove("resourceVersion");
-    metadata.remove("generation");
-    wanted.as_object_mut().unwrap().remove("status");
-    wanted
+    canary_as_created(PINNED, replicas, JOB)
 }
 
 fn with_main_rollout(mut script: Vec<Exchange>) -> Vec<Exchange> {
@@ -546,13 +541,7 @@ async fn a_redelivered_continuation_mid_bake_reads_the_alarms_and_goes_on_withou
     let one_step = json!({"strategy": {"type": "canary", "steps": [{"weight": 10, "bake": "5m"}]},
                           "alarms": ["shop-5xx"]});
     // The bake began an hour ago: it is over after one read; then the main rollout.
-    let started = u64::try_from(
-        (SystemTime::now() - Duration::from_secs(3600))
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap();
+    let started = millis_ago(Duration::from_secs(3600));
     let token = continued(Phase::Canary, 0, Some(started));
     let mut script = rollout_of_main();
     script.push(Exchange::delete(CANARY_DELETE));
@@ -620,7 +609,13 @@ async fn a_continuation_job_scales_the_canary_the_release_made_under_its_first_j
         ),
         Exchange::watch(
             &canary_watch("62"),
-            vec![modified(canary("63", PINNED, 2, FIRST_JOB, available(1, 2)))],
+            vec![modified(canary(
+                "63",
+                PINNED,
+                2,
+                FIRST_JOB,
+                available(1, 2),
+            ))],
         ),
     ];
     script.extend(rollout_of_main());
@@ -642,7 +637,8 @@ async fn a_continuation_job_scales_the_canary_the_release_made_under_its_first_j
 
 #[tokio::test]
 async fn a_new_canary_release_records_its_job_as_the_canarys_owner_in_the_token() {
-    // A budget that ends in the first step's bake (alarms read every 20 ms, the bake 5 m).
+    // A budget that ends in the first step's bake (alarms read every 20 ms, the bake 5 m); a
+    // watch is opened only with a second or more left.
     let plan = json!({"strategy": {"type": "canary", "steps": [{"weight": 10, "bake": "5m"}]},
                       "alarms": ["shop-5xx"]});
     let (client, server) = scripted(vec![
@@ -654,8 +650,9 @@ async fn a_new_canary_release_records_its_job_as_the_canarys_owner_in_the_token(
             created_canary(1),
             canary("60", PINNED, 1, JOB, json!({})),
         ),
+        // The watch lasts no longer than the second left.
         Exchange::watch(
-            &canary_watch("60"),
+            &watch_uri_of("web-canary", "60", 1),
             vec![modified(canary("61", PINNED, 1, JOB, available(1, 1)))],
         ),
     ]);
@@ -679,7 +676,7 @@ async fn a_new_canary_release_records_its_job_as_the_canarys_owner_in_the_token(
     let outcome = handle(
         &deps,
         job(plan, None),
-        SystemTime::now() + Duration::from_millis(700),
+        SystemTime::now() + Duration::from_millis(1800),
     )
     .await
     .unwrap();
@@ -691,13 +688,7 @@ async fn a_new_canary_release_records_its_job_as_the_canarys_owner_in_the_token(
 async fn a_token_from_before_this_jobs_promotion_redelivered_makes_no_canary_again() {
     // The job baked step 1, went on to step 2 and promoted; its invocation is delivered again
     // with the token it started from.
-    let started = u64::try_from(
-        (SystemTime::now() - Duration::from_secs(3600))
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap();
+    let started = millis_ago(Duration::from_secs(3600));
     let token = continued(Phase::Canary, 0, Some(started));
     let mut promoted = deployment("44", 4, PINNED, rolled_out(4));
     promoted["metadata"]["annotations"]["eks-deploy.cicd/jobs"] = json!(JOB);
