@@ -262,12 +262,8 @@ async fn an_alarm_in_the_bake_after_the_rollout_rolls_back_to_the_previous_diges
         assert!(!seen.is_empty(), "no rollout within 30 s");
         releases::fire(&scenario.emulators, &alarm).await;
     };
-    let (response, ()) = tokio::join!(
-        scenario
-            .function
-            .invoke(&direct_params(&scenario, &image, plan)),
-        fire
-    );
+    let params = direct_params(&scenario, &image, plan);
+    let (response, ()) = tokio::join!(scenario.function.invoke(&params), fire);
 
     let response = response.response();
     assert_eq!(response["outcome"], "failed", "{response}");
