@@ -97,8 +97,8 @@ struct Resolved {
 
 /// What a canary step found to scale.
 enum Scaled {
-    /// The canary, as the step wants it.
-    Canary(Deployment),
+    /// The canary, as the step wants it (boxed: a Deployment is large beside the other arm).
+    Canary(Box<Deployment>),
     /// This job already promoted the target: the steps are behind it.
     Promoted,
 }
@@ -532,7 +532,7 @@ where
                 .scale_canary(main, canary, &target, step.weight, &owner)
                 .await
             {
-                Ok(Scaled::Canary(deployment)) => deployment,
+                Ok(Scaled::Canary(deployment)) => *deployment,
                 Ok(Scaled::Promoted) => {
                     info!(deployment = %self.target_name, image = %target, "already promoted by this job; no canary step again");
                     return Next::Phase(Continuation {
@@ -688,16 +688,16 @@ where
                     let wanted = canary_of(&source, container, target, replicas, owner)?;
                     if let Some(created) = canary.create(&wanted, self.until).await? {
                         info!(deployment = %self.target_name, canary = canary.name(), replicas, weight, "canary created");
-                        return Ok(Scaled::Canary(created));
+                        return Ok(Scaled::Canary(Box::new(created)));
                     }
                 }
                 Some(found) if owner_of(&found) == Some(owner) => {
                     let Some(patch) = canary_patch(&found, container, target, replicas) else {
-                        return Ok(Scaled::Canary(found));
+                        return Ok(Scaled::Canary(Box::new(found)));
                     };
                     if let Some(patched) = canary.merge_patch(&patch, self.until).await? {
                         info!(deployment = %self.target_name, canary = canary.name(), replicas, weight, "canary scaled");
-                        return Ok(Scaled::Canary(patched));
+                        return Ok(Scaled::Canary(Box::new(patched)));
                     }
                 }
                 Some(found) => {
