@@ -4,6 +4,7 @@
 //! it; the end-to-end test (`tests/tests/end_to_end.rs`) runs it and fails on any step that did not
 //! happen.
 
+mod promotion;
 mod pull_request;
 
 use crate::codebuild::variable;
@@ -195,6 +196,8 @@ pub async fn tell(names: Names, timeline: &mut Timeline) {
     if let Some(reviewed) = reviewed {
         world.merge_and_deliver(reviewed, &broken, timeline).await;
     }
+
+    promotion::tell(&world, timeline).await;
 }
 
 async fn set_up(names: Names, timeline: &mut Timeline) -> World {

@@ -9,7 +9,7 @@ use aws_sdk_codepipeline::types::{
 use super::upstream;
 use crate::error::UpstreamError;
 use crate::ports::{
-    ActionRun, FailureKind, JobFailure, JobResults, JobSuccess, PipelineApi, Reported,
+    ActionHistory, ActionRun, FailureKind, JobFailure, JobResults, JobSuccess, PipelineApi, Reported,
     SourceAction, StartExecution, StartedExecution,
 };
 
@@ -132,6 +132,16 @@ impl PipelineApi for CodePipeline {
             }
         }
         Ok(runs)
+    }
+}
+
+impl ActionHistory for CodePipeline {
+    async fn action_runs(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+    ) -> Result<Vec<ActionRun>, UpstreamError> {
+        PipelineApi::action_runs(self, pipeline, execution_id).await
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod approval;
 mod builds;
+mod history;
 #[cfg(feature = "kubernetes")]
 mod cluster;
 mod images;
@@ -28,7 +29,7 @@ pub use approval::{ApprovalApi, ApprovalState, Revision};
 pub use builds::MockBuildApi;
 pub use builds::{BuildApi, BuildRecord};
 #[cfg(feature = "kubernetes")]
-pub use cluster::ClusterAccess;
+pub use cluster::{ClusterAccess, ClusterTarget};
 #[cfg(all(feature = "kubernetes", any(test, feature = "mocks")))]
 pub use cluster::MockClusterAccess;
 pub use images::{
@@ -37,6 +38,9 @@ pub use images::{
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use images::{MockAlarmReader, MockImageRegistry};
+pub use history::ActionHistory;
+#[cfg(any(test, feature = "mocks"))]
+pub use history::MockActionHistory;
 #[cfg(any(test, feature = "mocks"))]
 pub use jobs::MockJobResults;
 pub use jobs::{FailureKind, JobFailure, JobResults, JobSuccess, Reported};
