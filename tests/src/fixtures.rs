@@ -199,7 +199,12 @@ impl PipelineSpec {
     /// Adds stage `Deploy<Environment>`: a Lambda invoke action `Deploy` of `function` with
     /// `user_parameters`, namespace `Deploy<Environment>Variables`, as infra/environments.py
     /// generates it.
-    pub fn environment_deploy(mut self, title: &str, function: &str, user_parameters: &str) -> Self {
+    pub fn environment_deploy(
+        mut self,
+        title: &str,
+        function: &str,
+        user_parameters: &str,
+    ) -> Self {
         let deploy = action("Deploy", ActionCategory::Invoke, "Lambda")
             .namespace(format!("Deploy{title}Variables"))
             .configuration("FunctionName", function)

@@ -51,15 +51,15 @@ async fn as_role(sdk: &SdkConfig, role: &str) -> SdkConfig {
         .unwrap();
     let given = answer.credentials().unwrap();
     sdk.to_builder()
-        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
-            Credentials::new(
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(Credentials::new(
                 given.access_key_id(),
                 given.secret_access_key(),
                 Some(given.session_token().to_owned()),
                 None,
                 "assumed",
-            ),
-        ))
+            )),
+        )
         .build()
 }
 

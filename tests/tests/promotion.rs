@@ -48,9 +48,7 @@ async fn the_same_digest_goes_to_staging_then_after_the_approval_to_production_a
     // CodePipeline delivers the staging job again (a redelivery after production went out):
     // CodePipeline already has its result, and staging is not touched.
     let patches_before = environments.patches_in(&environments.staging).await;
-    let jobs = run
-        .jobs_of(&environments.emulators, "DeployStaging")
-        .await;
+    let jobs = run.jobs_of(&environments.emulators, "DeployStaging").await;
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     let again = environments
         .deploy
@@ -76,9 +74,12 @@ async fn a_failed_staging_deploy_never_reaches_the_production_approval() {
     let repository = name.rsplit_once('/').unwrap().1;
     integration_tests::scenarios::deployments::ecr_repository(&environments.emulators, repository)
         .await;
-    let digest =
-        integration_tests::scenarios::deployments::push_tag(&environments.emulators, repository, tag)
-            .await;
+    let digest = integration_tests::scenarios::deployments::push_tag(
+        &environments.emulators,
+        repository,
+        tag,
+    )
+    .await;
     let image = integration_tests::scenarios::deployments::pinned(&bad, &digest);
     let run = environments.start("feat: new image base").await;
     run.built(&environments.emulators, &image, &digest).await;

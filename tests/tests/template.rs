@@ -379,7 +379,10 @@ fn the_pipeline_gives_the_functions_what_they_read() {
         } else {
             let cross = parsed.cross_account.as_ref().unwrap();
             assert_eq!(cross.role_arn, environment["roleArn"].as_str().unwrap());
-            assert_eq!(cross.external_id, environment["externalId"].as_str().unwrap());
+            assert_eq!(
+                cross.external_id,
+                environment["externalId"].as_str().unwrap()
+            );
             // The session names the execution: the pipeline passes it.
             assert_eq!(parsed.pipeline_execution_id.as_deref(), Some(EXECUTION));
             assert_eq!(parsed.environment.as_deref(), environment["name"].as_str());

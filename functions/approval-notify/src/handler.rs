@@ -14,9 +14,7 @@ use serde::Serialize;
 use serde_json::Value;
 use shared::approval_link::{Approval, ApprovalLink, Approver, Decision, SigningKey, fingerprint};
 use shared::events::approval::{ApprovalNotification, parse_sns};
-use shared::ports::{
-    ActionHistory, ApprovalApi, Claim, Ledger, Notification, Notifier, Revision,
-};
+use shared::ports::{ActionHistory, ApprovalApi, Claim, Ledger, Notification, Notifier, Revision};
 use shared::{FunctionError, InvalidEvent, UpstreamError};
 use tracing::{info, warn};
 

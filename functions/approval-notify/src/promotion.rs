@@ -144,7 +144,12 @@ pub fn standing(promotion: &Promotion, now: DateTime<Utc>) -> String {
         .summary
         .as_deref()
         .and_then(|summary| summary.lines().next())
-        .map(|line| format!(": {}", line.split_whitespace().collect::<Vec<_>>().join(" ")))
+        .map(|line| {
+            format!(
+                ": {}",
+                line.split_whitespace().collect::<Vec<_>>().join(" ")
+            )
+        })
         .unwrap_or_default();
     format!("in {}{since}, {outcome}{summary}", promotion.environment)
 }
@@ -193,7 +198,10 @@ mod tests {
                 .into(),
         );
         staging.output_variables = variables(&[
-            ("IMAGE", &format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/shop@{DIGEST}")),
+            (
+                "IMAGE",
+                &format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/shop@{DIGEST}"),
+            ),
             ("IMAGE_DIGEST", DIGEST),
         ]);
         let mut approval = run("ApproveProduction", "Approval", at(14, 2), at(14, 2));
@@ -253,7 +261,11 @@ mod tests {
         assert_eq!(elapsed(at(14, 2), at(16, 12)), "2 h 10 min");
         let later = at(14, 2) + chrono::Duration::hours(76);
         assert_eq!(elapsed(at(14, 2), later), "3 d 4 h");
-        assert_eq!(elapsed(at(16, 0), at(14, 0)), "under a minute", "a clock gone back");
+        assert_eq!(
+            elapsed(at(16, 0), at(14, 0)),
+            "under a minute",
+            "a clock gone back"
+        );
     }
 
     #[test]

@@ -298,9 +298,9 @@ fn check_role_arn(arn: &str) -> Result<(), ParameterError> {
                 && account.bytes().all(|b| b.is_ascii_digit())
                 && resource.strip_prefix("role/").is_some_and(|name| {
                     (1..=512).contains(&name.len())
-                        && name.bytes().all(|b| {
-                            b.is_ascii_alphanumeric() || b"_+=,.@/-".contains(&b)
-                        })
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@/-".contains(&b))
                 })
         }
         _ => false,
@@ -626,7 +626,11 @@ mod tests {
                 "externalId",
                 "is not an ExternalId",
             ),
-            (with("externalId", json!("x")), "externalId", "is not an ExternalId"),
+            (
+                with("externalId", json!("x")),
+                "externalId",
+                "is not an ExternalId",
+            ),
             (
                 with("environment", json!("Prod")),
                 "environment",

@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::apps::v1::Deployment;
+use shared::aws::ACCESS_DENIED;
 use shared::deploy_contract::{
     CANARY_ABORTED_AT, IMAGE, IMAGE_DIGEST, IMAGE_TAG, PREVIOUS_IMAGE, ROLLED_BACK_TO, digest_of,
 };
-use shared::aws::ACCESS_DENIED;
 use shared::ports::{
     AlarmReader, AlarmState, ClusterAccess, ClusterTarget, ImageRegistry, JobResults,
     RegistryImage, RoleSession, ScanState, SessionName,

@@ -231,15 +231,19 @@ impl<S: RoleSessions> EksClusters<S> {
     /// The credentials `target` is reached with.
     async fn credentials_for(&self, target: &ClusterTarget) -> Result<Credentials, UpstreamError> {
         match &target.role {
-            None => self.credentials.provide_credentials().await.map_err(|error| {
-                UpstreamError::new(
-                    "STS",
-                    "credentials",
-                    None,
-                    "no AWS credentials to sign the EKS token",
-                )
-                .with_source(error)
-            }),
+            None => self
+                .credentials
+                .provide_credentials()
+                .await
+                .map_err(|error| {
+                    UpstreamError::new(
+                        "STS",
+                        "credentials",
+                        None,
+                        "no AWS credentials to sign the EKS token",
+                    )
+                    .with_source(error)
+                }),
             Some(session) => self
                 .roles
                 .credentials(session)
@@ -412,7 +416,10 @@ impl<S: RoleSessions> ClusterAccess for EksClusters<S> {
         {
             return Ok(connected.client.clone());
         }
-        let connected = self.connect(target, now).await?;
+        // Boxed: the assumed role's credentials, DescribeCluster and the token nest deep enough
+        // to overflow the compiler's layout queries of the callers' futures otherwise. Once per
+        // new client, not per call.
+        let connected = Box::pin(self.connect(target, now)).await?;
         let client = connected.client.clone();
         let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
         clients.retain(|_, kept| kept.token.is_fresh(now));
@@ -700,8 +707,7 @@ mod cluster_tests {
             .match_requests(move |request| {
                 request.role_arn() == Some(ROLE)
                     && request.external_id() == Some("shop-main-production")
-                    && request.role_session_name()
-                        == Some(session(execution).session_name.as_str())
+                    && request.role_session_name() == Some(session(execution).session_name.as_str())
             })
             .then_output(move || {
                 let expires = SystemTime::now() + Duration::from_secs(3600);
@@ -777,10 +783,19 @@ mod cluster_tests {
         let (clusters, signed) = clusters(&[&describe], &[&first, &second]);
 
         // The same execution again: the kept client, no call.
-        clusters.client(&target(Some(session("e-1")))).await.unwrap();
-        clusters.client(&target(Some(session("e-1")))).await.unwrap();
+        clusters
+            .client(&target(Some(session("e-1"))))
+            .await
+            .unwrap();
+        clusters
+            .client(&target(Some(session("e-1"))))
+            .await
+            .unwrap();
         // Another execution: its own session (and token); the cluster is already described.
-        clusters.client(&target(Some(session("e-2")))).await.unwrap();
+        clusters
+            .client(&target(Some(session("e-2"))))
+            .await
+            .unwrap();
         // This account's cluster of the same name is another cluster: described as this account.
         clusters.client(&target(None)).await.unwrap();
         clusters.client(&target(None)).await.unwrap();
@@ -806,10 +821,9 @@ mod cluster_tests {
         });
         let (clusters, signed) = clusters(&[&describe], &[&refused]);
 
-        let error = clusters
-            .client(&target(Some(session("e-1"))))
-            .await
-            .unwrap_err();
+        let Err(error) = clusters.client(&target(Some(session("e-1")))).await else {
+            panic!("the role refused: no client");
+        };
 
         assert_eq!(error.operation(), "AssumeRole");
         assert_eq!(error.code(), Some(ACCESS_DENIED));

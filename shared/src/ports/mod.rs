@@ -5,9 +5,9 @@
 
 mod approval;
 mod builds;
-mod history;
 #[cfg(feature = "kubernetes")]
 mod cluster;
+mod history;
 mod images;
 mod jobs;
 mod ledger;
@@ -28,19 +28,19 @@ pub use approval::{ApprovalApi, ApprovalState, Revision};
 #[cfg(any(test, feature = "mocks"))]
 pub use builds::MockBuildApi;
 pub use builds::{BuildApi, BuildRecord};
-#[cfg(feature = "kubernetes")]
-pub use cluster::{ClusterAccess, ClusterTarget};
 #[cfg(all(feature = "kubernetes", any(test, feature = "mocks")))]
 pub use cluster::MockClusterAccess;
+#[cfg(feature = "kubernetes")]
+pub use cluster::{ClusterAccess, ClusterTarget};
+pub use history::ActionHistory;
+#[cfg(any(test, feature = "mocks"))]
+pub use history::MockActionHistory;
 pub use images::{
     AlarmReader, AlarmState, AlarmStates, AlarmValue, Finding, ImageRegistry, MAX_TOP_FINDINGS,
     RegistryImage, SEVERITY_ORDER, ScanFindings, ScanState, severity_rank,
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use images::{MockAlarmReader, MockImageRegistry};
-pub use history::ActionHistory;
-#[cfg(any(test, feature = "mocks"))]
-pub use history::MockActionHistory;
 #[cfg(any(test, feature = "mocks"))]
 pub use jobs::MockJobResults;
 pub use jobs::{FailureKind, JobFailure, JobResults, JobSuccess, Reported};

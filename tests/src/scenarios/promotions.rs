@@ -89,8 +89,8 @@ impl Environments {
                 .await;
             environments.push(environment);
         }
-        let production = environments.pop().unwrap_or_else(|| unreachable!());
-        let staging = environments.pop().unwrap_or_else(|| unreachable!());
+        let production = environments.pop().unwrap();
+        let staging = environments.pop().unwrap();
         let approval_requests = fixtures::topic(&sdk, &unique("approval-requests")).await;
         let deploy = Function::start("eks-deploy", &emulators.function_env()).await;
         Self {

@@ -159,7 +159,9 @@ pub(super) async fn tell(world: &World, timeline: &mut Timeline) {
         "CodePipeline",
         &format!(
             "stage ApproveProduction: {}",
-            waiting.as_ref().map_or("never started", |(s, _, _)| s.as_str())
+            waiting
+                .as_ref()
+                .map_or("never started", |(s, _, _)| s.as_str())
         ),
     );
     let Some(email) = approval_email(world, &pipeline, timeline).await else {

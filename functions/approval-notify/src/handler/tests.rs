@@ -146,7 +146,8 @@ async fn each_approver_gets_their_own_signed_links_and_the_commit() {
             reply((1..=emails.len()).map(|n| Ok(format!("m-{n}"))).collect())
         });
     let deps = Deps::new(
-        approvals_with(Ok(waiting())), history(),
+        approvals_with(Ok(waiting())),
+        history(),
         notifier,
         granting_ledger(),
         key(),
@@ -229,7 +230,8 @@ async fn a_redelivery_mails_nobody_twice() {
         .times(1)
         .returning(|_| reply(Ok(vec![Claim::Done, Claim::Done])));
     let deps = Deps::new(
-        approvals_with(Ok(waiting())), history(),
+        approvals_with(Ok(waiting())),
+        history(),
         MockNotifier::new(),
         ledger,
         key(),
@@ -258,7 +260,8 @@ async fn an_approver_whose_claim_is_pending_fails_the_delivery_so_it_is_retried(
         .times(1)
         .returning(|_| reply(Ok(vec![Claim::Pending, Claim::Done])));
     let deps = Deps::new(
-        approvals_with(Ok(waiting())), history(),
+        approvals_with(Ok(waiting())),
+        history(),
         MockNotifier::new(),
         ledger,
         key(),
@@ -307,7 +310,8 @@ async fn a_failed_email_releases_its_claim_records_the_others_and_fails() {
         .times(1)
         .returning(|_| reply(Ok(())));
     let deps = Deps::new(
-        approvals_with(Ok(waiting())), history(),
+        approvals_with(Ok(waiting())),
+        history(),
         notifier,
         ledger,
         key(),
@@ -340,7 +344,8 @@ async fn only_the_approvers_not_yet_mailed_are_mailed_and_recorded() {
         .times(1)
         .returning(|_| reply(Ok(())));
     let deps = Deps::new(
-        approvals_with(Ok(waiting())), history(),
+        approvals_with(Ok(waiting())),
+        history(),
         notifier,
         ledger,
         key(),
@@ -381,7 +386,8 @@ async fn emails_sent_but_not_recorded_still_succeed() {
         )))
     });
     let deps = Deps::new(
-        approvals_with(Ok(waiting())), history(),
+        approvals_with(Ok(waiting())),
+        history(),
         notifier,
         ledger,
         key(),
@@ -409,7 +415,8 @@ async fn a_failed_claim_mails_nobody_and_fails() {
         )))
     });
     let deps = Deps::new(
-        approvals_with(Ok(waiting())), history(),
+        approvals_with(Ok(waiting())),
+        history(),
         MockNotifier::new(),
         ledger,
         key(),
@@ -442,7 +449,14 @@ async fn a_failed_lookup_still_mails_everyone_without_the_commit() {
         .withf(|emails| emails.len() == 2 && emails.iter().all(|n| !n.body.contains("Commit:")))
         .times(1)
         .returning(|emails| reply(emails.iter().map(|_| Ok("m".into())).collect()));
-    let deps = Deps::new(approvals, history(), notifier, granting_ledger(), key(), config());
+    let deps = Deps::new(
+        approvals,
+        history(),
+        notifier,
+        granting_ledger(),
+        key(),
+        config(),
+    );
 
     let outcome = handle(&deps, event("approval-needed-minimal.json"), NOW)
         .await
@@ -465,7 +479,8 @@ async fn decided_or_expired_approvals_mail_nobody() {
         ..ApprovalState::default()
     };
     let deps = Deps::new(
-        approvals_with(Ok(decided)), history(),
+        approvals_with(Ok(decided)),
+        history(),
         MockNotifier::new(),
         MockLedger::new(),
         key(),
@@ -477,7 +492,8 @@ async fn decided_or_expired_approvals_mail_nobody() {
     assert!(matches!(outcome, Outcome::Ignored { .. }), "{outcome:?}");
 
     let deps = Deps::new(
-        MockApprovalApi::new(), history(),
+        MockApprovalApi::new(),
+        history(),
         MockNotifier::new(),
         MockLedger::new(),
         key(),
@@ -498,7 +514,8 @@ async fn decided_or_expired_approvals_mail_nobody() {
 async fn invalid_events_are_typed_errors_and_call_nothing() {
     for name in ["invalid-missing-token.json", "invalid-not-an-approval.json"] {
         let deps = Deps::new(
-            MockApprovalApi::new(), history(),
+            MockApprovalApi::new(),
+            history(),
             MockNotifier::new(),
             MockLedger::new(),
             key(),
@@ -587,7 +604,10 @@ async fn the_production_approval_names_the_digest_the_commit_and_how_staging_has
     let message = payload["Records"][0]["Sns"]["Message"]
         .as_str()
         .unwrap()
-        .replace("\"stageName\": \"Approval\"", "\"stageName\": \"ApproveProduction\"");
+        .replace(
+            "\"stageName\": \"Approval\"",
+            "\"stageName\": \"ApproveProduction\"",
+        );
     payload["Records"][0]["Sns"]["Message"] = json!(message);
     let mut approvals = MockApprovalApi::new();
     approvals
@@ -646,30 +666,33 @@ async fn the_production_approval_names_the_digest_the_commit_and_how_staging_has
             body.contains(&format!("  Image:    {STAGING_DIGEST}\n")),
             "{body}"
         );
-        assert!(body.contains("  Commit:   0ccf1ae  feat: one-click checkout\n"), "{body}");
+        assert!(
+            body.contains("  Commit:   0ccf1ae  feat: one-click checkout\n"),
+            "{body}"
+        );
         // NOW is 10:00 UTC; staging's deploy ended at 09:48.
         assert!(
             body.contains("  So far:   in staging since 09:48 UTC (12 min), rollout succeeded: shop/web: container web runs sha256:ab12cd34ef56… (tag 0ccf1ae) on 3 of 3 replicas (rolled out in 41 s); baked 15m, alarm shop-5xx OK throughout\n"),
             "{body}"
         );
-        assert!(!body.contains(TOKEN), "the token is only inside the signed links");
+        assert!(
+            !body.contains(TOKEN),
+            "the token is only inside the signed links"
+        );
     }
 }
 
 #[tokio::test]
 async fn an_unreadable_history_still_mails_the_approvers_without_it() {
     let mut history = MockActionHistory::new();
-    history
-        .expect_action_runs()
-        .times(1)
-        .returning(|_, _| {
-            reply(Err(UpstreamError::new(
-                "CodePipeline",
-                "ListActionExecutions",
-                Some("ThrottlingException".into()),
-                "Rate exceeded",
-            )))
-        });
+    history.expect_action_runs().times(1).returning(|_, _| {
+        reply(Err(UpstreamError::new(
+            "CodePipeline",
+            "ListActionExecutions",
+            Some("ThrottlingException".into()),
+            "Rate exceeded",
+        )))
+    });
     let published = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Notification>::new()));
     let sink = published.clone();
     let mut notifier = MockNotifier::new();
@@ -696,5 +719,9 @@ async fn an_unreadable_history_still_mails_the_approvers_without_it() {
     let published = published.lock().unwrap();
     assert_eq!(published.len(), 2);
     assert!(!published[0].body.contains("So far:"));
-    assert!(published[0].body.contains("0ccf1ae  feat: one-click checkout"));
+    assert!(
+        published[0]
+            .body
+            .contains("0ccf1ae  feat: one-click checkout")
+    );
 }

@@ -4,7 +4,8 @@ use mockall::predicate::eq;
 use serde_json::json;
 use shared::UpstreamError;
 use shared::ports::{
-    ClusterTarget, MockAlarmReader, MockClusterAccess, MockImageRegistry, MockJobResults, RegistryImage, reply,
+    ClusterTarget, MockAlarmReader, MockClusterAccess, MockImageRegistry, MockJobResults,
+    RegistryImage, reply,
 };
 
 use super::*;
@@ -269,7 +270,8 @@ async fn a_role_that_refuses_this_function_fails_the_job_as_a_configuration_erro
 #[tokio::test]
 async fn an_external_id_without_a_role_fails_the_job_naming_the_field() {
     let mut job = cross_account_job();
-    let configuration = &mut job["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"];
+    let configuration =
+        &mut job["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"];
     let mut parameters: Value =
         serde_json::from_str(configuration["UserParameters"].as_str().unwrap()).unwrap();
     parameters.as_object_mut().unwrap().remove("roleArn");
@@ -278,7 +280,9 @@ async fn an_external_id_without_a_role_fails_the_job_naming_the_field() {
     jobs.expect_fail()
         .withf(|_, failure| {
             failure.kind == FailureKind::ConfigurationError
-                && failure.message.starts_with("UserParameters.roleArn: missing")
+                && failure
+                    .message
+                    .starts_with("UserParameters.roleArn: missing")
         })
         .times(1)
         .returning(|_, _| reply(Ok(Reported::Recorded)));
