@@ -675,10 +675,6 @@ async fn the_production_approval_names_the_digest_the_commit_and_how_staging_has
             body.contains("  So far:   in staging since 09:48 UTC (12 min), rollout succeeded: shop/web: container web runs sha256:ab12cd34ef56… (tag 0ccf1ae) on 3 of 3 replicas (rolled out in 41 s); baked 15m, alarm shop-5xx OK throughout\n"),
             "{body}"
         );
-        assert!(
-            !body.contains(TOKEN),
-            "the token is only inside the signed links"
-        );
     }
 }
 
