@@ -35,6 +35,8 @@ PIPELINE = HERE / "pipeline.yaml"
 
 #: The build's image, pinned by digest (infra/buildspec-image.yml exports it).
 IMAGE = "#{BuildVariables.IMAGE_URI}"
+#: The execution the deploy belongs to: names eks-deploy's role session in the other account.
+EXECUTION_ID = "#{codepipeline.PipelineExecutionId}"
 REQUIRED = ("name", "cluster", "namespace", "deployment", "container", "approval")
 #: Keys eks-deploy takes as they are: the rollback switch, and the release plan
 #: (functions/eks-deploy/src/plan.rs).
@@ -83,13 +85,14 @@ class Environment:
             "image": IMAGE,
         }
         parameters.update(self.passed_on)
-        # Only cross-account environments carry these: eks-deploy refuses keys it does not know,
-        # and until it assumes roles (README, "Environments") a same-account pipeline must not
-        # depend on that.
+        # Only cross-account environments carry these: eks-deploy assumes the role, in a session
+        # named <environment>-<execution id> (a Lambda invoke action's event does not carry the
+        # execution id, so the pipeline passes it). Same-account deploys stay as they were.
         if self.role_arn is not None:
             parameters["roleArn"] = self.role_arn
             parameters["externalId"] = self.external_id
             parameters["environment"] = self.name
+            parameters["pipelineExecutionId"] = EXECUTION_ID
         return json.dumps(parameters, separators=(",", ":"))
 
 

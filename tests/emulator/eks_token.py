@@ -106,7 +106,9 @@ class EksTokenVerifier:
     cluster names currently emulated; the token must be signed for one of them.
     ``now`` returns the current time as an aware UTC datetime (tests pin it).
     ``partition`` is the AWS partition the clusters are in: the token's STS host
-    must be one of its endpoints (``sts_hosts``).
+    must be one of its endpoints (``sts_hosts``).  ``session_token_of`` gives
+    the session token issued with a role session's access key (None for a
+    long-term key): the token must carry exactly that one.
 
     The username is the access key id: without STS there is no caller ARN.
     """
@@ -117,8 +119,12 @@ class EksTokenVerifier:
         cluster_names: Callable[[], Iterable[str]],
         now: Callable[[], datetime] | None = None,
         partition: str = "aws",
+        session_token_of: Callable[[str], str | None] | None = None,
     ) -> None:
         self._credentials = credentials
+        # The session token STS issued with an access key of a role session: STS refuses the
+        # presigned call without it or with another (InvalidClientTokenId).
+        self._session_token_of = session_token_of or (lambda access_key: None)
         self._cluster_names = cluster_names
         self._now = now or (lambda: datetime.now(timezone.utc))
         self._hosts = sts_hosts(partition)
@@ -160,6 +166,11 @@ class EksTokenVerifier:
         secret = self._credentials.get(access_key)
         if secret is None:
             raise TokenError(f"unknown access key id {access_key!r}")
+        issued = self._session_token_of(access_key)
+        if issued is not None and not hmac.compare_digest(
+            lower.get("x-amz-security-token", "").encode(), issued.encode()
+        ):
+            raise TokenError("the security token included in the request is invalid")
         signature = lower.get("x-amz-signature", "")
         unsigned = {k: v for k, v in params.items() if k.lower() != "x-amz-signature"}
         for cluster in sorted(set(self._cluster_names())):

@@ -44,9 +44,15 @@ class LocalCluster:
     ) -> None:
         self.authority = Authority()
         entry = deploy_entry(access_entries_from_template(PIPELINE_TEMPLATE), PIPELINE_TEMPLATE)
+        self._account_id = account_id
+        self._callers = {key: CallerIdentity(account_id, DEPLOY_ROLE, DEPLOY_SESSION) for key in credentials}
         self.reviewer = TokenReviewer(
-            EksTokenVerifier(credentials=credentials, cluster_names=cluster_names),
-            callers={key: CallerIdentity(account_id, DEPLOY_ROLE, DEPLOY_SESSION) for key in credentials},
+            EksTokenVerifier(
+                credentials=_SessionCredentials(credentials),
+                cluster_names=cluster_names,
+                session_token_of=_session_token_of,
+            ),
+            callers=self._caller,
             entry=entry,
         )
         self.deploy_user = entry.username_for(CallerIdentity(account_id, DEPLOY_ROLE, DEPLOY_SESSION))
@@ -55,6 +61,19 @@ class LocalCluster:
         self.webhook: TokenReviewServer | None = None
         self.proxy: FaultProxy | None = None
         self.started_in: float | None = None
+
+    def _caller(self, access_key: str) -> CallerIdentity | None:
+        """The role session holding ``access_key``: eks-deploy's own (a static key), or one STS
+        AssumeRole made (eks-deploy in the role of another account's environment)."""
+        if access_key in self._callers:
+            return self._callers[access_key]
+        session = _live_session(access_key)
+        return None if session is None else CallerIdentity.from_arn(session.arn)
+
+    def caller_role_arn(self, access_key: str) -> str | None:
+        """The IAM role a static key stands for locally (STS AssumeRole's caller), else None."""
+        caller = self._callers.get(access_key)
+        return None if caller is None else caller.role_arn
 
     def launch(self) -> None:
         """Starts the webhook, etcd and kube-apiserver; :meth:`finish_start` waits for them.
@@ -158,3 +177,39 @@ class LocalCluster:
         if self.control_plane is None:
             raise RuntimeError("the local cluster is not running")
         return self.control_plane
+
+
+def _live_session(access_key: str) -> Any | None:
+    """The unexpired STS AssumeRole session holding ``access_key``, if the AWS emulator made one.
+
+    Imported when asked: moto loads after the cluster starts (``run.py``).
+    """
+    from datetime import datetime, timezone
+
+    from aws_ext.sts import assumed_session
+
+    session = assumed_session(access_key)
+    if session is None:
+        return None
+    expiration = session.expiration
+    if expiration.tzinfo is None:
+        expiration = expiration.replace(tzinfo=timezone.utc)
+    return session if expiration > datetime.now(timezone.utc) else None
+
+
+def _session_token_of(access_key: str) -> str | None:
+    session = _live_session(access_key)
+    return None if session is None else session.session_token
+
+
+class _SessionCredentials:
+    """The static keys' secrets, then those of the live role sessions STS AssumeRole made."""
+
+    def __init__(self, static: dict[str, str]) -> None:
+        self._static = dict(static)
+
+    def get(self, access_key: str) -> str | None:
+        if access_key in self._static:
+            return self._static[access_key]
+        session = _live_session(access_key)
+        return None if session is None else session.secret_access_key

@@ -343,7 +343,10 @@ class StartBuildTests(CodeBuildTestCase):
 
     def test_initiator_of_an_assumed_role(self) -> None:
         iam = client("iam")
-        iam.create_role(RoleName="deployer", AssumeRolePolicyDocument="{}")
+        # A trust policy that lets this account assume it: the emulated STS refuses otherwise.
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                          "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}}]}
+        iam.create_role(RoleName="deployer", AssumeRolePolicyDocument=json.dumps(trust))
         credentials = client("sts").assume_role(
             RoleArn=f"arn:aws:iam::{ACCOUNT}:role/deployer", RoleSessionName="ci-session"
         )["Credentials"]

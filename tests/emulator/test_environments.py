@@ -147,6 +147,7 @@ class GeneratorTests(unittest.TestCase):
                 "roleArn": ROLE,
                 "externalId": "shop-main-prod",
                 "environment": "production",
+                "pipelineExecutionId": "#{codepipeline.PipelineExecutionId}",
             },
         )
         self.assertNotIn("roleArn", generated.parameters("DeployStaging"))

@@ -181,6 +181,40 @@ impl PipelineSpec {
         self
     }
 
+    /// Adds stage `Approve<Environment>`: a manual approval `<Environment>Gate` notifying
+    /// `topic_arn`, as infra/environments.py generates it.
+    pub fn environment_approval(mut self, title: &str, topic_arn: &str) -> Self {
+        let gate = action(&format!("{title}Gate"), ActionCategory::Approval, "Manual")
+            .configuration("NotificationArn", topic_arn)
+            .configuration(
+                "CustomData",
+                "Promote #{SourceVariables.CommitId}, image #{BuildVariables.IMAGE_DIGEST}?",
+            )
+            .build()
+            .unwrap();
+        self.stages.push(stage(&format!("Approve{title}"), gate));
+        self
+    }
+
+    /// Adds stage `Deploy<Environment>`: a Lambda invoke action `Deploy` of `function` with
+    /// `user_parameters`, namespace `Deploy<Environment>Variables`, as infra/environments.py
+    /// generates it.
+    pub fn environment_deploy(
+        mut self,
+        title: &str,
+        function: &str,
+        user_parameters: &str,
+    ) -> Self {
+        let deploy = action("Deploy", ActionCategory::Invoke, "Lambda")
+            .namespace(format!("Deploy{title}Variables"))
+            .configuration("FunctionName", function)
+            .configuration("UserParameters", user_parameters)
+            .build()
+            .unwrap();
+        self.stages.push(stage(&format!("Deploy{title}"), deploy));
+        self
+    }
+
     /// Creates it, with the IAM role CodePipeline assumes.
     pub async fn create(self, sdk: &SdkConfig) {
         let role = pipeline_role(sdk, &format!("{}-role", self.name)).await;

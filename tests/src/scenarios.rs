@@ -4,6 +4,7 @@
 pub mod build_status;
 pub mod deliveries;
 pub mod deployments;
+pub mod promotions;
 pub mod pull_requests;
 pub mod pushes;
 

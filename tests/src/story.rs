@@ -1,10 +1,11 @@
 //! The whole story, against the emulators with the real function binaries: what each person
 //! sees from a push to a deployment, a failing build, an approval by email link, a rollout, a bad
-//! image rolled back, a canary release stopped by an alarm, and a pull request validated. The
-//! local flow (`tests/scripts/flow`) tells it; the end-to-end test (`tests/tests/end_to_end.rs`)
-//! runs it and fails on any step that did not happen.
+//! image rolled back, a canary release stopped by an alarm, a pull request validated, and a
+//! promotion from staging to production. The local flow (`tests/scripts/flow`) tells it; the
+//! end-to-end test (`tests/tests/end_to_end.rs`) runs it and fails on any step that did not happen.
 
 mod canary;
+mod promotion;
 mod pull_request;
 
 use crate::codebuild::variable;
@@ -206,6 +207,8 @@ pub async fn tell(names: Names, timeline: &mut Timeline) {
     if let Some(reviewed) = reviewed {
         world.merge_and_deliver(reviewed, &broken, timeline).await;
     }
+
+    promotion::tell(&world, timeline).await;
 }
 
 async fn set_up(names: Names, timeline: &mut Timeline) -> World {

@@ -86,8 +86,8 @@ const NEEDS: &[(&str, &[(&str, &str)])] = &[
             // clusters.client: endpoint and CA. The bearer token is presigned locally (no call);
             // the STS GetCallerIdentity EKS makes with it needs no permission.
             ("eks:DescribeCluster", "ClusterNames"),
-            // role_sessions.credentials: environments in other accounts (granted only when
-            // DeployRoleArns lists roles; see AWAITING_WIRING).
+            // clusters.client for an environment of another account: its role's session
+            // (granted only when DeployRoleArns lists roles, and only on those).
             ("sts:AssumeRole", "DeployRoleArns"),
             // jobs.succeed / jobs.fail.
             ("codepipeline:PutJobSuccessResult", "*"),
@@ -105,7 +105,8 @@ const NEEDS: &[(&str, &[(&str, &str)])] = &[
         &[
             // approval_state: is the approval still waiting for this token? The pipeline's
             // execution mode (once per cold start) says where the token shows: GetPipelineState,
-            // or for a PARALLEL pipeline ListActionExecutions.
+            // or for a PARALLEL pipeline ListActionExecutions. history.action_runs
+            // (ListActionExecutions too): what the approval promotes, for the email.
             ("codepipeline:GetPipeline", "ApprovalPipelines"),
             ("codepipeline:GetPipelineState", "ApprovalPipelines"),
             ("codepipeline:ListActionExecutions", "ApprovalPipelines"),
@@ -315,11 +316,8 @@ const ADAPTERS: &[(&str, &str)] = &[
 /// Adapters a function is granted the calls of before its `main.rs` builds them: the grant, the
 /// adapter and its tests land first, the wiring after (each entry says where). The test fails
 /// once `main.rs` builds the adapter, so the entry goes with the wiring.
-const AWAITING_WIRING: &[(&str, &str)] = &[
-    // Deploys into other accounts: StsRoleSessions is wired into eks-deploy after the
-    // safe-deploy rework of eks-deploy (README, "Environments in other accounts").
-    ("eks-deploy", "sts.rs"),
-];
+/// None now: eks-deploy builds StsRoleSessions (deploys into other accounts).
+const AWAITING_WIRING: &[(&str, &str)] = &[];
 
 /// The actions IAM authorizes on no resource but `*`: the Service Authorization Reference lists
 /// no resource type for them. Only these may have `Resource: "*"`, each for the reason given.

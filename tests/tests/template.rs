@@ -13,6 +13,9 @@ use serde::Deserialize as _;
 use serde_json::Value as Json;
 use serde_yaml_ng::Value;
 
+/// A pipeline execution id, as CodePipeline resolves `#{codepipeline.PipelineExecutionId}`.
+const EXECUTION: &str = "3f2c9a1e-7b4d-4c8e-9f10-2a3b4c5d6e7f";
+
 /// The functions DESIGN.md fixes, by binary name.
 const FUNCTIONS: &[&str] = &[
     "approval-callback",
@@ -345,38 +348,44 @@ fn the_pipeline_gives_the_functions_what_they_read() {
             text.contains("\"image\":\"#{BuildVariables.IMAGE_URI}\""),
             "{text}"
         );
-        let fields: Json =
-            serde_json::from_str(&text.replace("#{BuildVariables.IMAGE_URI}", &image)).unwrap();
+        let resolved = text
+            .replace("#{BuildVariables.IMAGE_URI}", &image)
+            .replace("#{codepipeline.PipelineExecutionId}", EXECUTION);
+        let fields: Json = serde_json::from_str(&resolved).unwrap();
         let fields = fields.as_object().unwrap();
         // The release plan's keys go to its own parser; the rest is the target.
         eks_deploy::plan::ReleasePlan::from_fields(fields).unwrap();
         let mut target = fields.clone();
         target.retain(|key, _| !eks_deploy::plan::KEYS.contains(&key.as_str()));
+        let parsed = eks_deploy::params::DeployParameters::from_value(Json::Object(target))
+            .unwrap_or_else(|e| panic!("Deploy{title}: {e}"));
+        for (field, value) in [
+            ("cluster", &parsed.cluster),
+            ("namespace", &parsed.namespace),
+            ("deployment", &parsed.deployment),
+            ("container", &parsed.container),
+        ] {
+            assert_eq!(environment[field].as_str(), Some(value.as_str()), "{field}");
+        }
+        assert_eq!(parsed.image, image);
         if environment["roleArn"].is_null() {
-            // Nothing eks-deploy does not take yet: no role keys for this account's clusters.
-            assert!(!target.contains_key("roleArn"), "{text}");
-            let parsed = eks_deploy::params::DeployParameters::from_value(Json::Object(target))
-                .unwrap_or_else(|e| panic!("Deploy{title}: {e}"));
-            for (field, value) in [
-                ("cluster", &parsed.cluster),
-                ("namespace", &parsed.namespace),
-                ("deployment", &parsed.deployment),
-                ("container", &parsed.container),
-            ] {
-                assert_eq!(environment[field].as_str(), Some(value.as_str()), "{field}");
-            }
-            assert_eq!(parsed.image, image);
+            // This account's cluster: reached as eks-deploy's own role, no role keys.
+            assert_eq!(parsed.cross_account, None, "{text}");
             assert!(
                 clusters.contains(&parsed.cluster),
                 "eks-deploy may not describe {}: add it to template.yaml's ClusterNames",
                 parsed.cluster
             );
         } else {
-            assert_eq!(target["roleArn"], environment["roleArn"].as_str().unwrap());
+            let cross = parsed.cross_account.as_ref().unwrap();
+            assert_eq!(cross.role_arn, environment["roleArn"].as_str().unwrap());
             assert_eq!(
-                target["externalId"],
+                cross.external_id,
                 environment["externalId"].as_str().unwrap()
             );
+            // The session names the execution: the pipeline passes it.
+            assert_eq!(parsed.pipeline_execution_id.as_deref(), Some(EXECUTION));
+            assert_eq!(parsed.environment.as_deref(), environment["name"].as_str());
         }
     }
 

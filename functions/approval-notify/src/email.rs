@@ -5,6 +5,8 @@ use shared::approval_link::{Approver, Decision};
 use shared::events::approval::ApprovalNotification;
 use shared::ports::{Notification, Revision};
 
+use crate::promotion::{Promoted, standing};
+
 /// The message attribute the approvers' subscriptions filter on.
 pub const APPROVER_ATTRIBUTE: &str = "approver";
 
@@ -21,6 +23,10 @@ pub struct Email<'a> {
     pub links: [(Decision, String); 2],
     /// When the approval expires, in seconds since the epoch.
     pub expires_at: i64,
+    /// What the approval promotes, from the execution's records, when they could be read.
+    pub promoted: Option<&'a Promoted>,
+    /// Now, in seconds since the epoch: how long the earlier environment has run it.
+    pub now: i64,
 }
 
 impl Email<'_> {
@@ -48,6 +54,9 @@ impl Email<'_> {
             "Stage",
             format!("{} / {}", approval.stage_name, approval.action_name),
         ));
+        if let Some(digest) = self.promoted.and_then(|p| p.digest.as_deref()) {
+            facts.push(("Image", digest.to_owned()));
+        }
         if let Some(revision) = self.revision {
             let short = revision.id.get(..7).unwrap_or(&revision.id);
             let subject = revision
@@ -59,6 +68,12 @@ impl Email<'_> {
                 "Commit",
                 format!("{short}  {subject}").trim_end().to_owned(),
             ));
+        }
+        if let (Some(from), Some(now)) = (
+            self.promoted.and_then(|p| p.from.as_ref()),
+            DateTime::from_timestamp(self.now, 0),
+        ) {
+            facts.push(("So far", standing(from, now)));
         }
         if let Some(data) = approval.custom_data.as_deref().filter(|d| !d.is_empty()) {
             facts.push(("Comments", one_line(data)));

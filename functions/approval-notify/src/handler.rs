@@ -14,28 +14,38 @@ use serde::Serialize;
 use serde_json::Value;
 use shared::approval_link::{Approval, ApprovalLink, Approver, Decision, SigningKey, fingerprint};
 use shared::events::approval::{ApprovalNotification, parse_sns};
-use shared::ports::{ApprovalApi, Claim, Ledger, Notification, Notifier, Revision};
+use shared::ports::{ActionHistory, ApprovalApi, Claim, Ledger, Notification, Notifier, Revision};
 use shared::{FunctionError, InvalidEvent, UpstreamError};
 use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::email::Email;
+use crate::promotion::{Promoted, promoted};
 
 /// The ports and settings a notification is handled with, built once per cold start.
 #[derive(Debug)]
-pub struct Deps<A, N, L> {
+pub struct Deps<A, H, N, L> {
     approvals: A,
+    history: H,
     notifier: N,
     ledger: L,
     key: SigningKey,
     config: Config,
 }
 
-impl<A: ApprovalApi, N: Notifier, L: Ledger> Deps<A, N, L> {
+impl<A: ApprovalApi, H: ActionHistory, N: Notifier, L: Ledger> Deps<A, H, N, L> {
     /// Dependencies over the given ports, key and settings.
-    pub fn new(approvals: A, notifier: N, ledger: L, key: SigningKey, config: Config) -> Self {
+    pub fn new(
+        approvals: A,
+        history: H,
+        notifier: N,
+        ledger: L,
+        key: SigningKey,
+        config: Config,
+    ) -> Self {
         Self {
             approvals,
+            history,
             notifier,
             ledger,
             key,
@@ -106,8 +116,8 @@ pub fn links(
 }
 
 /// Handles one SNS delivery of an approval notification at `now` (seconds since the epoch).
-pub async fn handle<A: ApprovalApi, N: Notifier, L: Ledger>(
-    deps: &Deps<A, N, L>,
+pub async fn handle<A: ApprovalApi, H: ActionHistory, N: Notifier, L: Ledger>(
+    deps: &Deps<A, H, N, L>,
     payload: Value,
     now: i64,
 ) -> Result<Outcome, FunctionError> {
@@ -124,7 +134,11 @@ pub async fn handle<A: ApprovalApi, N: Notifier, L: Ledger>(
         });
     }
 
-    let (still_waiting, revision) = look_up(deps, &notification).await;
+    let LookedUp {
+        still_waiting,
+        revision,
+        promoted,
+    } = look_up(deps, &notification).await;
     if !still_waiting {
         info!(pipeline = %approval.pipeline_name, stage = %approval.stage_name, token = %token_id, "approval already decided: nothing sent");
         return Ok(Outcome::Ignored {
@@ -175,6 +189,8 @@ pub async fn handle<A: ApprovalApi, N: Notifier, L: Ledger>(
                     expires_at,
                 ),
                 expires_at,
+                promoted: promoted.as_ref(),
+                now,
             }
             .render()
         })
@@ -252,12 +268,33 @@ fn ledger_key(token_id: &str, approver: &Approver) -> String {
     format!("approval-email/{token_id}/{approver}")
 }
 
-/// Whether the approval still waits for this token, and the revision it is about. Best effort:
-/// if the lookup fails, the emails go out without the commit rather than not at all.
-async fn look_up<A: ApprovalApi, N, L>(
-    deps: &Deps<A, N, L>,
+/// What the lookup found out.
+struct LookedUp {
+    /// Whether the approval still waits for this token.
+    still_waiting: bool,
+    /// The revision it is about.
+    revision: Option<Revision>,
+    /// What it promotes (the digest, the earlier environment's deploy).
+    promoted: Option<Promoted>,
+}
+
+impl LookedUp {
+    fn waiting() -> Self {
+        Self {
+            still_waiting: true,
+            revision: None,
+            promoted: None,
+        }
+    }
+}
+
+/// Whether the approval still waits for this token, the revision it is about, and what it
+/// promotes. Best effort: if a lookup fails, the emails go out without what it would have told
+/// rather than not at all.
+async fn look_up<A: ApprovalApi, H: ActionHistory, N, L>(
+    deps: &Deps<A, H, N, L>,
     notification: &ApprovalNotification,
-) -> (bool, Option<Revision>) {
+) -> LookedUp {
     let approval = &notification.approval;
     let state = match deps
         .approvals
@@ -272,26 +309,45 @@ async fn look_up<A: ApprovalApi, N, L>(
         Ok(state) => state,
         Err(error) => {
             warn!(pipeline = %approval.pipeline_name, error = %shared::error::ErrorChain(&error), "cannot look the approval up; sending without the commit");
-            return (true, None);
+            return LookedUp::waiting();
         }
     };
     // A known, different state means a redelivery after the decision: the links would be dead.
     if state.status.is_some() && !state.is_waiting_for(&approval.token) {
-        return (false, None);
+        return LookedUp {
+            still_waiting: false,
+            ..LookedUp::waiting()
+        };
     }
     let Some(execution_id) = state.execution_id else {
-        return (true, None);
+        return LookedUp::waiting();
     };
-    match deps
+    let revision = match deps
         .approvals
         .execution_revision(&approval.pipeline_name, &execution_id)
         .await
     {
-        Ok(revision) => (true, revision),
+        Ok(revision) => revision,
         Err(error) => {
             warn!(pipeline = %approval.pipeline_name, execution_id = %execution_id, error = %shared::error::ErrorChain(&error), "cannot look the commit up; sending without it");
-            (true, None)
+            None
         }
+    };
+    let promoted = match deps
+        .history
+        .action_runs(&approval.pipeline_name, &execution_id)
+        .await
+    {
+        Ok(runs) => Some(promoted(&runs, &approval.stage_name)),
+        Err(error) => {
+            warn!(pipeline = %approval.pipeline_name, execution_id = %execution_id, error = %shared::error::ErrorChain(&error), "cannot read the execution's actions; sending without what it promotes");
+            None
+        }
+    };
+    LookedUp {
+        still_waiting: true,
+        revision,
+        promoted,
     }
 }
 

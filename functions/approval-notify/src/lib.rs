@@ -10,3 +10,4 @@
 pub mod config;
 pub mod email;
 pub mod handler;
+pub mod promotion;

@@ -4,7 +4,7 @@ use approval_notify::config::{Config, SIGNING_KEY_VARIABLE};
 use approval_notify::handler::{self, Deps};
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::aws::{
-    CodePipelineApprovals, DynamoLedger, SnsTopic, load_sdk_config, load_signing_key,
+    CodePipeline, CodePipelineApprovals, DynamoLedger, SnsTopic, load_sdk_config, load_signing_key,
 };
 use shared::events::{MAX_EVENT_BYTES, RawValue, payload};
 use shared::runtime::{log_failure, report_init_error};
@@ -28,8 +28,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Ok(key) => key,
         Err(error) => return Err(report_init_error(error).await),
     };
+    let codepipeline = aws_sdk_codepipeline::Client::new(&sdk);
     let deps = Deps::new(
-        CodePipelineApprovals::new(aws_sdk_codepipeline::Client::new(&sdk)),
+        CodePipelineApprovals::new(codepipeline.clone()),
+        // The execution's action runs: what the approval promotes, for the email.
+        CodePipeline::new(codepipeline),
         SnsTopic::new(aws_sdk_sns::Client::new(&sdk), &config.topic_arn),
         DynamoLedger::new(
             aws_sdk_dynamodb::Client::new(&sdk),

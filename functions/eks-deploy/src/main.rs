@@ -5,7 +5,9 @@ use eks_deploy::config::Config;
 use eks_deploy::handler::{self, Deps};
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::ConfigError;
-use shared::aws::{CloudWatchAlarms, CodePipeline, EcrRegistry, EksClusters, load_sdk_config};
+use shared::aws::{
+    CloudWatchAlarms, CodePipeline, EcrRegistry, EksClusters, StsRoleSessions, load_sdk_config,
+};
 use shared::events::{MAX_EVENT_BYTES, RawValue, payload};
 use shared::runtime::{log_failure, report_init_error};
 
@@ -30,9 +32,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         );
         return Err(report_init_error(error.into()).await);
     };
+    // One cache of role sessions per cold start: a rollout continued over several invocations
+    // reuses its execution's session until shortly before it expires.
+    let roles = StsRoleSessions::new(aws_sdk_sts::Client::new(&sdk));
     let clusters = EksClusters::new(
         aws_sdk_eks::Client::new(&sdk),
         credentials,
+        roles,
         region,
         config.api_url_override.clone(),
     );

@@ -53,6 +53,27 @@ pub struct DeployParameters {
     /// How the release goes out: strategy, alarms, bake after, scan gate.
     #[serde(skip)]
     pub plan: ReleasePlan,
+    /// The environment's name (`production`), as infra/environments.yml gives it: names the
+    /// role session and the logs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// For a cluster of another account: the role assumed there.
+    #[serde(skip)]
+    pub cross_account: Option<CrossAccount>,
+    /// The pipeline execution the deploy belongs to (`#{codepipeline.PipelineExecutionId}`):
+    /// the role session is named after it. A Lambda invoke action's event does not carry it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline_execution_id: Option<String>,
+}
+
+/// The role of another account a deploy goes through, and the ExternalId its trust policy
+/// requires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrossAccount {
+    /// `arn:aws:iam::210987654321:role/eks-deploy-target`.
+    pub role_arn: String,
+    /// Tells this pipeline's deploys from other callers of the same role; not a secret.
+    pub external_id: String,
 }
 
 /// A parameter that is missing or wrong, named by its field.
@@ -92,6 +113,10 @@ struct Raw {
     _bake_after: Option<Value>,
     #[serde(rename = "scanGate")]
     _scan_gate: Option<Value>,
+    role_arn: Option<Value>,
+    external_id: Option<Value>,
+    environment: Option<Value>,
+    pipeline_execution_id: Option<Value>,
 }
 
 impl DeployParameters {
@@ -170,6 +195,41 @@ impl DeployParameters {
             }
         };
         let plan = ReleasePlan::from_fields(&fields)?;
+        let environment = optional_text("environment", raw.environment)?;
+        if let Some(name) = &environment {
+            check_environment(name)?;
+        }
+        let cross_account = match (
+            optional_text("roleArn", raw.role_arn)?,
+            optional_text("externalId", raw.external_id)?,
+        ) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(ParameterError::new(
+                    "roleArn",
+                    "missing (externalId is given; it goes with a role)",
+                ));
+            }
+            (Some(_), None) => {
+                return Err(ParameterError::new(
+                    "externalId",
+                    "missing (the role's trust policy requires one: infra/target-account.yaml)",
+                ));
+            }
+            (Some(role_arn), Some(external_id)) => {
+                check_role_arn(&role_arn)?;
+                check_external_id(&external_id)?;
+                Some(CrossAccount {
+                    role_arn,
+                    external_id,
+                })
+            }
+        };
+        let pipeline_execution_id =
+            optional_text("pipelineExecutionId", raw.pipeline_execution_id)?;
+        if let Some(id) = &pipeline_execution_id {
+            check_execution_id(id)?;
+        }
         Ok(Self {
             cluster,
             namespace,
@@ -178,6 +238,9 @@ impl DeployParameters {
             image,
             rollback_on_failure,
             plan,
+            environment,
+            cross_account,
+            pipeline_execution_id,
         })
     }
 }
@@ -191,6 +254,96 @@ fn text(field: &str, value: Option<Value>) -> Result<String, ParameterError> {
             field,
             format!("expected a string, got {}", shared::events::kind_of(&other)),
         )),
+    }
+}
+
+fn optional_text(field: &str, value: Option<Value>) -> Result<Option<String>, ParameterError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        value => text(field, value).map(Some),
+    }
+}
+
+/// Environment names, as infra/environments.py takes them: a lower-case letter, then letters,
+/// digits and `-`, at most 30.
+fn check_environment(name: &str) -> Result<(), ParameterError> {
+    let valid = name.len() <= 30
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(ParameterError::new(
+            "environment",
+            format!(
+                "{} is not an environment name (a lower-case letter, then letters, digits and '-', at most 30)",
+                quoted(name)
+            ),
+        ))
+    }
+}
+
+/// An IAM role ARN: `arn:<partition>:iam::<12 digits>:role/<path and name>`.
+fn check_role_arn(arn: &str) -> Result<(), ParameterError> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let valid = match parts.as_slice() {
+        ["arn", partition, "iam", "", account, resource] => {
+            partition.starts_with("aws")
+                && partition
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'-')
+                && account.len() == 12
+                && account.bytes().all(|b| b.is_ascii_digit())
+                && resource.strip_prefix("role/").is_some_and(|name| {
+                    (1..=512).contains(&name.len())
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@/-".contains(&b))
+                })
+        }
+        _ => false,
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(ParameterError::new(
+            "roleArn",
+            format!("{} is not an IAM role ARN", quoted(arn)),
+        ))
+    }
+}
+
+/// STS AssumeRole's ExternalId: 2 to 1224 of letters, digits and `_+=,.@:/-`.
+fn check_external_id(id: &str) -> Result<(), ParameterError> {
+    let valid = (2..=1224).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@:/-".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(ParameterError::new(
+            "externalId",
+            "is not an ExternalId (2 to 1224 of letters, digits and _+=,.@:/-)",
+        ))
+    }
+}
+
+/// A pipeline execution id (a UUID in CodePipeline): letters, digits and `-`, at most 100. An
+/// unresolved `#{codepipeline.PipelineExecutionId}` is refused here, not sent to STS.
+fn check_execution_id(id: &str) -> Result<(), ParameterError> {
+    if id.len() <= 100 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        Ok(())
+    } else {
+        Err(ParameterError::new(
+            "pipelineExecutionId",
+            format!(
+                "{} is not a pipeline execution id (pass #{{codepipeline.PipelineExecutionId}})",
+                quoted(id)
+            ),
+        ))
     }
 }
 
@@ -408,6 +561,93 @@ mod tests {
             let error = DeployParameters::from_value(value.clone()).unwrap_err();
             assert_eq!(error.field, field, "{value}: {error}");
             assert!(error.problem.contains(problem), "{value}: {error}");
+        }
+    }
+
+    fn cross_account() -> Value {
+        let mut value = valid();
+        value["roleArn"] = json!("arn:aws:iam::210987654321:role/eks-deploy-target");
+        value["externalId"] = json!("shop-main-production");
+        value["environment"] = json!("production");
+        value["pipelineExecutionId"] = json!("3f2c9a1e-7b4d-4c8e-9f10-2a3b4c5d6e7f");
+        value
+    }
+
+    #[test]
+    fn an_environment_of_another_account_names_its_role_external_id_and_execution() {
+        let parsed = DeployParameters::from_value(cross_account()).unwrap();
+        assert_eq!(
+            parsed.cross_account,
+            Some(CrossAccount {
+                role_arn: "arn:aws:iam::210987654321:role/eks-deploy-target".into(),
+                external_id: "shop-main-production".into(),
+            })
+        );
+        assert_eq!(parsed.environment.as_deref(), Some("production"));
+        assert_eq!(
+            parsed.pipeline_execution_id.as_deref(),
+            Some("3f2c9a1e-7b4d-4c8e-9f10-2a3b4c5d6e7f")
+        );
+        let mut china = cross_account();
+        china["roleArn"] = json!("arn:aws-cn:iam::210987654321:role/teams/eks-deploy");
+        assert!(DeployParameters::from_value(china).is_ok());
+        let same_account = DeployParameters::from_value(valid()).unwrap();
+        assert_eq!(same_account.cross_account, None);
+        assert_eq!(same_account.environment, None);
+    }
+
+    #[test]
+    fn each_wrong_cross_account_field_is_named() {
+        let with = |field: &str, value: Value| {
+            let mut params = cross_account();
+            if value.is_null() {
+                params.as_object_mut().unwrap().remove(field);
+            } else {
+                params[field] = value;
+            }
+            DeployParameters::from_value(params).unwrap_err()
+        };
+        let cases = [
+            (with("externalId", Value::Null), "externalId", "missing"),
+            (with("roleArn", Value::Null), "roleArn", "missing"),
+            (
+                with("roleArn", json!("arn:aws:iam::2109876543:role/x")),
+                "roleArn",
+                "not an IAM role ARN",
+            ),
+            (
+                with("roleArn", json!("arn:aws:iam::210987654321:user/x")),
+                "roleArn",
+                "not an IAM role ARN",
+            ),
+            (with("roleArn", json!(7)), "roleArn", "expected a string"),
+            (
+                with("externalId", json!("a b")),
+                "externalId",
+                "is not an ExternalId",
+            ),
+            (
+                with("externalId", json!("x")),
+                "externalId",
+                "is not an ExternalId",
+            ),
+            (
+                with("environment", json!("Prod")),
+                "environment",
+                "is not an environment name",
+            ),
+            (
+                with(
+                    "pipelineExecutionId",
+                    json!("#{codepipeline.PipelineExecutionId}"),
+                ),
+                "pipelineExecutionId",
+                "is not a pipeline execution id",
+            ),
+        ];
+        for (error, field, problem) in cases {
+            assert_eq!(error.field, field, "{error}");
+            assert!(error.problem.contains(problem), "{error}");
         }
     }
 

@@ -10,11 +10,13 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::apps::v1::Deployment;
+use shared::aws::ACCESS_DENIED;
 use shared::deploy_contract::{
     CANARY_ABORTED_AT, IMAGE, IMAGE_DIGEST, IMAGE_TAG, PREVIOUS_IMAGE, ROLLED_BACK_TO, digest_of,
 };
 use shared::ports::{
-    AlarmReader, AlarmState, ClusterAccess, ImageRegistry, JobResults, RegistryImage, ScanState,
+    AlarmReader, AlarmState, ClusterAccess, ClusterTarget, ImageRegistry, JobResults,
+    RegistryImage, RoleSession, ScanState, SessionName,
 };
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -29,6 +31,31 @@ use crate::image::{ImageRef, short_digest};
 use crate::params::DeployParameters;
 use crate::plan::{MAX_STEPS, Severity, Step, Strategy, human};
 use crate::rollout::{DeadlineVerdict, RolloutStart, RolloutStatus, deadline_verdict, image_of};
+
+/// The cluster `params` name, and the role session it is reached through when it is in another
+/// account: named `<environment>-<pipeline execution id>`, so the target account's CloudTrail and
+/// the cluster's audit log name the execution. Without the execution id (a direct invocation, or
+/// parameters that do not pass it) the session is named after the CodePipeline job, else
+/// `<environment>-direct`.
+pub fn cluster_target(params: &DeployParameters, job: Option<&str>) -> ClusterTarget {
+    let role = params.cross_account.as_ref().map(|cross| {
+        let environment = params.environment.as_deref().unwrap_or("eks-deploy");
+        let execution = match (&params.pipeline_execution_id, job) {
+            (Some(execution), _) => execution.clone(),
+            (None, Some(job)) => format!("job-{job}"),
+            (None, None) => "direct".to_owned(),
+        };
+        RoleSession {
+            role_arn: cross.role_arn.clone(),
+            external_id: cross.external_id.clone(),
+            session_name: SessionName::for_execution(environment, &execution),
+        }
+    });
+    ClusterTarget {
+        cluster: params.cluster.clone(),
+        role,
+    }
+}
 
 /// How long a CodePipeline Lambda invoke action may run in all.
 pub const ACTION_LIMIT: Duration = Duration::from_secs(24 * 3600);
@@ -157,8 +184,20 @@ where
     /// Carries the release on from `continuation` (or from the start) until it ends or this
     /// invocation's time does.
     pub async fn run(&self, continuation: Option<Continuation>) -> Deployed {
-        let client = match self.deps.clusters.client(&self.params.cluster).await {
+        let target = cluster_target(self.params, self.job);
+        let client = match self.deps.clusters.client(&target).await {
             Ok(client) => client,
+            // The role does not trust this function, the ExternalId differs, or the role is not
+            // in DeployRoleArns: nothing was tried on the cluster, and only a configuration
+            // change helps.
+            Err(error)
+                if error.operation() == "AssumeRole" && error.code() == Some(ACCESS_DENIED) =>
+            {
+                return Deployed::Refused(format!(
+                    "cannot reach cluster {}: {error}",
+                    self.params.cluster
+                ));
+            }
             Err(error) => {
                 return Deployed::Failed(format!(
                     "cannot reach cluster {}: {error}",

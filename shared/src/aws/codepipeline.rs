@@ -9,8 +9,8 @@ use aws_sdk_codepipeline::types::{
 use super::upstream;
 use crate::error::UpstreamError;
 use crate::ports::{
-    ActionRun, FailureKind, JobFailure, JobResults, JobSuccess, PipelineApi, Reported,
-    SourceAction, StartExecution, StartedExecution,
+    ActionHistory, ActionRun, FailureKind, JobFailure, JobResults, JobSuccess, PipelineApi,
+    Reported, SourceAction, StartExecution, StartedExecution,
 };
 
 const SERVICE: &str = "CodePipeline";
@@ -132,6 +132,16 @@ impl PipelineApi for CodePipeline {
             }
         }
         Ok(runs)
+    }
+}
+
+impl ActionHistory for CodePipeline {
+    async fn action_runs(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+    ) -> Result<Vec<ActionRun>, UpstreamError> {
+        PipelineApi::action_runs(self, pipeline, execution_id).await
     }
 }
 
@@ -352,8 +362,9 @@ mod tests {
             RuleMode::Sequential,
             [&first, &second]
         );
-        let runs = CodePipeline::new(client)
-            .action_runs("shop-main", "e-1")
+        // Through the history port (approval-notify's promotion facts), which reads the same
+        // records as PipelineApi::action_runs.
+        let runs = ActionHistory::action_runs(&CodePipeline::new(client), "shop-main", "e-1")
             .await
             .unwrap();
         assert_eq!(runs.len(), 2);

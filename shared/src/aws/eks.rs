@@ -17,7 +17,7 @@ use secrecy::SecretString;
 
 use super::upstream;
 use crate::error::UpstreamError;
-use crate::ports::ClusterAccess;
+use crate::ports::{AssumeRoleError, ClusterAccess, ClusterTarget, RoleSessions};
 
 const SERVICE: &str = "EKS";
 
@@ -170,19 +170,34 @@ struct Connected {
     token: EksToken,
 }
 
+/// Where DescribeCluster answers are kept: a cluster's name is unique in its account, so a
+/// cluster is its name and the role reaching it (`None`: this account). The session name does not
+/// matter here: every execution's session sees the same cluster.
+type EndpointKey = (Option<String>, String);
+
+/// At most this many clients are kept. One per environment and, for a cluster of another
+/// account, per pipeline execution (each has its own role session, so its own token); past the
+/// bound the expired go first, then the oldest.
+pub const MAX_CACHED_CLIENTS: usize = 32;
+
 /// [`ClusterAccess`] to EKS clusters: endpoint and CA from DescribeCluster (once per cold
-/// start), a token per cluster renewed shortly before it expires, and a kube client over TLS
-/// trusting only the cluster's CA.
-pub struct EksClusters {
+/// start and cluster), a token per cluster and role session renewed shortly before it expires,
+/// and a kube client over TLS trusting only the cluster's CA.
+///
+/// A cluster of another account is reached through its environment's role: `roles` gives that
+/// session's credentials, DescribeCluster is called with them, and the token is signed with them,
+/// so the cluster sees the assumed role (its access entry there).
+pub struct EksClusters<S> {
     eks: aws_sdk_eks::Client,
     credentials: SharedCredentialsProvider,
+    roles: S,
     region: String,
     api_url_override: Option<String>,
-    endpoints: Mutex<HashMap<String, ClusterEndpoint>>,
-    clients: Mutex<HashMap<String, Connected>>,
+    endpoints: Mutex<HashMap<EndpointKey, ClusterEndpoint>>,
+    clients: Mutex<HashMap<ClusterTarget, Connected>>,
 }
 
-impl fmt::Debug for EksClusters {
+impl<S> fmt::Debug for EksClusters<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EksClusters")
             .field("region", &self.region)
@@ -191,18 +206,21 @@ impl fmt::Debug for EksClusters {
     }
 }
 
-impl EksClusters {
-    /// Clusters reached with `credentials` in `region`. `api_url_override`, when set, replaces the
-    /// endpoint DescribeCluster gives (for a local API server; the CA still comes from EKS).
+impl<S: RoleSessions> EksClusters<S> {
+    /// Clusters reached with `credentials` in `region`, or with a session of `roles` where the
+    /// target names one. `api_url_override`, when set, replaces the endpoint DescribeCluster
+    /// gives (for a local API server; the CA still comes from EKS).
     pub fn new(
         eks: aws_sdk_eks::Client,
         credentials: SharedCredentialsProvider,
+        roles: S,
         region: impl Into<String>,
         api_url_override: Option<String>,
     ) -> Self {
         Self {
             eks,
             credentials,
+            roles,
             region: region.into(),
             api_url_override,
             endpoints: Mutex::new(HashMap::new()),
@@ -210,17 +228,69 @@ impl EksClusters {
         }
     }
 
-    async fn endpoint(&self, cluster: &str) -> Result<ClusterEndpoint, UpstreamError> {
+    /// The credentials `target` is reached with.
+    async fn credentials_for(&self, target: &ClusterTarget) -> Result<Credentials, UpstreamError> {
+        match &target.role {
+            None => self
+                .credentials
+                .provide_credentials()
+                .await
+                .map_err(|error| {
+                    UpstreamError::new(
+                        "STS",
+                        "credentials",
+                        None,
+                        "no AWS credentials to sign the EKS token",
+                    )
+                    .with_source(error)
+                }),
+            Some(session) => self
+                .roles
+                .credentials(session)
+                .await
+                .map_err(|error| match error {
+                    AssumeRoleError::Denied { .. } => UpstreamError::new(
+                        "STS",
+                        "AssumeRole",
+                        Some(ACCESS_DENIED.to_owned()),
+                        error.to_string(),
+                    ),
+                    AssumeRoleError::Upstream(error) => error,
+                }),
+        }
+    }
+
+    async fn endpoint(
+        &self,
+        target: &ClusterTarget,
+        credentials: &Credentials,
+    ) -> Result<ClusterEndpoint, UpstreamError> {
+        let cluster = target.cluster.as_str();
+        let key: EndpointKey = (
+            target.role.as_ref().map(|role| role.role_arn.clone()),
+            cluster.to_owned(),
+        );
         if let Some(known) = self
             .endpoints
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(cluster)
+            .get(&key)
         {
             return Ok(known.clone());
         }
-        let output = self
-            .eks
+        // The other account's cluster is described as the assumed role: this account's role
+        // cannot see it.
+        let eks = match &target.role {
+            None => self.eks.clone(),
+            Some(_) => aws_sdk_eks::Client::from_conf(
+                self.eks
+                    .config()
+                    .to_builder()
+                    .credentials_provider(credentials.clone())
+                    .build(),
+            ),
+        };
+        let output = eks
             .describe_cluster()
             .name(cluster)
             .send()
@@ -256,33 +326,30 @@ impl EksClusters {
         self.endpoints
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(cluster.to_owned(), endpoint.clone());
+            .insert(key, endpoint.clone());
         Ok(endpoint)
     }
 
-    async fn connect(&self, cluster: &str, now: SystemTime) -> Result<Connected, UpstreamError> {
-        let endpoint = self.endpoint(cluster).await?;
-        let credentials = self
-            .credentials
-            .provide_credentials()
-            .await
-            .map_err(|error| {
-                UpstreamError::new(
-                    "STS",
-                    "credentials",
-                    None,
-                    "no AWS credentials to sign the EKS token",
-                )
-                .with_source(error)
+    async fn connect(
+        &self,
+        target: &ClusterTarget,
+        now: SystemTime,
+    ) -> Result<Connected, UpstreamError> {
+        let credentials = self.credentials_for(target).await?;
+        let endpoint = self.endpoint(target, &credentials).await?;
+        let token =
+            EksToken::sign(&credentials, &self.region, &target.cluster, now).map_err(|error| {
+                UpstreamError::new("STS", "presign GetCallerIdentity", None, error.to_string())
             })?;
-        let token = EksToken::sign(&credentials, &self.region, cluster, now).map_err(|error| {
-            UpstreamError::new("STS", "presign GetCallerIdentity", None, error.to_string())
-        })?;
         let url = self.api_url_override.clone().unwrap_or(endpoint.url);
         let client = kube_client(&url, &endpoint.ca_pem, token.expose())?;
         Ok(Connected { client, token })
     }
 }
+
+/// The error code a refused AssumeRole is reported with, so the caller can tell a configuration
+/// to fix from an outage.
+pub const ACCESS_DENIED: &str = "AccessDenied";
 
 /// A kube client for `url`, trusting only the CA in `ca_pem`, authenticating with the bearer
 /// token `bearer`.
@@ -337,24 +404,36 @@ fn pem_certificates(pem: &[u8]) -> Vec<Vec<u8>> {
     certificates
 }
 
-impl ClusterAccess for EksClusters {
-    async fn client(&self, cluster: &str) -> Result<kube::Client, UpstreamError> {
+impl<S: RoleSessions> ClusterAccess for EksClusters<S> {
+    async fn client(&self, target: &ClusterTarget) -> Result<kube::Client, UpstreamError> {
         let now = SystemTime::now();
         if let Some(connected) = self
             .clients
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(cluster)
+            .get(target)
             && connected.token.is_fresh(now)
         {
             return Ok(connected.client.clone());
         }
-        let connected = self.connect(cluster, now).await?;
+        // Boxed: the assumed role's credentials, DescribeCluster and the token nest deep enough
+        // to overflow the compiler's layout queries of the callers' futures otherwise. Once per
+        // new client, not per call.
+        let connected = Box::pin(self.connect(target, now)).await?;
         let client = connected.client.clone();
-        self.clients
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(cluster.to_owned(), connected);
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        clients.retain(|_, kept| kept.token.is_fresh(now));
+        while clients.len() >= MAX_CACHED_CLIENTS {
+            let oldest = clients
+                .iter()
+                .min_by_key(|(_, kept)| kept.token.signed_at)
+                .map(|(key, _)| key.clone());
+            match oldest {
+                Some(key) => clients.remove(&key),
+                None => break,
+            };
+        }
+        clients.insert(target.clone(), connected);
         Ok(client)
     }
 }
@@ -524,4 +603,245 @@ mod tests {
         assert_eq!(pem_certificates(pem), vec![vec![0, 1, 2, 3, 4], vec![5, 6]]);
         assert!(pem_certificates(b"garbage").is_empty());
     }
+}
+
+/// EksClusters against mocked EKS and STS: which calls are made, with which credentials.
+#[cfg(test)]
+mod cluster_tests {
+    use std::sync::{Arc, Mutex};
+
+    use aws_sdk_eks::operation::describe_cluster::DescribeClusterOutput;
+    use aws_sdk_eks::types::{Certificate, Cluster};
+    use aws_sdk_sts::operation::assume_role::{
+        AssumeRoleError as SdkAssumeRoleError, AssumeRoleOutput,
+    };
+    use aws_sdk_sts::types::Credentials as StsCredentials;
+    use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+    use aws_smithy_runtime_api::box_error::BoxError;
+    use aws_smithy_runtime_api::client::interceptors::Intercept;
+    use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+    use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+    use aws_smithy_types::DateTime;
+    use aws_smithy_types::config_bag::ConfigBag;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    use super::*;
+    use crate::aws::StsRoleSessions;
+    use crate::ports::{RoleSession, SessionName};
+
+    const ROLE: &str = "arn:aws:iam::210987654321:role/eks-deploy-target";
+
+    /// Records the access key each request was signed with (the `Credential=` of its
+    /// Authorization header).
+    #[derive(Debug, Clone, Default)]
+    struct SignedWith(Arc<Mutex<Vec<String>>>);
+
+    impl SignedWith {
+        fn keys(&self) -> Vec<String> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    impl Intercept for SignedWith {
+        fn name(&self) -> &'static str {
+            "SignedWith"
+        }
+
+        fn read_before_transmit(
+            &self,
+            context: &BeforeTransmitInterceptorContextRef<'_>,
+            _: &RuntimeComponents,
+            _: &mut ConfigBag,
+        ) -> Result<(), BoxError> {
+            let authorization = context
+                .request()
+                .headers()
+                .get("authorization")
+                .unwrap_or_default();
+            let key = authorization
+                .split("Credential=")
+                .nth(1)
+                .and_then(|rest| rest.split('/').next())
+                .unwrap_or_default();
+            self.0.lock().unwrap().push(key.to_owned());
+            Ok(())
+        }
+    }
+
+    fn session(execution: &str) -> RoleSession {
+        RoleSession {
+            role_arn: ROLE.into(),
+            external_id: "shop-main-production".into(),
+            session_name: SessionName::for_execution("production", execution),
+        }
+    }
+
+    fn target(role: Option<RoleSession>) -> ClusterTarget {
+        ClusterTarget {
+            cluster: "shop-prod".into(),
+            role,
+        }
+    }
+
+    fn described() -> Rule {
+        mock!(aws_sdk_eks::Client::describe_cluster)
+            .match_requests(|request| request.name() == Some("shop-prod"))
+            .then_output(|| {
+                DescribeClusterOutput::builder()
+                    .cluster(
+                        Cluster::builder()
+                            .endpoint("https://127.0.0.1:6443")
+                            .certificate_authority(
+                                Certificate::builder()
+                                    .data(STANDARD.encode(TEST_CA))
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build()
+            })
+    }
+
+    fn assumed(execution: &'static str, key: &'static str) -> Rule {
+        mock!(aws_sdk_sts::Client::assume_role)
+            .match_requests(move |request| {
+                request.role_arn() == Some(ROLE)
+                    && request.external_id() == Some("shop-main-production")
+                    && request.role_session_name() == Some(session(execution).session_name.as_str())
+            })
+            .then_output(move || {
+                let expires = SystemTime::now() + Duration::from_secs(3600);
+                let seconds = expires.duration_since(SystemTime::UNIX_EPOCH).unwrap();
+                AssumeRoleOutput::builder()
+                    .credentials(
+                        StsCredentials::builder()
+                            .access_key_id(key)
+                            .secret_access_key("secret")
+                            .session_token("session-token")
+                            .expiration(DateTime::from_secs(
+                                i64::try_from(seconds.as_secs()).unwrap(),
+                            ))
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+            })
+    }
+
+    fn own_credentials() -> SharedCredentialsProvider {
+        SharedCredentialsProvider::new(Credentials::new("AKIAOWN", "own", None, None, "test"))
+    }
+
+    fn clusters(
+        eks_rules: &[&Rule],
+        sts_rules: &[&Rule],
+    ) -> (EksClusters<StsRoleSessions>, SignedWith) {
+        let signed = SignedWith::default();
+        let recorder = signed.clone();
+        let eks = mock_client!(aws_sdk_eks, RuleMode::MatchAny, eks_rules, |conf| conf
+            .credentials_provider(Credentials::new("AKIAOWN", "own", None, None, "test"))
+            .interceptor(recorder.clone()));
+        let sts = mock_client!(aws_sdk_sts, RuleMode::Sequential, sts_rules);
+        let clusters = EksClusters::new(
+            eks,
+            own_credentials(),
+            StsRoleSessions::new(sts),
+            "eu-west-1",
+            None,
+        );
+        (clusters, signed)
+    }
+
+    fn decoded(token: &EksToken) -> String {
+        let body = token.expose().strip_prefix("k8s-aws-v1.").unwrap();
+        String::from_utf8(URL_SAFE_NO_PAD.decode(body).unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_cluster_of_another_account_is_described_and_signed_for_as_the_assumed_role() {
+        let describe = described();
+        let assume = assumed("e-1", "ASIAPROD");
+        let (clusters, signed) = clusters(&[&describe], &[&assume]);
+
+        let connected = clusters
+            .connect(&target(Some(session("e-1"))), SystemTime::now())
+            .await
+            .unwrap();
+
+        let url = decoded(&connected.token);
+        assert!(url.contains("X-Amz-Credential=ASIAPROD%2F"), "{url}");
+        assert!(url.contains("X-Amz-Security-Token=session-token"), "{url}");
+        assert_eq!(signed.keys(), ["ASIAPROD"]);
+        assert_eq!((assume.num_calls(), describe.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn clients_are_kept_per_cluster_and_role_session() {
+        let describe = described();
+        let first = assumed("e-1", "ASIAONE");
+        let second = assumed("e-2", "ASIATWO");
+        let (clusters, signed) = clusters(&[&describe], &[&first, &second]);
+
+        // The same execution again: the kept client, no call.
+        clusters
+            .client(&target(Some(session("e-1"))))
+            .await
+            .unwrap();
+        clusters
+            .client(&target(Some(session("e-1"))))
+            .await
+            .unwrap();
+        // Another execution: its own session (and token); the cluster is already described.
+        clusters
+            .client(&target(Some(session("e-2"))))
+            .await
+            .unwrap();
+        // This account's cluster of the same name is another cluster: described as this account.
+        clusters.client(&target(None)).await.unwrap();
+        clusters.client(&target(None)).await.unwrap();
+
+        assert_eq!(signed.keys(), ["ASIAONE", "AKIAOWN"]);
+        assert_eq!(
+            (first.num_calls(), second.num_calls(), describe.num_calls()),
+            (1, 1, 2)
+        );
+        assert_eq!(clusters.clients.lock().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_refused_role_is_an_access_denied_error_and_the_cluster_is_not_described() {
+        let describe = described();
+        let refused = mock!(aws_sdk_sts::Client::assume_role).then_error(|| {
+            SdkAssumeRoleError::generic(
+                ErrorMetadata::builder()
+                    .code("AccessDenied")
+                    .message("not authorized to perform: sts:AssumeRole")
+                    .build(),
+            )
+        });
+        let (clusters, signed) = clusters(&[&describe], &[&refused]);
+
+        let Err(error) = clusters.client(&target(Some(session("e-1")))).await else {
+            panic!("the role refused: no client");
+        };
+
+        assert_eq!(error.operation(), "AssumeRole");
+        assert_eq!(error.code(), Some(ACCESS_DENIED));
+        assert!(error.to_string().contains(ROLE), "{error}");
+        assert!(signed.keys().is_empty());
+        assert_eq!((refused.num_calls(), describe.num_calls()), (1, 0));
+    }
+
+    /// A self-signed CA certificate, only for the kube client to be built with.
+    const TEST_CA: &str = r"-----BEGIN CERTIFICATE-----
+MIIBizCCATGgAwIBAgIULxyVFfQ63Pixrs8maiSWqj4HeFgwCgYIKoZIzj0EAwIw
+GjEYMBYGA1UEAwwPdGVzdC1jbHVzdGVyLWNhMCAXDTI2MTIwNzE2MDg0OVoYDzIx
+MjYxMTEzMTYwODQ5WjAaMRgwFgYDVQQDDA90ZXN0LWNsdXN0ZXItY2EwWTATBgcq
+hkjOPQIBBggqhkjOPQMBBwNCAAR65svHJJkrp22aSNcH8dioxLmtvULZtxamebBn
+O5VbdFNfpG2IDgilkPT+OdhNm/OrmMV0faypVaXq9kIZRbuZo1MwUTAdBgNVHQ4E
+FgQUICZ6nuqFP3BCrq8WGLtk83zxfsMwHwYDVR0jBBgwFoAUICZ6nuqFP3BCrq8W
+GLtk83zxfsMwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiEA9Ihs
+rgkruMh9TLTPHZ9kwDuPKZ1gdfqN4JHeQI/p/PYCIFzmWvl1nAipVTUt7K8NM4bE
+z6ugiIvkqokByQ3vk37r
+-----END CERTIFICATE-----";
 }

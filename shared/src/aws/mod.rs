@@ -45,7 +45,10 @@ pub use dynamodb::DynamoLedger;
 #[cfg(feature = "release-gates")]
 pub use ecr::EcrRegistry;
 #[cfg(feature = "kubernetes")]
-pub use eks::{ClusterEndpoint, EksClusters, EksToken, TOKEN_LIFETIME, TokenError, kube_client};
+pub use eks::{
+    ACCESS_DENIED, ClusterEndpoint, EksClusters, EksToken, MAX_CACHED_CLIENTS, TOKEN_LIFETIME,
+    TokenError, kube_client,
+};
 #[cfg(feature = "aws")]
 pub use sdk::{SdkSettings, load_sdk_config, variables as sdk_variables};
 pub use signing_key::KeySource;

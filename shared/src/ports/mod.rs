@@ -7,6 +7,7 @@ mod approval;
 mod builds;
 #[cfg(feature = "kubernetes")]
 mod cluster;
+mod history;
 mod images;
 mod jobs;
 mod ledger;
@@ -27,10 +28,13 @@ pub use approval::{ApprovalApi, ApprovalState, Revision};
 #[cfg(any(test, feature = "mocks"))]
 pub use builds::MockBuildApi;
 pub use builds::{BuildApi, BuildRecord};
-#[cfg(feature = "kubernetes")]
-pub use cluster::ClusterAccess;
 #[cfg(all(feature = "kubernetes", any(test, feature = "mocks")))]
 pub use cluster::MockClusterAccess;
+#[cfg(feature = "kubernetes")]
+pub use cluster::{ClusterAccess, ClusterTarget};
+pub use history::ActionHistory;
+#[cfg(any(test, feature = "mocks"))]
+pub use history::MockActionHistory;
 pub use images::{
     AlarmReader, AlarmState, AlarmStates, AlarmValue, Finding, ImageRegistry, MAX_TOP_FINDINGS,
     RegistryImage, SEVERITY_ORDER, ScanFindings, ScanState, severity_rank,

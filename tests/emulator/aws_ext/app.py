@@ -49,7 +49,7 @@ from werkzeug.wrappers import Request, Response
 
 from . import model
 from .codebuild import BuildNotFound, BuildNotInProgress, CodeBuildExtension, EventLost
-from . import sns
+from . import sns, sts
 from .approvals import ManualApprovals
 from .cloudwatch import Alarms
 from .codecommit import CodeCommitExtension
@@ -148,6 +148,10 @@ class EmulatorApp:
 
     def __init__(self, kube: Any = None):
         self.kube = kube
+        # Who a static access key is locally: the cluster's eks-deploy role session.
+        self.assume_role_guard = sts.AssumeRoleGuard(
+            caller_of=(lambda key: kube.caller_role_arn(key)) if kube is not None else (lambda key: None)
+        )
         # One lock for all extension state; re-entrant because engine hooks may
         # call back into complete_action while a handler holds it.
         self.lock = threading.RLock()
@@ -223,6 +227,7 @@ class EmulatorApp:
             "/ecr/scan": {"POST": lambda body: _admin_call(lambda: self.ecr.admin_scan(body))},
             "/cloudwatch/alarm": {"POST": lambda body: _admin_call(lambda: self.alarms.admin_alarm(body))},
             "/cloudwatch/alarm-state": {"POST": lambda body: _admin_call(lambda: self.alarms.admin_state(body))},
+            "/iam/role": {"POST": self._iam_role},
         }
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
@@ -264,6 +269,9 @@ class EmulatorApp:
                 response = self._cbor_operation(self._cbor_services[rpc[0]], rpc[1], environ)
             elif self.kube is not None and self._is_eks_create_cluster(environ):
                 response = self._eks_create_cluster(environ)
+            elif sts.is_assume_role(environ, read_body(environ)):
+                refusal = self.assume_role_guard.refusal(environ, read_body(environ))
+                response = None if refusal is None else query_error("sts", refusal.status, refusal.code, refusal.message)
             elif RequestContext.from_environ(environ).signing_service == "sns":
                 if sns.is_publish_batch(read_body(environ)):
                     return self._sns_publish_batch(environ, start_response)
@@ -476,6 +484,26 @@ class EmulatorApp:
             return _json_response(400, {"error": f"invalid JSON: {exc}"})
         except AdminError as exc:
             return _json_response(exc.status, {"error": str(exc), **({"code": exc.code} if exc.code else {})})
+
+    def _iam_role(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A role in any account (``accountId``, ``roleName``, ``trustPolicy``): what a target
+        account's stack makes, for STS AssumeRole to judge callers by. Its trust policy is
+        replaced if it exists."""
+        from moto.iam.models import iam_backends
+
+        account = _field(body, "accountId", str)
+        name = _field(body, "roleName", str)
+        policy = _field(body, "trustPolicy", dict)
+        if not (len(account) == 12 and account.isdigit()):
+            raise AdminError(400, "accountId must be 12 digits")
+        with self.lock:
+            backend = iam_backends[account]["aws"]
+            if name in {role.name for role in backend.get_roles()}:
+                backend.update_assume_role_policy(name, json.dumps(policy))
+                role = backend.get_role(name)
+            else:
+                role = backend.create_role(name, json.dumps(policy), "/", None, "", [], None)
+        return {"arn": role.arn}
 
     def _reset(self, body: dict[str, Any]) -> dict[str, Any]:
         """Everything back to empty: moto (as POST /moto-api/reset), extensions, Kubernetes."""

@@ -1,8 +1,10 @@
 use mockall::predicate::eq;
+use serde_json::json;
 use shared::UpstreamError;
 use shared::approval_link::LinkError;
 use shared::ports::{
-    ApprovalState, MockApprovalApi, MockLedger, MockNotifier, Notification, reply,
+    ActionRun, ApprovalState, MockActionHistory, MockApprovalApi, MockLedger, MockNotifier,
+    Notification, reply,
 };
 
 use super::*;
@@ -66,6 +68,17 @@ fn approvals_with(state: Result<ApprovalState, UpstreamError>) -> MockApprovalAp
             })))
         });
     approvals
+}
+
+/// An execution history without deploys (a one-environment pipeline): read at most once per
+/// delivery, it adds nothing to the email.
+fn history() -> MockActionHistory {
+    let mut history = MockActionHistory::new();
+    history
+        .expect_action_runs()
+        .with(eq("shop-main"), eq("e-1"))
+        .returning(|_, _| reply(Ok(Vec::new())));
+    history
 }
 
 const APPROVERS: [&str; 2] = ["alice@example.com", "bob@example.com"];
@@ -134,6 +147,7 @@ async fn each_approver_gets_their_own_signed_links_and_the_commit() {
         });
     let deps = Deps::new(
         approvals_with(Ok(waiting())),
+        history(),
         notifier,
         granting_ledger(),
         key(),
@@ -217,6 +231,7 @@ async fn a_redelivery_mails_nobody_twice() {
         .returning(|_| reply(Ok(vec![Claim::Done, Claim::Done])));
     let deps = Deps::new(
         approvals_with(Ok(waiting())),
+        history(),
         MockNotifier::new(),
         ledger,
         key(),
@@ -246,6 +261,7 @@ async fn an_approver_whose_claim_is_pending_fails_the_delivery_so_it_is_retried(
         .returning(|_| reply(Ok(vec![Claim::Pending, Claim::Done])));
     let deps = Deps::new(
         approvals_with(Ok(waiting())),
+        history(),
         MockNotifier::new(),
         ledger,
         key(),
@@ -295,6 +311,7 @@ async fn a_failed_email_releases_its_claim_records_the_others_and_fails() {
         .returning(|_| reply(Ok(())));
     let deps = Deps::new(
         approvals_with(Ok(waiting())),
+        history(),
         notifier,
         ledger,
         key(),
@@ -328,6 +345,7 @@ async fn only_the_approvers_not_yet_mailed_are_mailed_and_recorded() {
         .returning(|_| reply(Ok(())));
     let deps = Deps::new(
         approvals_with(Ok(waiting())),
+        history(),
         notifier,
         ledger,
         key(),
@@ -369,6 +387,7 @@ async fn emails_sent_but_not_recorded_still_succeed() {
     });
     let deps = Deps::new(
         approvals_with(Ok(waiting())),
+        history(),
         notifier,
         ledger,
         key(),
@@ -397,6 +416,7 @@ async fn a_failed_claim_mails_nobody_and_fails() {
     });
     let deps = Deps::new(
         approvals_with(Ok(waiting())),
+        history(),
         MockNotifier::new(),
         ledger,
         key(),
@@ -429,7 +449,14 @@ async fn a_failed_lookup_still_mails_everyone_without_the_commit() {
         .withf(|emails| emails.len() == 2 && emails.iter().all(|n| !n.body.contains("Commit:")))
         .times(1)
         .returning(|emails| reply(emails.iter().map(|_| Ok("m".into())).collect()));
-    let deps = Deps::new(approvals, notifier, granting_ledger(), key(), config());
+    let deps = Deps::new(
+        approvals,
+        history(),
+        notifier,
+        granting_ledger(),
+        key(),
+        config(),
+    );
 
     let outcome = handle(&deps, event("approval-needed-minimal.json"), NOW)
         .await
@@ -453,6 +480,7 @@ async fn decided_or_expired_approvals_mail_nobody() {
     };
     let deps = Deps::new(
         approvals_with(Ok(decided)),
+        history(),
         MockNotifier::new(),
         MockLedger::new(),
         key(),
@@ -465,6 +493,7 @@ async fn decided_or_expired_approvals_mail_nobody() {
 
     let deps = Deps::new(
         MockApprovalApi::new(),
+        history(),
         MockNotifier::new(),
         MockLedger::new(),
         key(),
@@ -486,6 +515,7 @@ async fn invalid_events_are_typed_errors_and_call_nothing() {
     for name in ["invalid-missing-token.json", "invalid-not-an-approval.json"] {
         let deps = Deps::new(
             MockApprovalApi::new(),
+            history(),
             MockNotifier::new(),
             MockLedger::new(),
             key(),
@@ -515,5 +545,179 @@ fn links_expire_with_the_approval() {
         Err(LinkError::Expired {
             expired_at: NOW + 10
         })
+    );
+}
+
+const STAGING_DIGEST: &str =
+    "sha256:ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12";
+
+/// The execution `e-1` of the generated pipeline, waiting at ApproveProduction since 10:00:
+/// built 09:40, in staging since 09:48.
+fn staging_then_approval() -> Vec<ActionRun> {
+    let at = |hour: u32, minute: u32| {
+        chrono::DateTime::from_timestamp(NOW - 10 * 3600 + i64::from(hour * 3600 + minute * 60), 0)
+    };
+    let variables = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    vec![
+        ActionRun {
+            stage: "ApproveProduction".into(),
+            action: "ProductionGate".into(),
+            category: "Approval".into(),
+            status: "InProgress".into(),
+            started_at: at(10, 0),
+            updated_at: at(10, 0),
+            ..ActionRun::default()
+        },
+        ActionRun {
+            stage: "DeployStaging".into(),
+            action: "Deploy".into(),
+            category: "Invoke".into(),
+            status: "Succeeded".into(),
+            started_at: at(9, 45),
+            updated_at: at(9, 48),
+            summary: Some("shop/web: container web runs sha256:ab12cd34ef56… (tag 0ccf1ae) on 3 of 3 replicas (rolled out in 41 s); baked 15m, alarm shop-5xx OK throughout".into()),
+            output_variables: variables(&[("IMAGE_DIGEST", STAGING_DIGEST)]),
+            ..ActionRun::default()
+        },
+        ActionRun {
+            stage: "Build".into(),
+            action: "Build".into(),
+            category: "Build".into(),
+            status: "Succeeded".into(),
+            started_at: at(9, 40),
+            updated_at: at(9, 45),
+            output_variables: variables(&[("IMAGE_DIGEST", STAGING_DIGEST)]),
+            ..ActionRun::default()
+        },
+    ]
+}
+
+#[tokio::test]
+async fn the_production_approval_names_the_digest_the_commit_and_how_staging_has_done() {
+    // The sample, at the generated pipeline's approval stage.
+    let mut payload = event("approval-needed.json");
+    let message = payload["Records"][0]["Sns"]["Message"]
+        .as_str()
+        .unwrap()
+        .replace(
+            "\"stageName\": \"Approval\"",
+            "\"stageName\": \"ApproveProduction\"",
+        );
+    payload["Records"][0]["Sns"]["Message"] = json!(message);
+    let mut approvals = MockApprovalApi::new();
+    approvals
+        .expect_approval_state()
+        .with(
+            eq("shop-main"),
+            eq("ApproveProduction"),
+            eq("ProductionGate"),
+            eq(TOKEN),
+        )
+        .times(1)
+        .returning(|_, _, _, _| reply(Ok(waiting())));
+    approvals
+        .expect_execution_revision()
+        .with(eq("shop-main"), eq("e-1"))
+        .times(1)
+        .returning(|_, _| {
+            reply(Ok(Some(Revision {
+                id: COMMIT.into(),
+                summary: Some("feat: one-click checkout".into()),
+                url: None,
+            })))
+        });
+    let mut history = MockActionHistory::new();
+    history
+        .expect_action_runs()
+        .with(eq("shop-main"), eq("e-1"))
+        .times(1)
+        .returning(|_, _| reply(Ok(staging_then_approval())));
+    let published = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Notification>::new()));
+    let sink = published.clone();
+    let mut notifier = MockNotifier::new();
+    notifier
+        .expect_publish_all()
+        .times(1)
+        .returning(move |emails| {
+            sink.lock().unwrap().extend(emails.iter().cloned());
+            reply((1..=emails.len()).map(|n| Ok(format!("m-{n}"))).collect())
+        });
+    let deps = Deps::new(
+        approvals,
+        history,
+        notifier,
+        granting_ledger(),
+        key(),
+        config(),
+    );
+
+    handle(&deps, payload, NOW).await.unwrap();
+
+    let published = published.lock().unwrap();
+    assert_eq!(published.len(), 2);
+    for email in published.iter() {
+        let body = &email.body;
+        assert!(
+            body.contains(&format!("  Image:    {STAGING_DIGEST}\n")),
+            "{body}"
+        );
+        assert!(
+            body.contains("  Commit:   0ccf1ae  feat: one-click checkout\n"),
+            "{body}"
+        );
+        // NOW is 10:00 UTC; staging's deploy ended at 09:48.
+        assert!(
+            body.contains("  So far:   in staging since 09:48 UTC (12 min), rollout succeeded: shop/web: container web runs sha256:ab12cd34ef56… (tag 0ccf1ae) on 3 of 3 replicas (rolled out in 41 s); baked 15m, alarm shop-5xx OK throughout\n"),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unreadable_history_still_mails_the_approvers_without_it() {
+    let mut history = MockActionHistory::new();
+    history.expect_action_runs().times(1).returning(|_, _| {
+        reply(Err(UpstreamError::new(
+            "CodePipeline",
+            "ListActionExecutions",
+            Some("ThrottlingException".into()),
+            "Rate exceeded",
+        )))
+    });
+    let published = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Notification>::new()));
+    let sink = published.clone();
+    let mut notifier = MockNotifier::new();
+    notifier
+        .expect_publish_all()
+        .times(1)
+        .returning(move |emails| {
+            sink.lock().unwrap().extend(emails.iter().cloned());
+            reply((1..=emails.len()).map(|n| Ok(format!("m-{n}"))).collect())
+        });
+    let deps = Deps::new(
+        approvals_with(Ok(waiting())),
+        history,
+        notifier,
+        granting_ledger(),
+        key(),
+        config(),
+    );
+
+    handle(&deps, event("approval-needed.json"), NOW)
+        .await
+        .unwrap();
+
+    let published = published.lock().unwrap();
+    assert_eq!(published.len(), 2);
+    assert!(!published[0].body.contains("So far:"));
+    assert!(
+        published[0]
+            .body
+            .contains("0ccf1ae  feat: one-click checkout")
     );
 }

@@ -4,7 +4,8 @@ use mockall::predicate::eq;
 use serde_json::json;
 use shared::UpstreamError;
 use shared::ports::{
-    MockAlarmReader, MockClusterAccess, MockImageRegistry, MockJobResults, RegistryImage, reply,
+    ClusterTarget, MockAlarmReader, MockClusterAccess, MockImageRegistry, MockJobResults,
+    RegistryImage, reply,
 };
 
 use super::*;
@@ -97,7 +98,7 @@ fn clusters(client: kube::Client) -> MockClusterAccess {
     let mut clusters = MockClusterAccess::new();
     clusters
         .expect_client()
-        .with(eq("shop-prod"))
+        .with(eq(ClusterTarget::own("shop-prod")))
         .times(1)
         .returning(move |_| reply(Ok(client.clone())));
     clusters
@@ -170,6 +171,124 @@ async fn a_job_patches_the_image_follows_the_rollout_and_reports_success() {
 
     assert!(matches!(outcome, Outcome::Succeeded { .. }), "{outcome:?}");
     server.await.unwrap();
+}
+
+const ROLE: &str = "arn:aws:iam::210987654321:role/eks-deploy-target";
+const EXECUTION: &str = "3f2c9a1e-7b4d-4c8e-9f10-2a3b4c5d6e7f";
+
+/// job-deploy.json for the production environment of another account.
+fn cross_account_job() -> Value {
+    let mut job = event("job-deploy.json");
+    let parameters = json!({
+        "cluster": "shop-prod", "namespace": "shop", "deployment": "web", "container": "web",
+        "image": IMAGE, "roleArn": ROLE, "externalId": "shop-main-production",
+        "environment": "production", "pipelineExecutionId": EXECUTION,
+    });
+    job["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] =
+        json!(parameters.to_string());
+    job
+}
+
+fn production_target() -> ClusterTarget {
+    ClusterTarget {
+        cluster: "shop-prod".into(),
+        role: Some(shared::ports::RoleSession {
+            role_arn: ROLE.into(),
+            external_id: "shop-main-production".into(),
+            session_name: shared::ports::SessionName::for_execution("production", EXECUTION),
+        }),
+    }
+}
+
+#[tokio::test]
+async fn a_cluster_of_another_account_is_reached_through_a_session_named_after_the_execution() {
+    let (client, server) = scripted(vec![
+        no_canary(),
+        Exchange::get(DEPLOYMENT, deployment("41", 3, PINNED, rolled_out(3))),
+    ]);
+    let mut clusters = MockClusterAccess::new();
+    clusters
+        .expect_client()
+        .withf(|target| {
+            *target == production_target()
+                && target.role.as_ref().unwrap().session_name.as_str()
+                    == format!("production-{EXECUTION}")
+        })
+        .times(1)
+        .returning(move |_| reply(Ok(client.clone())));
+    let mut jobs = MockJobResults::new();
+    jobs.expect_succeed()
+        .withf(|job, result| job == JOB && result.continuation_token.is_none())
+        .times(1)
+        .returning(|_, _| reply(Ok(Reported::Recorded)));
+    let deps = pinning(clusters, jobs, config());
+
+    let outcome = handle(&deps, cross_account_job(), in_an_hour())
+        .await
+        .unwrap();
+
+    assert!(matches!(outcome, Outcome::Succeeded { .. }), "{outcome:?}");
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_role_that_refuses_this_function_fails_the_job_as_a_configuration_error() {
+    let mut clusters = MockClusterAccess::new();
+    clusters
+        .expect_client()
+        .with(eq(production_target()))
+        .times(1)
+        .returning(|_| {
+            reply(Err(UpstreamError::new(
+                "STS",
+                "AssumeRole",
+                Some(shared::aws::ACCESS_DENIED.into()),
+                format!("not allowed to assume {ROLE}"),
+            )))
+        });
+    let mut jobs = MockJobResults::new();
+    jobs.expect_fail()
+        .withf(|job, failure| {
+            job == JOB
+                && failure.kind == FailureKind::ConfigurationError
+                && failure.message.starts_with("cannot reach cluster shop-prod: STS AssumeRole failed: AccessDenied: not allowed to assume")
+        })
+        .times(1)
+        .returning(|_, _| reply(Ok(Reported::Recorded)));
+    let deps = deps(clusters, jobs, config());
+
+    let outcome = handle(&deps, cross_account_job(), in_an_hour())
+        .await
+        .unwrap();
+
+    assert!(
+        matches!(outcome, Outcome::InvalidParameters { .. }),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_external_id_without_a_role_fails_the_job_naming_the_field() {
+    let mut job = cross_account_job();
+    let configuration =
+        &mut job["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"];
+    let mut parameters: Value =
+        serde_json::from_str(configuration["UserParameters"].as_str().unwrap()).unwrap();
+    parameters.as_object_mut().unwrap().remove("roleArn");
+    configuration["UserParameters"] = json!(parameters.to_string());
+    let mut jobs = MockJobResults::new();
+    jobs.expect_fail()
+        .withf(|_, failure| {
+            failure.kind == FailureKind::ConfigurationError
+                && failure
+                    .message
+                    .starts_with("UserParameters.roleArn: missing")
+        })
+        .times(1)
+        .returning(|_, _| reply(Ok(Reported::Recorded)));
+    let deps = deps(MockClusterAccess::new(), jobs, config());
+
+    handle(&deps, job, in_an_hour()).await.unwrap();
 }
 
 #[tokio::test]
