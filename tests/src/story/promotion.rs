@@ -99,12 +99,32 @@ pub(super) async fn tell(world: &World, timeline: &mut Timeline) {
         ),
     );
 
-    // A commit, built once: the image is pushed and exported pinned to its digest.
+    // A commit, built once: the image is pushed and exported pinned to its digest. CodeCommit
+    // creates a branch only in an empty repository, so the chapter's branch starts at main's tip.
+    let codecommit = aws_sdk_codecommit::Client::new(&world.sdk);
+    let main = codecommit
+        .get_branch()
+        .repository_name(&names.repository)
+        .branch_name("main")
+        .send()
+        .await
+        .expect("GetBranch main")
+        .branch
+        .and_then(|branch| branch.commit_id)
+        .expect("main has a commit");
+    codecommit
+        .create_branch()
+        .repository_name(&names.repository)
+        .branch_name(BRANCH)
+        .commit_id(&main)
+        .send()
+        .await
+        .expect("CreateBranch release");
     let commit = fixtures::commit(
         &world.sdk,
         &names.repository,
         BRANCH,
-        None,
+        Some(&main),
         "feat: gift cards",
     )
     .await;
