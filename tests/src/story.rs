@@ -689,30 +689,11 @@ impl World {
             "CodePipeline",
             "stage Approval waits; the approval request is published to SNS",
         );
-        let mut event = sample_event("approval-notify", "approval-needed.json");
-        let record = &mut event["Records"][0]["Sns"];
-        record["TopicArn"] = json!(self.approval_requests);
-        record["MessageId"] = message["messageId"].clone();
-        record["Subject"] = message["subject"].clone();
-        record["Message"] = message["message"].clone();
-        let before = self.approver_inbox("alice@example.com").await.len();
-        let sent = match self.notify.invoke(&event).await {
-            InvocationResult::Response(value) => value["sent"].clone(),
-            other => json!(format!("{other:?}")),
-        };
-        timeline.step("approval-notify", &format!("mailed {sent}"));
-        let inbox = self.approver_inbox("alice@example.com").await;
-        let Some(email) = inbox.get(before) else {
-            timeline.expect(false, "alice got an email with her links");
+        let Some(email) = self.mail_approvers(&message, timeline).await else {
             return;
         };
         let text = email["message"].as_str().unwrap_or_default();
-        // The links carry the approval token: the story shows the email without them.
-        let shown: Vec<&str> = text
-            .lines()
-            .filter(|l| !l.contains("?link=") && !l.contains("/approve/"))
-            .take(12)
-            .collect();
+        let shown = without_links(text, 12);
         timeline.step(
             "alice (email)",
             &format!(
@@ -751,6 +732,32 @@ impl World {
             replay.status == 409,
             "the link is useless once the approval is decided",
         );
+    }
+
+    /// approval-notify handles the approval request `message` (as SNS delivered it); alice's
+    /// email, or `None` (told on the timeline) when she got none.
+    async fn mail_approvers(&self, message: &Value, timeline: &mut Timeline) -> Option<Value> {
+        let mut event = sample_event("approval-notify", "approval-needed.json");
+        let record = &mut event["Records"][0]["Sns"];
+        record["TopicArn"] = json!(self.approval_requests);
+        record["MessageId"] = message["messageId"].clone();
+        record["Subject"] = message["subject"].clone();
+        record["Message"] = message["message"].clone();
+        let before = self.approver_inbox("alice@example.com").await.len();
+        let sent = match self.notify.invoke(&event).await {
+            InvocationResult::Response(value) => value["sent"].clone(),
+            other => json!(format!("{other:?}")),
+        };
+        timeline.step("approval-notify", &format!("mailed {sent}"));
+        let email = self
+            .approver_inbox("alice@example.com")
+            .await
+            .get(before)
+            .cloned();
+        if email.is_none() {
+            timeline.expect(false, "alice got an email with her links");
+        }
+        email
     }
 
     async fn approver_inbox(&self, address: &str) -> Vec<Value> {
@@ -999,4 +1006,13 @@ async fn subscribe_team(sdk: &SdkConfig, topic: &str) {
         .send()
         .await
         .unwrap();
+}
+
+/// The first `max` lines of an approval email without its links: they carry the approval token,
+/// which the story never shows.
+fn without_links(text: &str, max: usize) -> Vec<&str> {
+    text.lines()
+        .filter(|l| !l.contains("?link=") && !l.contains("/approve/"))
+        .take(max)
+        .collect()
 }

@@ -9,13 +9,13 @@
 
 use serde_json::{Value, json};
 
-use super::World;
+use super::{World, without_links};
 use crate::approvals;
 use crate::runtime_api::InvocationResult;
 use crate::scenarios::deployments::{container_images, ecr_repository, push_tag};
 use crate::scenarios::promotions::PromotionRun;
 use crate::timeline::Timeline;
-use crate::{fixtures, http, kubernetes, sample_event};
+use crate::{fixtures, http, kubernetes};
 
 /// The branch the chapter's pipeline delivers.
 const BRANCH: &str = "release";
@@ -299,30 +299,9 @@ async fn approval_email(world: &World, pipeline: &str, timeline: &mut Timeline) 
         timeline.expect(false, "CodePipeline asked for the production approval");
         return None;
     };
-    let mut event = sample_event("approval-notify", "approval-needed.json");
-    let record = &mut event["Records"][0]["Sns"];
-    record["TopicArn"] = json!(world.approval_requests);
-    record["MessageId"] = message["messageId"].clone();
-    record["Subject"] = message["subject"].clone();
-    record["Message"] = message["message"].clone();
-    let before = world.approver_inbox("alice@example.com").await.len();
-    let sent = match world.notify.invoke(&event).await {
-        InvocationResult::Response(value) => value["sent"].clone(),
-        other => json!(format!("{other:?}")),
-    };
-    timeline.step("approval-notify", &format!("mailed {sent}"));
-    let inbox = world.approver_inbox("alice@example.com").await;
-    let Some(email) = inbox.get(before) else {
-        timeline.expect(false, "alice got an email with her links");
-        return None;
-    };
+    let email = world.mail_approvers(&message, timeline).await?;
     let text = email["message"].as_str().unwrap_or_default().to_owned();
-    // The links carry the approval token: the story shows the email without them.
-    let shown: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.contains("?link=") && !l.contains("/approve/"))
-        .take(14)
-        .collect();
+    let shown = without_links(&text, 14);
     timeline.step(
         "alice (email)",
         &format!(
