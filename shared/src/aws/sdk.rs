@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 
 use crate::config::{Settings, env_lookup};
@@ -129,6 +130,14 @@ impl SdkSettings {
             .operation_timeout(self.operation_timeout)
             .build()
     }
+
+    /// Stalled-stream protection off. It watches the throughput of every request and response
+    /// body, poll by poll, with a timer of its own: made for large S3 transfers, it costs every
+    /// one of our calls (a few hundred bytes each way) work for nothing. A stalled answer is
+    /// still abandoned and retried: the attempt timeout bounds it.
+    pub fn stalled_stream_protection(&self) -> StalledStreamProtectionConfig {
+        StalledStreamProtectionConfig::disabled()
+    }
 }
 
 /// Loads the shared SDK configuration once per cold start; every client is built from it.
@@ -139,6 +148,7 @@ pub async fn load_sdk_config() -> Result<aws_config::SdkConfig, ConfigError> {
     Ok(aws_config::defaults(BehaviorVersion::latest())
         .retry_config(settings.retry_config())
         .timeout_config(settings.timeout_config())
+        .stalled_stream_protection(settings.stalled_stream_protection())
         .load()
         .await)
 }
@@ -165,6 +175,8 @@ mod tests {
             Some(Duration::from_secs(5))
         );
         assert_eq!(timeouts.operation_timeout(), Some(Duration::from_secs(15)));
+        // A stalled answer is bounded by the attempt timeout, not by the throughput monitor.
+        assert!(!settings.stalled_stream_protection().is_enabled());
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! `callgrind_annotate` lists the instructions of each `file:function` (the file of the source
 //! line, so code inlined from serde into an SDK crate counts as serde's); each line goes to one
 //! of [`GROUPS`] by the crate of its source file (a path under `.cargo/registry/src/*/NAME-VER/`,
-//! Rust's `library/`, or the workspace), or else by the crate its symbol names first. One AWS
+//! or the workspace), or else by the crate its symbol names first. Rust's own `library/` is the
+//! exception: its generic code inlined into another crate's function is that crate's work. One AWS
 //! call is the SDK's own groups (orchestrator and interceptors with the services' serializers,
 //! SigV4, HTTP) of one event divided by its AWS calls (the AWS emulator's request log), and,
 //! as an upper bound, everything but our code and the Lambda runtime divided the same way.
@@ -138,6 +139,9 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     ),
     ("std/libc", &["core", "alloc", "std", "libc"]),
 ];
+
+/// Rust's own library.
+const STD_CRATES: [&str; 3] = ["core", "alloc", "std"];
 
 /// Groups an AWS call's own work is made of.
 const CALL_GROUPS: [&str; 3] = ["SDK orchestrator", "SigV4", "hyper/rustls"];
@@ -341,7 +345,17 @@ pub fn group_of(entry: &str) -> &'static str {
         Some((symbol, object)) => (symbol, object.trim_end_matches(']')),
         None => (rest, ""),
     };
-    let krate = crate_of_file(file).or_else(|| crate_of_symbol(symbol));
+    // Rust's own library is mostly generic code inlined into its callers (an integer rotate in
+    // SHA-256, an iterator in the SDK): it counts as the work of the function it runs in, and as
+    // std's only in std's own functions.
+    let symbol_crate = crate_of_symbol(symbol);
+    let krate = match crate_of_file(file) {
+        Some(library) if STD_CRATES.contains(&library.as_str()) => symbol_crate
+            .filter(|krate| !STD_CRATES.contains(&krate.as_str()))
+            .or(Some(library)),
+        Some(krate) => Some(krate),
+        None => symbol_crate,
+    };
     if let Some(krate) = krate {
         for (group, crates) in GROUPS {
             let named = crates.iter().any(|c| match c.strip_suffix('*') {
@@ -493,6 +507,19 @@ mod tests {
         );
         assert_eq!(
             group_of("/rustc/abc/library/core/src/fmt/mod.rs:core::fmt::write [/bin/f]"),
+            "std/libc"
+        );
+        assert_eq!(
+            group_of(
+                "/rustc/abc/library/core/src/num/uint_macros.rs:sha2::sha256::compress256 [/bin/f]"
+            ),
+            "SigV4",
+            "std's code inlined into a crate's function is that crate's work"
+        );
+        assert_eq!(
+            group_of(
+                "/rustc/abc/library/alloc/src/vec/mod.rs:<alloc::vec::Vec<T> as core::clone::Clone>::clone [/bin/f]"
+            ),
             "std/libc"
         );
         assert_eq!(
