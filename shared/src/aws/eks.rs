@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
@@ -13,7 +13,6 @@ use aws_sigv4::http_request::{
 use aws_sigv4::sign::v4;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use secrecy::SecretString;
 
 use super::upstream;
 use crate::error::UpstreamError;
@@ -353,30 +352,66 @@ pub const ACCESS_DENIED: &str = "AccessDenied";
 
 /// A kube client for `url`, trusting only the CA in `ca_pem`, authenticating with the bearer
 /// token `bearer`.
+///
+/// The HTTPS stack is the one kube-client builds (hyper-util's pooled client, rustls with
+/// aws-lc-rs, HTTP/1.1), put together here rather than from a kube `Config`: a client made from
+/// a `Config` links the kubeconfig and auth-plugin code (a YAML parser, JSONPath, the OS trust
+/// store) that an EKS token never needs. kube-client's retry layer is left out on purpose (the
+/// caller's own retries, bounded by the function's deadline and logged, are the one policy), and
+/// so is a socket read timeout (it cut every watch that stayed quiet that long; the caller
+/// bounds each call and each watch by what the call is).
 pub fn kube_client(url: &str, ca_pem: &[u8], bearer: &str) -> Result<kube::Client, UpstreamError> {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use hyper_util::rt::TokioExecutor;
+
     let invalid =
         |what: &str| UpstreamError::new("Kubernetes", "connect", None, format!("invalid {what}"));
-    let mut config = kube::Config::new(url.parse().map_err(|_| invalid("API server URL"))?);
+    let cluster_url: http::Uri = url.parse().map_err(|_| invalid("API server URL"))?;
     let certificates = pem_certificates(ca_pem);
     if certificates.is_empty() {
         return Err(invalid(
             "cluster certificate authority (no PEM certificate)",
         ));
     }
-    config.root_cert = Some(certificates);
-    config.auth_info.token = Some(SecretString::from(bearer.to_owned()));
-    // No socket read timeout: in kube-client it bounds every read, so it cut each watch that
-    // stayed quiet that long (and counted a pooled connection's idle time against the next
-    // answer). The caller bounds each call and each watch itself, by what the call is.
-    config.read_timeout = None;
-    config.connect_timeout = Some(CONNECT_TIMEOUT);
-    // kube-client's own retry layer (429/503/504, up to 15 times, up to 1000 s apart) would sit
-    // under the caller's, which is bounded by the function's deadline and logged: one policy.
-    config.default_retry = false;
-    kube::Client::try_from(config).map_err(|error| {
-        UpstreamError::new("Kubernetes", "connect", None, "cannot build the client")
-            .with_source(error)
-    })
+    let mut roots = rustls::RootCertStore::empty();
+    for der in certificates {
+        roots
+            .add(rustls::pki_types::CertificateDer::from(der))
+            .map_err(|_| invalid("cluster certificate authority"))?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|_| invalid("TLS configuration"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false);
+    // The bearer token never travels in clear: only https URLs connect.
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .wrap_connector(tcp);
+    // TCP and the TLS handshake together.
+    let mut connector = hyper_timeout::TimeoutConnector::new(https);
+    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    let client: Client<_, kube::client::Body> =
+        Client::builder(TokioExecutor::new()).build(connector);
+    let mut authorization =
+        http::HeaderValue::try_from(format!("Bearer {bearer}")).map_err(|_| invalid("token"))?;
+    authorization.set_sensitive(true);
+    let service = tower::ServiceBuilder::new()
+        .layer(kube::client::middleware::BaseUriLayer::new(cluster_url))
+        .map_request(move |mut request: http::Request<kube::client::Body>| {
+            request
+                .headers_mut()
+                .insert(http::header::AUTHORIZATION, authorization.clone());
+            request
+        })
+        .service(client);
+    Ok(kube::Client::new(service, "default"))
 }
 
 /// The DER bodies of the PEM certificates in `pem`.
@@ -552,6 +587,20 @@ mod tests {
         // The SDK's rules take an unknown region into the aws partition (as its own clients do).
         assert_signed_for("xx-moon-1", "sts.xx-moon-1.amazonaws.com");
         assert!(EksToken::sign(&credentials(), "not a region!", "c", SystemTime::now()).is_err());
+    }
+
+    #[test]
+    fn a_client_is_refused_an_api_server_or_authority_it_cannot_use() {
+        let pem = b"-----BEGIN CERTIFICATE-----\nAAECAwQ=\n-----END CERTIFICATE-----\n";
+        let refused = |url: &str, ca: &[u8]| match kube_client(url, ca, "k8s-aws-v1.secret") {
+            Ok(_) => panic!("{url} was accepted"),
+            Err(error) => error.to_string(),
+        };
+        assert!(refused("https://exa mple", pem).contains("invalid API server URL"));
+        assert!(refused("https://example.com", b"garbage").contains("no PEM certificate"));
+        let not_a_certificate = refused("https://example.com", pem);
+        assert!(not_a_certificate.contains("invalid cluster certificate authority"));
+        assert!(!not_a_certificate.contains("secret"), "{not_a_certificate}");
     }
 
     #[test]
