@@ -87,8 +87,15 @@ impl DeployFailure {
 /// The digest of an image reference pinned by digest (`registry/app@sha256:…`), if it is one.
 pub fn digest_of(reference: &str) -> Option<&str> {
     let (_, digest) = reference.rsplit_once('@')?;
-    let hex = digest.strip_prefix("sha256:")?;
-    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(digest)
+    is_digest(digest).then_some(digest)
+}
+
+/// Whether `value` is a digest and nothing else (`sha256:` and 64 hex digits), as
+/// [`IMAGE_DIGEST`] must be: a reference or anything around the digest is not one.
+pub fn is_digest(value: &str) -> bool {
+    value
+        .strip_prefix("sha256:")
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]
@@ -182,5 +189,14 @@ mod tests {
         );
         assert_eq!(digest_of("1.dkr.ecr.x/shop:v1"), None);
         assert_eq!(digest_of("shop@sha256:abc"), None);
+        assert!(is_digest(DIGEST));
+        for not_a_digest in [
+            format!("1.dkr.ecr.x/shop@{DIGEST}"),
+            format!("{DIGEST} "),
+            "sha256:abc".to_owned(),
+            String::new(),
+        ] {
+            assert!(!is_digest(&not_a_digest), "{not_a_digest:?}");
+        }
     }
 }

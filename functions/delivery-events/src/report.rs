@@ -697,7 +697,7 @@ fn deploy_result(run: &ActionRun) -> DeployResult {
     };
     let image = variable(deploy_contract::IMAGE);
     let digest = variable(deploy_contract::IMAGE_DIGEST)
-        .filter(|d| deploy_contract::digest_of(&format!("x@{d}")).is_some())
+        .filter(|d| deploy_contract::is_digest(d))
         .or_else(|| {
             image
                 .as_deref()

@@ -193,6 +193,24 @@ fn a_deploy_action_that_reports_no_digest_leaves_it_unknown_rather_than_inventin
 }
 
 #[test]
+fn an_image_digest_variable_that_is_more_than_a_digest_is_not_taken_for_one() {
+    // Found by the delivery_report fuzz target: a whole reference in IMAGE_DIGEST was
+    // reported as the digest. The pinned IMAGE still gives the right one.
+    let pinned = format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/shop@{DIGEST}");
+    let mut runs = deployed_runs();
+    runs[0] = runs[0].clone().variable("IMAGE", &pinned).variable(
+        "IMAGE_DIGEST",
+        &format!("dkr.ecr.us-east-1.amazonaws.com/shop@{DIGEST}"),
+    );
+    let report = Report::build(end(EndState::Succeeded), &runs);
+    assert_eq!(report.deploy.unwrap().digest.as_deref(), Some(DIGEST));
+    // With no pinned image beside it, there is no digest at all.
+    runs[0] = runs[0].clone().variable("IMAGE", "shop:v2");
+    let report = Report::build(end(EndState::Succeeded), &runs);
+    assert_eq!(report.deploy.unwrap().digest, None);
+}
+
+#[test]
 fn a_console_approval_names_the_identity_that_decided_and_keeps_the_comment() {
     let mut runs = deployed_runs();
     runs[1] = run("Approval", "ProductionGate", "Approval")
