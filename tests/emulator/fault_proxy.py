@@ -305,6 +305,10 @@ def _status_body(code: int, message: str) -> bytes:
 def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # An answer leaves in pieces (the headers, then the body or each chunk of a watch): with
+        # Nagle's algorithm a piece waits for the client's ACK of the one before, which the
+        # client delays by 40 ms. The API server (Go) sends without delay; so must its proxy.
+        disable_nagle_algorithm = True
         upstream: http.client.HTTPSConnection | None = None
 
         def setup(self) -> None:
