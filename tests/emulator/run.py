@@ -64,21 +64,68 @@ def start_aws_server(app: Any) -> tuple[Any, threading.Thread]:
     """Serve ``app`` on a free port of 127.0.0.1 from a daemon thread.
 
     Uses moto's request handler (it keeps header names with underscores, which
-    S3 metadata needs) without werkzeug's per-request access log.
+    S3 metadata needs) without werkzeug's per-request access log, and with
+    connections kept alive as AWS keeps them (see ``keep_alive_handler``).
     """
     from moto.server import MotoRequestHandler
     from werkzeug.serving import make_server
 
-    class QuietRequestHandler(MotoRequestHandler):
-        def log_request(self, code: Any = "-", size: Any = "-") -> None:
-            pass
-
-    server = make_server(HOST, 0, app, threaded=True, request_handler=QuietRequestHandler)
+    server = make_server(HOST, 0, app, threaded=True, request_handler=keep_alive_handler(MotoRequestHandler))
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="aws-emulator", daemon=True
     )
     thread.start()
     return server, thread
+
+
+def keep_alive_handler(base: type) -> type:
+    """``base`` (a werkzeug request handler) keeping HTTP/1.1 connections alive, quietly.
+
+    AWS endpoints keep a connection open across requests, and the SDK's client reuses it: a call
+    costs no TCP set-up. Werkzeug's development server closes every connection after one answer
+    (it cannot tell where an unread body ends and the next request begins), so against it every
+    call would pay a connection the functions never pay in AWS, and the benchmark would count
+    it. Here a request's body is read whole first (by its Content-Length) and given to the
+    application from memory, so the connection stays at the next request's first byte and can
+    be kept; a request whose end cannot be known that way (a chunked body, or one waiting for
+    ``100 Continue``) still gets ``Connection: close``. The answer leaves in several writes
+    (headers, chunks), hence no Nagle delay.
+    """
+    import io
+
+    class KeepAliveRequestHandler(base):  # type: ignore[misc, valid-type]
+        disable_nagle_algorithm = True
+        keep_alive = False
+
+        def log_request(self, code: Any = "-", size: Any = "-") -> None:
+            pass
+
+        def run_wsgi(self) -> None:
+            length = self.headers.get("Content-Length") or "0"
+            delimited = (
+                "Transfer-Encoding" not in self.headers
+                and not self.headers.get("Expect")
+                and length.isdigit()
+            )
+            if not delimited:
+                self.keep_alive = False
+                return super().run_wsgi()
+            socket_reader = self.rfile
+            # Werkzeug reads (and, after the answer, drains) wsgi.input through self.rfile: from
+            # memory, neither touches the next request waiting on the socket.
+            self.rfile = io.BytesIO(socket_reader.read(int(length)))
+            self.keep_alive = True
+            try:
+                super().run_wsgi()
+            finally:
+                self.rfile = socket_reader
+
+        def send_header(self, keyword: str, value: str) -> None:
+            if self.keep_alive and keyword.lower() == "connection" and value.lower() == "close" and not self.close_connection:
+                return
+            super().send_header(keyword, value)
+
+    return KeepAliveRequestHandler
 
 
 class Emulators:

@@ -11,6 +11,7 @@ however the runner ended (its command finished, a signal, ``kill -9``).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -287,6 +288,46 @@ class EndpointsFileTests(unittest.TestCase):
             run.write_atomically(path, {"a": 2})
             self.assertEqual(json.loads(path.read_text()), {"a": 2})
             self.assertEqual(os.listdir(path.parent), ["endpoints.json"])
+
+
+class AwsServerConnectionTests(unittest.TestCase):
+    """The AWS emulator keeps connections alive as AWS does (the SDK reuses them)."""
+
+    def test_requests_share_one_connection_and_no_body_leaks_into_the_next(self) -> None:
+        seen: list[tuple[str, str, bytes]] = []
+
+        def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            # /ignore leaves its body unread, as an application answering an error may.
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = b"" if environ["PATH_INFO"] == "/ignore" else environ["wsgi.input"].read(length)
+            seen.append((environ["PATH_INFO"], environ["REMOTE_PORT"], body))
+            # No Content-Length: the answer is chunked, in several writes.
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok ", body]
+
+        server, _ = run.start_aws_server(app)
+        connection = http.client.HTTPConnection(run.HOST, server.server_port, timeout=10)
+        try:
+            for path, body in [("/a", b"x" * 10), ("/ignore", b"y" * 70_000), ("/b", b"z")]:
+                connection.request("POST", path, body=body)
+                answer = connection.getresponse()
+                self.assertIsNone(answer.getheader("Connection"), path)
+                self.assertEqual(answer.read(), b"ok " + (b"" if path == "/ignore" else body))
+            self.assertEqual([path for path, _, _ in seen], ["/a", "/ignore", "/b"])
+            self.assertEqual(len({port for _, port, _ in seen}), 1, "one connection for all three")
+            self.assertEqual(seen[2][2], b"z")
+
+            # A chunked body's end is only known once read: that answer closes the connection.
+            connection.putrequest("POST", "/chunked")
+            connection.putheader("Transfer-Encoding", "chunked")
+            connection.endheaders(b"1\r\nq\r\n0\r\n\r\n")
+            answer = connection.getresponse()
+            self.assertEqual(answer.getheader("Connection"), "close")
+            answer.read()
+        finally:
+            connection.close()
+            server.shutdown()
+            server.server_close()
 
 
 if __name__ == "__main__":
