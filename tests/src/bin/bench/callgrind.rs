@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use integration_tests::Function;
 use serde::Serialize;
 
 use crate::AwsLog;
@@ -263,25 +264,15 @@ async fn run<W: Workload>(
         function.logs()
     );
     aws_log.clear().await;
-    for _ in 0..count {
-        let index = *next;
-        *next += 1;
-        let (kind, event) = workload.event(index).await;
-        let polls = runtime.polls();
-        let result = runtime.invoke(&event, EVENT_LIMIT).await;
-        assert!(
-            runtime.wait_for_polls(polls + 1, EVENT_LIMIT).await,
-            "{} did not ask for more work after event {index} ({kind})",
-            subject.label()
-        );
-        workload.check(&kind, &result).unwrap_or_else(|problem| {
-            panic!(
-                "{}: event {index} ({kind}) went wrong under valgrind: {problem}",
-                subject.label()
-            )
-        });
-        workload.after(&kind, &result).await;
-    }
+    drive(
+        &function,
+        &subject.label(),
+        workload,
+        next,
+        count,
+        EVENT_LIMIT,
+    )
+    .await;
     let calls: u64 = aws_log.counts().await.values().sum();
     let ended = function.terminate(EXIT_LIMIT).await;
     assert!(
@@ -291,6 +282,34 @@ async fn run<W: Workload>(
         out.display()
     );
     calls
+}
+
+/// Sends `count` events of `workload` (numbered from `next` on) to `function`, one after the
+/// other, each checked, waiting each time until the function asks for the next one.
+pub async fn drive<W: Workload>(
+    function: &Function,
+    label: &str,
+    workload: &mut W,
+    next: &mut usize,
+    count: usize,
+    limit: Duration,
+) {
+    let runtime = function.runtime();
+    for _ in 0..count {
+        let index = *next;
+        *next += 1;
+        let (kind, event) = workload.event(index).await;
+        let polls = runtime.polls();
+        let result = runtime.invoke(&event, limit).await;
+        assert!(
+            runtime.wait_for_polls(polls + 1, limit).await,
+            "{label} did not ask for more work after event {index} ({kind})"
+        );
+        workload.check(&kind, &result).unwrap_or_else(|problem| {
+            panic!("{label}: event {index} ({kind}) went wrong: {problem}")
+        });
+        workload.after(&kind, &result).await;
+    }
 }
 
 /// `file:function` → instructions, from `callgrind_annotate` of `file`.
@@ -465,13 +484,13 @@ pub fn markdown(profiles: &[Profile], command: &str) -> String {
     text
 }
 
-/// Puts `section` between the `<!-- callgrind -->` and `<!-- /callgrind -->` markers of
-/// `document`; `None` when it has no such markers.
-pub fn splice(document: &str, section: &str) -> Option<String> {
-    const BEGIN: &str = "<!-- callgrind -->";
-    const END: &str = "<!-- /callgrind -->";
-    let start = document.find(BEGIN)? + BEGIN.len();
-    let end = start + document[start..].find(END)?;
+/// Puts `section` between the `<!-- NAME -->` and `<!-- /NAME -->` markers of `document`;
+/// `None` when it has no such markers.
+pub fn splice_between(document: &str, name: &str, section: &str) -> Option<String> {
+    let begin = format!("<!-- {name} -->");
+    let end_marker = format!("<!-- /{name} -->");
+    let start = document.find(&begin)? + begin.len();
+    let end = start + document[start..].find(&end_marker)?;
     Some(format!(
         "{}\n{}\n{}",
         &document[..start],
@@ -548,9 +567,10 @@ mod tests {
     fn the_section_replaces_what_is_between_the_markers() {
         let document = "a\n<!-- callgrind -->\nold\n<!-- /callgrind -->\nb\n";
         assert_eq!(
-            splice(document, "new\n").unwrap(),
+            splice_between(document, "callgrind", "new\n").unwrap(),
             "a\n<!-- callgrind -->\nnew\n<!-- /callgrind -->\nb\n"
         );
-        assert_eq!(splice("no markers", "x"), None);
+        assert_eq!(splice_between("no markers", "callgrind", "x"), None);
+        assert_eq!(splice_between(document, "perf", "x"), None);
     }
 }

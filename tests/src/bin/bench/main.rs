@@ -11,6 +11,7 @@ mod callgrind;
 mod eks;
 mod measure;
 mod micro;
+mod perf;
 mod report;
 mod workloads;
 
@@ -46,7 +47,7 @@ const BASELINES: [(&str, &str); 2] = [
 /// The harness's own AWS calls carry this application name, so they are not counted.
 const HARNESS_APP: &str = "bench-harness";
 
-const USAGE: &str = "usage: bench [--quick] [--callgrind] [--cold-starts N] [--events N]
+const USAGE: &str = "usage: bench [--quick] [--callgrind | --perf] [--cold-starts N] [--events N]
              [--only FUNCTION,...] [--results PATH] [--markdown PATH] [--template PATH]
 
 Runs under tests/emulator/run.py (EMULATORS_FILE); tests/scripts/bench does everything.
@@ -54,6 +55,9 @@ Runs under tests/emulator/run.py (EMULATORS_FILE); tests/scripts/bench does ever
   --callgrind       instructions per event and per AWS call under valgrind instead (the
                     `profiling` build; --events warm events, default 10), into
                     target/bench/callgrind.{json,md} and the callgrind section of --markdown
+  --perf            where the CPU goes natively, kernel included, sampled by perf (the
+                    `profiling` build; --events warm events, default 500), into
+                    target/bench/perf.{json,md} and the perf section of --markdown
   --cold-starts N   cold starts per subject (1-1000, default 30)
   --events N        events in each warm run (1-100000, default 1000)
   --only LIST       only these functions (comma-separated)
@@ -72,6 +76,8 @@ pub struct Settings {
     pub quick: bool,
     /// Instruction counts under callgrind instead of times.
     pub callgrind: bool,
+    /// CPU samples under perf instead of times.
+    pub perf: bool,
     /// The functions measured.
     pub functions: Vec<String>,
     #[serde(skip)]
@@ -89,6 +95,7 @@ fn parse_args() -> Result<Settings, String> {
         events: 1000,
         quick: false,
         callgrind: false,
+        perf: false,
         functions: FUNCTIONS.iter().map(|f| (*f).to_owned()).collect(),
         results: root.join("target/bench/results.json"),
         markdown: None,
@@ -102,6 +109,7 @@ fn parse_args() -> Result<Settings, String> {
         match arg.as_str() {
             "--quick" => settings.quick = true,
             "--callgrind" => settings.callgrind = true,
+            "--perf" => settings.perf = true,
             "--cold-starts" => cold_starts = Some(bounded(&value(&arg)?, 1, 1000, &arg)?),
             "--events" => events = Some(bounded(&value(&arg)?, 1, 100_000, &arg)?),
             "--only" => {
@@ -118,10 +126,14 @@ fn parse_args() -> Result<Settings, String> {
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    let (default_cold, default_events) = match (settings.quick, settings.callgrind) {
-        (_, true) => (0, 10),
-        (true, false) => (3, 28),
-        (false, false) => (30, 1000),
+    if settings.callgrind && settings.perf {
+        return Err("--callgrind and --perf: one at a time".into());
+    }
+    let (default_cold, default_events) = match (settings.quick, settings.callgrind, settings.perf) {
+        (_, true, _) => (0, 10),
+        (_, _, true) => (0, 500),
+        (true, false, false) => (3, 28),
+        (false, false, false) => (30, 1000),
     };
     settings.cold_starts = cold_starts.unwrap_or(default_cold);
     settings.events = events.unwrap_or(default_events);
@@ -392,6 +404,7 @@ struct Bench<'a> {
     aws_log: &'a AwsLog,
     results: Vec<SubjectResult>,
     profiles: Vec<callgrind::Profile>,
+    natives: Vec<perf::NativeProfile>,
 }
 
 impl Bench<'_> {
@@ -416,6 +429,26 @@ impl Bench<'_> {
                     profile.calls_per_event
                 );
                 self.profiles.push(profile);
+            }
+            return;
+        }
+        if settings.perf {
+            for subject in subjects.iter().filter(|s| s.implementation == "rust") {
+                eprintln!(
+                    "bench: {}: {} events under perf",
+                    subject.label(),
+                    settings.events
+                );
+                let out = paths.root.join("target/bench/perf");
+                let profile =
+                    perf::profile(subject, workload, settings.events, aws_log, &out).await;
+                eprintln!(
+                    "bench: {}: {:.0} µs CPU per event, {:.1} % of it in the kernel",
+                    subject.label(),
+                    profile.cpu_us_per_event,
+                    profile.groups.get("kernel").copied().unwrap_or_default()
+                );
+                self.natives.push(profile);
             }
             return;
         }
@@ -446,36 +479,32 @@ impl Bench<'_> {
     }
 }
 
-/// Writes the callgrind profiles: JSON and the markdown section in `target/bench/`, and the
-/// section into the `--markdown` document's callgrind markers.
-fn write_callgrind(settings: &Settings, profiles: &[callgrind::Profile]) {
+/// Writes one profiling mode's figures: `NAME.json` and the markdown section `NAME.md` in
+/// `target/bench/`, and the section between the `--markdown` document's `NAME` markers.
+fn write_section(settings: &Settings, name: &str, json: String, section: impl Fn(&str) -> String) {
     let dir = workspace_root().join("target/bench");
     std::fs::create_dir_all(&dir).unwrap();
-    let json = serde_json::to_string_pretty(profiles).unwrap();
-    std::fs::write(dir.join("callgrind.json"), json + "\n").unwrap();
-    let mut command = format!(
-        "tests/scripts/bench --callgrind --events {}",
-        settings.events
-    );
+    std::fs::write(dir.join(format!("{name}.json")), json + "\n").unwrap();
+    let mut command = format!("tests/scripts/bench --{name} --events {}", settings.events);
     if settings.functions.len() < FUNCTIONS.len() {
         command.push_str(&format!(" --only {}", settings.functions.join(",")));
     }
-    let section = callgrind::markdown(profiles, &command);
-    std::fs::write(dir.join("callgrind.md"), &section).unwrap();
+    let section = section(&command);
+    std::fs::write(dir.join(format!("{name}.md")), &section).unwrap();
     println!("{section}");
     eprintln!(
-        "bench: callgrind figures in {}",
-        dir.join("callgrind.json").display()
+        "bench: {name} figures in {}",
+        dir.join(format!("{name}.json")).display()
     );
     if let Some(markdown) = &settings.markdown {
         let document = std::fs::read_to_string(markdown).unwrap_or_default();
-        match callgrind::splice(&document, &section) {
+        match callgrind::splice_between(&document, name, &section) {
             Some(spliced) => {
                 std::fs::write(markdown, spliced).unwrap();
-                eprintln!("bench: callgrind section of {} updated", markdown.display());
+                eprintln!("bench: {name} section of {} updated", markdown.display());
             }
             None => eprintln!(
-                "bench: {} has no callgrind markers; the section is in target/bench/callgrind.md",
+                "bench: {} has no {name} markers; the section is in target/bench/{name}.md",
                 markdown.display()
             ),
         }
@@ -538,6 +567,7 @@ async fn main() -> ExitCode {
         aws_log: &aws_log,
         results: Vec::new(),
         profiles: Vec::new(),
+        natives: Vec::new(),
     };
     let wanted = |f: &str| settings.functions.iter().any(|w| w == f);
     if wanted("codecommit-push") {
@@ -575,14 +605,24 @@ async fn main() -> ExitCode {
         bench.measure(list, &mut workload).await;
     }
     let mut eks_requests = Vec::new();
-    if settings.callgrind {
+    if settings.callgrind || settings.perf {
         if wanted("eks-deploy") {
             let mut workload =
                 workloads::EksDeploy::setup(&emulators, &sdk, 1, 30, Some("0s")).await;
             let list = subjects_of("eks-deploy", base_env.clone());
             bench.measure(list, &mut workload).await;
         }
-        write_callgrind(&settings, &bench.profiles);
+        if settings.callgrind {
+            let json = serde_json::to_string_pretty(&bench.profiles).unwrap();
+            write_section(&settings, "callgrind", json, |command| {
+                callgrind::markdown(&bench.profiles, command)
+            });
+        } else {
+            let json = serde_json::to_string_pretty(&bench.natives).unwrap();
+            write_section(&settings, "perf", json, |command| {
+                perf::markdown(&bench.natives, command)
+            });
+        }
         return ExitCode::SUCCESS;
     }
     if wanted("eks-deploy") {

@@ -29,7 +29,8 @@ pub fn fill(template: &str, results: &Results) -> String {
         ("micro", micro(results)),
         ("eks", eks(results)),
         ("eks-findings", eks_findings(results)),
-        ("callgrind", callgrind_section()),
+        ("callgrind", profiling_section("callgrind")),
+        ("perf", profiling_section("perf")),
     ];
     let mut text = template.to_owned();
     for (name, table) in sections {
@@ -38,13 +39,15 @@ pub fn fill(template: &str, results: &Results) -> String {
     text
 }
 
-/// The last `--callgrind` run's section (`target/bench/callgrind.md`), which that run also put
-/// in BENCHMARKS.md.
-fn callgrind_section() -> String {
-    std::fs::read_to_string(integration_tests::workspace_root().join("target/bench/callgrind.md"))
-        .unwrap_or_else(|_| {
-            "Not measured by this run: `tests/scripts/bench --callgrind` measures it.".to_owned()
-        })
+/// The last `--callgrind` or `--perf` run's section (`target/bench/NAME.md`), which that run
+/// also put in BENCHMARKS.md.
+fn profiling_section(name: &str) -> String {
+    std::fs::read_to_string(
+        integration_tests::workspace_root().join(format!("target/bench/{name}.md")),
+    )
+    .unwrap_or_else(|_| {
+        format!("Not measured by this run: `tests/scripts/bench --{name}` measures it.")
+    })
 }
 
 fn spread(stats: &Stats, digits: usize) -> String {
