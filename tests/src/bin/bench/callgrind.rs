@@ -314,23 +314,32 @@ pub async fn drive<W: Workload>(
 
 /// `file:function` → instructions, from `callgrind_annotate` of `file`.
 fn annotate(file: &Path) -> BTreeMap<String, f64> {
-    let output = Command::new("callgrind_annotate")
-        .args([
+    parse_annotation(&report_of(
+        "callgrind_annotate",
+        &[
             "--threshold=100",
             "--show-percs=no",
             "--auto=no",
             "--inclusive=no",
-        ])
+        ],
+        file,
+    ))
+}
+
+/// What `program` with `args` prints about the profile in `file`; a failure stops the run.
+pub fn report_of(program: &str, args: &[&str], file: &Path) -> String {
+    let output = Command::new(program)
+        .args(args)
         .arg(file)
         .output()
-        .unwrap_or_else(|e| panic!("callgrind_annotate: {e}"));
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
     assert!(
         output.status.success(),
-        "callgrind_annotate {}: {}",
+        "{program} {}: {}",
         file.display(),
         String::from_utf8_lossy(&output.stderr)
     );
-    parse_annotation(&String::from_utf8_lossy(&output.stdout))
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// The per-function lines of `callgrind_annotate` (`1,234  file:function [object]`); the
@@ -467,20 +476,38 @@ pub fn markdown(profiles: &[Profile], command: &str) -> String {
         profiles.first().map_or(0, |p| p.events)
     ));
     for profile in profiles {
-        text.push_str(&format!(
-            "\n<details><summary>{}: the functions with the most instructions per event</summary>\n\n| k instr. | file:function |\n| --- | --- |\n",
-            profile.function
+        text.push_str(&top_table(
+            &format!(
+                "{}: the functions with the most instructions per event",
+                profile.function
+            ),
+            ("k instr.", "file:function"),
+            profile
+                .top
+                .iter()
+                .map(|(entry, count)| (thousands(*count), entry.as_str())),
         ));
-        for (entry, count) in &profile.top {
-            let short: String = entry.chars().take(160).collect();
-            text.push_str(&format!(
-                "| {} | `{}` |\n",
-                thousands(*count),
-                short.replace('|', "\\|").replace('`', "'")
-            ));
-        }
-        text.push_str("\n</details>\n");
     }
+    text
+}
+
+/// A folded table under `summary`: one row per (figure, name), the name as code, cut short.
+pub fn top_table<'a>(
+    summary: &str,
+    (figure, name): (&str, &str),
+    rows: impl Iterator<Item = (String, &'a str)>,
+) -> String {
+    let mut text = format!(
+        "\n<details><summary>{summary}</summary>\n\n| {figure} | {name} |\n| --- | --- |\n"
+    );
+    for (value, entry) in rows {
+        let short: String = entry.chars().take(160).collect();
+        text.push_str(&format!(
+            "| {value} | `{}` |\n",
+            short.replace('|', "\\|").replace('`', "'")
+        ));
+    }
+    text.push_str("\n</details>\n");
     text
 }
 

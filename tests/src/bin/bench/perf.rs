@@ -14,7 +14,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -90,7 +89,7 @@ pub async fn profile<W: Workload>(
     let used_ns = cpu_ns(pid).saturating_sub(before);
     let calls: u64 = aws_log.counts().await.values().sum();
     if let Some(perf) = recorder.id() {
-        let _ = Command::new("kill")
+        let _ = std::process::Command::new("kill")
             .args(["-INT", &perf.to_string()])
             .status();
     }
@@ -128,8 +127,9 @@ pub async fn profile<W: Workload>(
 
 /// `symbol [object]` → samples, from `perf report` of `data`.
 fn report(data: &Path) -> BTreeMap<String, u64> {
-    let output = Command::new("perf")
-        .args([
+    parse_report(&callgrind::report_of(
+        "perf",
+        &[
             "report",
             "--stdio",
             "--no-children",
@@ -142,17 +142,9 @@ fn report(data: &Path) -> BTreeMap<String, u64> {
             "--fields",
             "sample,dso,sym",
             "-i",
-        ])
-        .arg(data)
-        .output()
-        .unwrap_or_else(|e| panic!("perf report: {e}"));
-    assert!(
-        output.status.success(),
-        "perf report {}: {}",
-        data.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    parse_report(&String::from_utf8_lossy(&output.stdout))
+        ],
+        data,
+    ))
 }
 
 /// The lines of `perf report --fields sample,dso,sym` (`  123  libc.so.6  [.] malloc`), as
@@ -217,18 +209,14 @@ pub fn markdown(profiles: &[NativeProfile], command: &str) -> String {
         profiles.first().map_or(0, |p| p.events)
     ));
     for profile in profiles {
-        text.push_str(&format!(
-            "\n<details><summary>{}: the symbols with the most samples</summary>\n\n| share | symbol [object] |\n| --- | --- |\n",
-            profile.function
+        text.push_str(&callgrind::top_table(
+            &format!("{}: the symbols with the most samples", profile.function),
+            ("share", "symbol [object]"),
+            profile
+                .top
+                .iter()
+                .map(|(entry, share)| (format!("{share:.1} %"), entry.as_str())),
         ));
-        for (entry, share) in &profile.top {
-            let short: String = entry.chars().take(160).collect();
-            text.push_str(&format!(
-                "| {share:.1} % | `{}` |\n",
-                short.replace('|', "\\|").replace('`', "'")
-            ));
-        }
-        text.push_str("\n</details>\n");
     }
     text
 }
