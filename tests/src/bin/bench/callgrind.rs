@@ -254,15 +254,7 @@ async fn run<W: Workload>(
         args,
         ..subject.clone()
     };
-    let (function, _) = valgrind.start().await;
-    let runtime = function.runtime();
-    assert!(
-        runtime.wait_for_polls(1, START_LIMIT).await,
-        "{} did not start under valgrind: {:?} {:?}",
-        subject.label(),
-        runtime.init_error(),
-        function.logs()
-    );
+    let function = valgrind.start_ready(START_LIMIT).await;
     aws_log.clear().await;
     drive(
         &function,

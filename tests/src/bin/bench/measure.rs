@@ -40,6 +40,22 @@ impl Subject {
         (function, started)
     }
 
+    /// Starts the process (see [`Self::start`]) and waits up to `limit` for it to ask for its
+    /// first event; one that does not is the end of the run, with its init error and logs.
+    pub async fn start_ready(&self, limit: Duration) -> Function {
+        let (function, _) = self.start().await;
+        let runtime = function.runtime();
+        assert!(
+            runtime.wait_for_polls(1, limit).await,
+            "{} ({}) did not start: {:?} {:?}",
+            self.label(),
+            self.program.display(),
+            runtime.init_error(),
+            function.logs()
+        );
+        function
+    }
+
     /// `codecommit-push (rust)`.
     pub fn label(&self) -> String {
         format!("{} ({})", self.function, self.implementation)
@@ -172,15 +188,8 @@ pub async fn warm_run<W: Workload>(
     events: usize,
     aws_log: &crate::AwsLog,
 ) -> WarmRun {
-    let (function, _) = subject.start().await;
+    let function = subject.start_ready(Duration::from_secs(30)).await;
     let runtime = function.runtime();
-    assert!(
-        runtime.wait_for_polls(1, Duration::from_secs(30)).await,
-        "{} did not start: {:?} {:?}",
-        subject.label(),
-        runtime.init_error(),
-        function.logs()
-    );
     let pid = function.pid().unwrap();
     aws_log.clear().await;
     let mut cpu = Vec::with_capacity(events);

@@ -60,14 +60,7 @@ pub async fn profile<W: Workload>(
     let data = out_dir.join(format!("{}.data", subject.function));
     let _ = std::fs::remove_file(&data);
     let label = subject.label();
-    let (function, _) = subject.start().await;
-    let runtime = function.runtime();
-    assert!(
-        runtime.wait_for_polls(1, START_LIMIT).await,
-        "{label} did not start: {:?} {:?}",
-        runtime.init_error(),
-        function.logs()
-    );
+    let function = subject.start_ready(START_LIMIT).await;
     let pid = function.pid().unwrap();
     let mut next = 0;
     drive(&function, &label, workload, &mut next, WARMUP, EVENT_LIMIT).await;
